@@ -1,0 +1,140 @@
+"""Projection of records onto one plugin's aggregate: the key and the values.
+
+A plugin's ``aggregate`` list decides which record fields it needs (``input_fields``,
+what the core ships through its ring) and the packed dtype of its keys. ``KeyBuilder``
+turns a batch of records into key rows and value columns, vectorised; the cache then
+sums rows with equal keys.
+
+Key field names are the record field names for plain primitives, ``src_net``/``dst_net``
+for prefixes, ``stamp_inserted`` for the time bin (seconds), and ``flow_af`` (the
+flow's address family, which pmacct uses to print an unset BGP next hop).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .primitives import PRIMITIVES
+from .record import ADDR_DTYPE, RECORD_DTYPE, STRING_FIELDS
+
+COUNTER_FIELDS = ("packets", "bytes", "flows")
+
+# MASKS[n] is the 16-byte netmask with the n leading bits set.
+_MASKS = np.packbits(np.arange(128)[None, :] < np.arange(129)[:, None], axis=1)
+
+
+def mask_addresses(addrs: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Apply prefix lengths to an array of ``ADDR_DTYPE`` addresses."""
+    out = np.zeros(len(addrs), dtype=ADDR_DTYPE)
+    out["af"] = addrs["af"]
+    raw = np.ascontiguousarray(addrs["addr"]).view(np.uint8).reshape(-1, 16)
+    limit = np.where(addrs["af"] == 4, 32, 128)
+    m = np.minimum(masks.astype(np.int64), limit)
+    out["addr"] = (raw & _MASKS[m]).view("V16").reshape(-1)
+    return out
+
+
+class KeyBuilder:
+    """Builds key rows and value columns for one plugin's primitive list."""
+
+    def __init__(self, primitives, record_dtype: np.dtype = RECORD_DTYPE, time_bins=None,
+                 extra_key_fields=()):
+        self.primitives = tuple(primitives)
+        self.time_bins = time_bins
+        self.sum_primitive = None
+        self.or_tcp_flags = False
+        self.count_flows = False
+        key_fields: list[tuple[str, object]] = []
+        inputs: set[str] = set(COUNTER_FIELDS)
+        self._copy: list[str] = []
+        self._nets: list[tuple[str, str, str]] = []
+        for name in self.primitives:
+            p = PRIMITIVES.get(name)
+            if p is None:
+                # custom primitive: a record field of the same name
+                if name not in record_dtype.names:
+                    raise KeyError(f"no record field for primitive {name!r}")
+                key_fields.append((name, record_dtype.fields[name][0]))
+                self._copy.append(name)
+                inputs.add(name)
+                continue
+            inputs.update(p.fields)
+            if p.kind == "copy":
+                for f in p.fields:
+                    if f not in dict(key_fields):
+                        key_fields.append((f, record_dtype.fields[f][0]))
+                        self._copy.append(f)
+            elif p.kind == "net":
+                key_fields.append((name, ADDR_DTYPE))
+                self._nets.append((name, p.fields[0], p.fields[1]))
+            elif p.kind == "sum":
+                self.sum_primitive = name
+                if name == "sum_net":
+                    key_fields.append(("src_net", ADDR_DTYPE))
+                else:
+                    f = p.fields[0]
+                    key_fields.append((f, record_dtype.fields[f][0]))
+            elif p.kind == "or":
+                self.or_tcp_flags = True
+            elif p.kind == "output":
+                self.count_flows = self.count_flows or name == "flows"
+        if "peer_dst_ip" in self.primitives:
+            key_fields.append(("flow_af", "u1"))
+            inputs.add("src_host")
+        for f in extra_key_fields:
+            if f not in dict(key_fields):
+                key_fields.append((f, record_dtype.fields[f][0]))
+                self._copy.append(f)
+                inputs.add(f)
+        if time_bins is not None:
+            key_fields.append(("stamp_inserted", "i8"))
+            inputs.add("time_start")
+        self.key_dtype = np.dtype(key_fields)
+        self.input_fields = frozenset(inputs)
+        self.string_key_fields = tuple(f for f in self._copy if f in STRING_FIELDS)
+
+    def build(self, records: np.ndarray, string_lut: np.ndarray | None = None):
+        """Key rows and value columns for ``records``.
+
+        ``string_lut`` maps the batch's string ids to the plugin's own ids; it is needed
+        only when the key holds string fields.
+        """
+        n = len(records)
+        if self.sum_primitive:
+            return self._build_sum(records)
+        keys = np.zeros(n, dtype=self.key_dtype)
+        for f in self._copy:
+            col = records[f]
+            if f in STRING_FIELDS and string_lut is not None:
+                col = string_lut[col]
+            keys[f] = col
+        for name, host, mask in self._nets:
+            keys[name] = mask_addresses(records[host], records[mask])
+        if "flow_af" in self.key_dtype.names:
+            keys["flow_af"] = records["src_host"]["af"]
+        if self.time_bins is not None:
+            keys["stamp_inserted"] = self.time_bins.bin(records["time_start"] // 1_000_000)
+        return keys, self._values(records)
+
+    def _values(self, records: np.ndarray) -> dict[str, np.ndarray]:
+        vals = {f: records[f].astype(np.uint64, copy=False) for f in COUNTER_FIELDS}
+        if self.or_tcp_flags:
+            vals["tcp_flags"] = records["tcp_flags"].astype(np.uint8, copy=False)
+        return vals
+
+    def _build_sum(self, records: np.ndarray):
+        n = len(records)
+        keys = np.zeros(2 * n, dtype=self.key_dtype)
+        p = self.sum_primitive
+        if p == "sum_net":
+            keys["src_net"][:n] = mask_addresses(records["src_host"], records["src_mask"])
+            keys["src_net"][n:] = mask_addresses(records["dst_host"], records["dst_mask"])
+        else:
+            src, dst = PRIMITIVES[p].fields
+            keys[src][:n] = records[src]
+            keys[src][n:] = records[dst]
+        if self.time_bins is not None:
+            b = self.time_bins.bin(records["time_start"] // 1_000_000)
+            keys["stamp_inserted"][:n] = b
+            keys["stamp_inserted"][n:] = b
+        vals = {k: np.concatenate([v, v]) for k, v in self._values(records).items()}
+        return keys, vals

@@ -1,0 +1,235 @@
+"""The core-to-plugin channel: a shared-memory circular buffer of fixed-size slots.
+
+``plugin_pipe_size`` bytes are cut into slots of ``plugin_buffer_size`` bytes. The core
+(the only writer) serialises each batch of records into as many slots as it needs; the
+plugin (the only reader) turns slots back into batches. Both ends see the memory through
+an anonymous shared mapping made before the plugin is forked.
+
+Counters live in a separate shared page: slots written, slots read, and drops. The
+writer never blocks on a live source: when no slot is free the chunk is dropped and
+counted. A wake-up pipe lets a sleeping reader poll(); closing its write end (or the
+core dying) tells the reader that no more data will come.
+
+Slot layout: a 16-byte header (sequence, record count, record bytes, string bytes),
+the records as raw bytes, then the string table as int32 lengths + UTF-8 bytes.
+"""
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import select
+import struct
+import time
+
+import numpy as np
+
+from .record import Batch
+
+_HDR = struct.Struct("<IIII")
+
+# control page word indexes
+W_WRITTEN, W_READ, W_DROP_RECORDS, W_DROP_CHUNKS, W_RECORDS, W_CLOSED = range(6)
+
+
+class RingError(Exception):
+    pass
+
+
+def _encode_strings(strings: list[str]) -> bytes:
+    if len(strings) <= 1:
+        return b""
+    enc = [s.encode("utf-8", "surrogateescape") for s in strings]
+    lens = np.fromiter((len(e) for e in enc), dtype="<i4", count=len(enc))
+    return lens.tobytes() + b"".join(enc)
+
+
+def _decode_strings(buf: memoryview, count: int) -> list[str]:
+    if count == 0:
+        return [""]
+    lens = np.frombuffer(buf, dtype="<i4", count=count)
+    ends = np.cumsum(lens) + 4 * count
+    out, pos = [], 4 * count
+    raw = bytes(buf)
+    for e in ends.tolist():
+        out.append(raw[pos:e].decode("utf-8", "surrogateescape"))
+        pos = e
+    return out
+
+
+class Ring:
+    def __init__(self, pipe_size: int, buffer_size: int, dtype: np.dtype,
+                 string_fields=(), name: str = ""):
+        min_slot = _HDR.size + dtype.itemsize
+        if buffer_size < min_slot:
+            buffer_size = min_slot
+        self.slot_size = int(buffer_size)
+        self.nslots = max(2, int(pipe_size) // self.slot_size)
+        self.dtype = dtype
+        self.name = name
+        self.string_fields = tuple(f for f in string_fields if f in (dtype.names or ()))
+        self.max_records = (self.slot_size - _HDR.size) // dtype.itemsize
+        self._mem = mmap.mmap(-1, self.slot_size * self.nslots)
+        self._ctl_mem = mmap.mmap(-1, mmap.PAGESIZE)
+        self.ctl = np.frombuffer(self._ctl_mem, dtype=np.uint64, count=8)
+        self.buf = np.frombuffer(self._mem, dtype=np.uint8)
+        self.rfd, self.wfd = os.pipe()
+        os.set_blocking(self.wfd, False)
+        self._last_wake = 0.0
+
+    # ---- process plumbing -------------------------------------------------
+    def writer_side(self) -> None:
+        """Called in the core after forking: it keeps only the write end."""
+        if self.rfd >= 0:
+            os.close(self.rfd)
+            self.rfd = -1
+
+    def reader_side(self) -> None:
+        """Called in the plugin after forking: it keeps only the read end."""
+        if self.wfd >= 0:
+            os.close(self.wfd)
+            self.wfd = -1
+
+    def close_fds(self) -> None:
+        for attr in ("rfd", "wfd"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+                setattr(self, attr, -1)
+
+    # ---- stats ----------------------------------------------------------
+    @property
+    def dropped_records(self) -> int:
+        return int(self.ctl[W_DROP_RECORDS])
+
+    @property
+    def dropped_chunks(self) -> int:
+        return int(self.ctl[W_DROP_CHUNKS])
+
+    @property
+    def written_records(self) -> int:
+        return int(self.ctl[W_RECORDS])
+
+    def backlog(self) -> int:
+        return int(self.ctl[W_WRITTEN] - self.ctl[W_READ])
+
+    # ---- writer -----------------------------------------------------------
+    def _localise_strings(self, chunk: np.ndarray, strings: list[str]):
+        """Re-number the chunk's string ids into a table of just the strings it uses."""
+        if not self.string_fields or len(strings) <= 1:
+            return chunk, [""]
+        used = np.unique(np.concatenate([chunk[f] for f in self.string_fields]
+                                        + [np.zeros(1, dtype=np.int32)]))
+        chunk = chunk.copy()
+        for f in self.string_fields:
+            chunk[f] = np.searchsorted(used, chunk[f])
+        return chunk, [strings[i] for i in used.tolist()]
+
+    def write(self, batch: Batch, wait: bool = False) -> int:
+        """Write a batch; returns the number of records dropped (0 when all made it).
+
+        ``wait``: wait for free slots instead of dropping (savefile replay).
+        """
+        recs = batch.records
+        step = max(1, self.max_records)
+        dropped = 0
+        for i in range(0, len(recs), step):
+            dropped += self._write_chunk(recs[i:i + step], batch.strings, wait)
+        self.wake()
+        return dropped
+
+    def _write_chunk(self, chunk: np.ndarray, strings: list[str], wait: bool) -> int:
+        chunk, table = self._localise_strings(chunk, strings)
+        payload = chunk.tobytes()
+        encoded = _encode_strings(table)
+        nstrings = len(table) if encoded else 0
+        if _HDR.size + len(payload) + len(encoded) > self.slot_size:
+            if len(chunk) > 1:  # long strings: split the chunk
+                half = len(chunk) // 2
+                return (self._write_chunk(chunk[:half], table, wait)
+                        + self._write_chunk(chunk[half:], table, wait))
+            return self._drop(1)
+        while self.ctl[W_WRITTEN] - self.ctl[W_READ] >= self.nslots:
+            if not wait:
+                return self._drop(len(chunk))
+            self.wake()
+            time.sleep(0.0005)
+        off = int(self.ctl[W_WRITTEN] % self.nslots) * self.slot_size
+        seq = int(self.ctl[W_WRITTEN] & 0xFFFFFFFF)
+        _HDR.pack_into(self._mem, off, seq, len(chunk), len(payload), nstrings)
+        p = off + _HDR.size
+        self._mem[p:p + len(payload)] = payload
+        if encoded:
+            q = p + len(payload)
+            self._mem[q:q + len(encoded)] = encoded
+        self.ctl[W_RECORDS] += np.uint64(len(chunk))
+        self.ctl[W_WRITTEN] += np.uint64(1)  # publish only once the data is in place
+        return 0
+
+    def _drop(self, nrecords: int) -> int:
+        self.ctl[W_DROP_RECORDS] += np.uint64(nrecords)
+        self.ctl[W_DROP_CHUNKS] += np.uint64(1)
+        return nrecords
+
+    def wake(self) -> None:
+        if self.wfd < 0:
+            return
+        try:
+            os.write(self.wfd, b"\x01")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already
+        except OSError as e:
+            if e.errno != errno.EPIPE:
+                raise
+
+    def close(self) -> None:
+        """End of stream: the reader drains what is left and stops."""
+        self.ctl[W_CLOSED] = np.uint64(1)
+        if self.wfd >= 0:
+            os.close(self.wfd)
+            self.wfd = -1
+
+    # ---- reader -----------------------------------------------------------
+    def read(self) -> Batch | None:
+        """The next chunk as a batch, or None if the ring is empty."""
+        if self.ctl[W_READ] >= self.ctl[W_WRITTEN]:
+            return None
+        slot = int(self.ctl[W_READ] % self.nslots)
+        off = slot * self.slot_size
+        _seq, nrec, nbytes, nstr = _HDR.unpack_from(self._mem, off)
+        p = off + _HDR.size
+        recs = np.frombuffer(self._mem, dtype=self.dtype, count=nrec, offset=p).copy()
+        strings = [""]
+        if nstr:
+            q = p + nbytes
+            lens = np.frombuffer(self._mem, dtype="<i4", count=nstr, offset=q)
+            end = q + 4 * nstr + int(lens.sum())
+            strings = _decode_strings(memoryview(self._mem)[q:end], nstr)
+        self.ctl[W_READ] += np.uint64(1)
+        return Batch(recs, strings)
+
+    def wait(self, timeout: float | None) -> bool:
+        """Sleep until data may be there or ``timeout`` passes.
+
+        Returns False once the writer has gone away (end of stream)."""
+        if self.ctl[W_READ] < self.ctl[W_WRITTEN]:
+            return True
+        try:
+            r, _, _ = select.select([self.rfd], [], [], timeout)
+        except InterruptedError:
+            return True
+        if r:
+            try:
+                data = os.read(self.rfd, 65536)
+            except BlockingIOError:
+                return True
+            if not data:
+                return False  # write end closed: core finished or died
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.ctl[W_CLOSED])

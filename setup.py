@@ -1,0 +1,42 @@
+"""Packaging for pypmacct.
+
+``daemons/`` and ``plugins/`` live at the top of the repository (as the project's
+layout asks) but are installed as ``pypmacct.daemons`` and ``pypmacct.plugins`` so that
+nothing called ``plugins`` lands at the top of site-packages.
+"""
+from setuptools import setup
+
+PROGRAMS = ["nfacctd"]
+
+setup(
+    name="pypmacct",
+    version="0.1.0",
+    description="pmacct-compatible network traffic accounting in Python",
+    python_requires=">=3.11",
+    packages=[
+        "pypmacct",
+        "pypmacct.config",
+        "pypmacct.decoders",
+        "pypmacct.sources",
+        "pypmacct.output",
+        "pypmacct.runtime",
+        "pypmacct.daemons",
+        "pypmacct.plugins",
+    ],
+    package_dir={
+        "pypmacct.daemons": "daemons",
+        "pypmacct.plugins": "plugins",
+    },
+    package_data={"pypmacct": ["data/*"]},
+    install_requires=[
+        "numpy>=1.26",
+        "setproctitle>=1.3",
+        "dpkt>=1.9.8",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3"],
+    },
+    entry_points={
+        "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS],
+    },
+)
