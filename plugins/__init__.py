@@ -1,0 +1,25 @@
+"""Plugins, by the type name used in 'plugins:'. Modules are imported on first use so
+that a daemon only loads the client libraries of the plugins it runs."""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+
+_MODULES = {
+    "print": ("pypmacct.plugins.print_plugin", "PrintPlugin"),
+}
+
+
+class _Registry(Mapping):
+    def __getitem__(self, name):
+        module, cls = _MODULES[name]
+        return getattr(importlib.import_module(module), cls)
+
+    def __iter__(self):
+        return iter(_MODULES)
+
+    def __len__(self):
+        return len(_MODULES)
+
+
+PLUGIN_CLASSES = _Registry()

@@ -6,14 +6,13 @@ warning per key (for example per exporter), counting what it suppressed.
 """
 from __future__ import annotations
 
-import os
 import sys
 import syslog
 import threading
 import time
 
-LEVELS = {"DEBUG": syslog.LOG_DEBUG, "INFO": syslog.LOG_INFO, "WARN": syslog.LOG_WARNING,
-          "ERROR": syslog.LOG_ERR}
+LEVELS = {"DEBUG": syslog.LOG_DEBUG, "INFO": syslog.LOG_INFO, "NOTICE": syslog.LOG_NOTICE,
+          "WARN": syslog.LOG_WARNING, "ERROR": syslog.LOG_ERR}
 
 FACILITIES = {
     "auth": syslog.LOG_AUTH, "mail": syslog.LOG_MAIL, "daemon": syslog.LOG_DAEMON,
@@ -29,12 +28,14 @@ class Sink:
         self.path: str | None = None
         self.facility: int | None = None
         self.debug = False
+        self.utc = False
         self._fh = None
         self._lock = threading.Lock()
 
     def configure(self, logfile: str | None = None, syslog_facility: str | None = None,
-                  debug: bool = False, ident: str = "pypmacct") -> None:
+                  debug: bool = False, ident: str = "pypmacct", utc: bool = False) -> None:
         self.debug = debug
+        self.utc = utc
         self.path = logfile
         if syslog_facility:
             fac = FACILITIES.get(syslog_facility.lower())
@@ -62,7 +63,10 @@ class Sink:
             syslog.syslog(LEVELS[level], line)
             return
         with self._lock:
-            out = self._fh if self._fh is not None else sys.stderr
+            if self._fh is not None:
+                out, line = self._fh, f"{rfc3339_now(self.utc)} {line}"
+            else:
+                out = sys.stderr
             try:
                 out.write(line + "\n")
                 out.flush()
@@ -87,6 +91,9 @@ class Logger:
 
     def info(self, msg: str) -> None:
         self._emit("INFO", msg)
+
+    def notice(self, msg: str) -> None:
+        self._emit("NOTICE", msg)
 
     def warn(self, msg: str) -> None:
         self._emit("WARN", msg)
@@ -113,5 +120,9 @@ class Logger:
             slot[1] += 1
 
 
-def pid_str() -> str:
-    return str(os.getpid())
+def rfc3339_now(utc: bool = False) -> str:
+    """Seconds-resolution RFC 3339 time, ``Z`` for UTC, as pmacct stamps log files."""
+    tm = time.gmtime() if utc else time.localtime()
+    s = time.strftime("%Y-%m-%dT%H:%M:%S", tm)
+    off = time.strftime("%z", tm)
+    return s + ("Z" if off in ("+0000", "") else f"{off[:3]}:{off[3:]}")

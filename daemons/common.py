@@ -1,0 +1,122 @@
+"""What every collector daemon does around its own source and decoder.
+
+``main()`` of a daemon module calls ``run_daemon`` with a ``Collector``: an object
+that opens its source, turns what it reads into record batches and reports its
+counters. The shared part handles the configuration (and -h/-V/-a), logging,
+daemonizing, building and forking the plugins, the main loop and shutdown.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from pypmacct.config import ConfigError, load_config
+from pypmacct.runtime.core import Core
+from pypmacct.runtime.log import SINK, Logger
+from pypmacct.runtime.process import daemonize
+from pypmacct.plugins import PLUGIN_CLASSES
+from pypmacct.plugins.base import PluginContext
+
+
+class Collector:
+    """A daemon's source + decoder. ``batches()`` yields (Batch, wait) pairs until the
+    source is exhausted or ``stop()`` is called; ``wait`` tells the core to wait for
+    ring space rather than drop (savefiles)."""
+
+    record_dtype = None
+
+    def open(self) -> None:
+        pass
+
+    def batches(self, core: Core):
+        raise NotImplementedError
+
+    def fds(self) -> list[int]:
+        return []
+
+    def log_stats(self, log: Logger) -> None:
+        pass
+
+    def reload(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def build_plugins(cfg, ctx: PluginContext, log: Logger):
+    plugins = []
+    for pcfg in cfg.plugins:
+        cls = PLUGIN_CLASSES.get(pcfg.type)
+        if cls is None:
+            raise ConfigError(f"plugin type '{pcfg.type}' is not available")
+        plugins.append(cls(pcfg, ctx))
+    return plugins
+
+
+def run_daemon(daemon: str, banner: str, make_collector, argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg = load_config(daemon, argv)
+    except ConfigError as e:
+        sys.stderr.write(f"ERROR ( default/core ): {e}\n")
+        return 1
+    if cfg.action != "run":
+        sys.stdout.write(cfg.text)
+        sys.stdout.flush()
+        return 0
+
+    core_name = cfg.get("core_proc_name") or "default"
+    log = Logger(core_name, "core")
+    try:
+        SINK.configure(logfile=cfg.get("logfile"), syslog_facility=cfg.get("syslog"),
+                       debug=bool(cfg.get("debug")), ident=daemon,
+                       utc=bool(cfg.get("timestamps_utc")))
+    except (OSError, ValueError) as e:
+        sys.stderr.write(f"ERROR ( {core_name}/core ): cannot set up logging: {e}\n")
+        return 1
+    log.info(banner)
+    if cfg.config_file:
+        log.info(f"Reading configuration file '{cfg.config_file}'.")
+
+    try:
+        collector = make_collector(cfg, log)
+        ctx = PluginContext(daemon=daemon, record_dtype=collector.record_dtype,
+                            pidfile=cfg.get("pidfile"))
+        plugins = build_plugins(cfg, ctx, log)
+    except (ConfigError, ValueError, KeyError) as e:
+        log.error(str(e))
+        return 1
+
+    if cfg.get("daemonize"):
+        daemonize()
+    try:
+        collector.open()
+    except OSError as e:
+        log.error(f"cannot open the source: {e}")
+        return 1
+
+    core = Core(daemon, cfg, collector.record_dtype, log, extra_fds=collector.fds())
+    for p in plugins:
+        core.add_plugin(p)
+    core.on_stats = collector.log_stats
+    core.on_reload = collector.reload
+    core.start()
+
+    try:
+        for batch, wait in collector.batches(core):
+            core.dispatch(batch, wait=wait)
+            core.service()
+            if core.stopping:
+                break
+    finally:
+        collector.close()
+    return core.shutdown()
+
+
+def wait_or_stop(core: Core, seconds: float) -> None:
+    """Sleep, waking early when a stop signal arrives."""
+    end = time.monotonic() + seconds
+    while not core.stopping and time.monotonic() < end:
+        time.sleep(min(0.1, end - time.monotonic()))
+        core.service()

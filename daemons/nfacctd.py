@@ -1,0 +1,115 @@
+"""nfacctd: the NetFlow v5/v9 and IPFIX collector."""
+from __future__ import annotations
+
+import sys
+import time
+
+from pypmacct import PMACCT_COMPAT, __version__
+from pypmacct.allow import AllowList
+from pypmacct.decoders import NetflowDecoder, NetflowOptions
+from pypmacct.record import RECORD_DTYPE, Batch
+from pypmacct.runtime.stats import Stats
+from pypmacct.sources.savefile import SavefileSource
+from pypmacct.sources.udp import UdpSource
+
+from .common import Collector, run_daemon, wait_or_stop
+
+DAEMON = "nfacctd"
+BANNER = f"NetFlow Accounting Daemon, nfacctd {PMACCT_COMPAT}-pypmacct {__version__}"
+DEFAULT_PORT = 2100
+MAX_DATAGRAMS = 512          # per batch read from a socket
+SAVEFILE_DATAGRAMS = 2048    # per batch read from a savefile
+
+
+class NetflowCollector(Collector):
+    record_dtype = RECORD_DTYPE
+
+    def __init__(self, cfg, log):
+        self.cfg, self.log = cfg, log
+        self.stats = Stats()
+        self.decoder = NetflowDecoder(NetflowOptions.from_config(cfg), log=log, stats=self.stats)
+        self.allow = None
+        path = cfg.get("nfacctd_allow_file")
+        if path:
+            self.allow = AllowList.load(path)
+        self.source = None
+
+    def open(self) -> None:
+        cfg = self.cfg
+        self.decoder.load_templates()
+        if cfg.get("pcap_savefile"):
+            self.source = SavefileSource(cfg.get("pcap_savefile"),
+                                         wait=bool(cfg.get("pcap_savefile_wait")),
+                                         delay=int(cfg.get("pcap_savefile_delay") or 0),
+                                         replay=int(cfg.get("pcap_savefile_replay") or 1))
+            self.log.info(f"reading NetFlow/IPFIX data from: {cfg.get('pcap_savefile')}")
+        else:
+            ip = cfg.get("nfacctd_ip") or "::"
+            port = int(cfg.get("nfacctd_port") or DEFAULT_PORT)
+            self.source = UdpSource(ip, port, rcvbuf=cfg.get("nfacctd_pipe_size"), log=self.log)
+            self.log.info(f"waiting for NetFlow/IPFIX data on {self.source.describe()}")
+
+    def fds(self):
+        return [self.source.fileno()] if isinstance(self.source, UdpSource) else []
+
+    def _decode(self, dgrams) -> Batch:
+        if self.allow is not None and dgrams:
+            ok = self.allow.allows_many([d.src for d in dgrams])
+            if not ok.all():
+                for d, good in zip(dgrams, ok.tolist()):
+                    if not good:
+                        self.stats.exporter(d.src).denied += 1
+                dgrams = [d for d, good in zip(dgrams, ok.tolist()) if good]
+        return self.decoder.decode(dgrams)
+
+    def batches(self, core):
+        if isinstance(self.source, SavefileSource):
+            delay = int(self.cfg.get("pcap_savefile_delay") or 0)
+            for dgrams in self.source.batches(SAVEFILE_DATAGRAMS):
+                if dgrams is None:          # between replays: honour the delay
+                    wait_or_stop(core, delay)
+                    continue
+                yield self._decode(dgrams), True
+                if core.stopping:
+                    return
+            if self.cfg.get("pcap_savefile_wait"):
+                self.log.info("finished reading the savefile; waiting for a signal to exit")
+                while not core.stopping:
+                    wait_or_stop(core, 1.0)
+            return
+        while not core.stopping:
+            dgrams = self.source.read(MAX_DATAGRAMS, timeout=0.5)
+            yield self._decode(dgrams), False
+
+    def log_stats(self, log) -> None:
+        collector = f"{self.cfg.get('nfacctd_ip') or '0.0.0.0'}:{self.cfg.get('nfacctd_port') or DEFAULT_PORT}"
+        now = int(time.time())
+        for addr, c in sorted(self.stats.exporters.items()):
+            log.notice(f"stats [{collector}] agent={addr} time={now} packets={c.datagrams} "
+                       f"records={c.records} bad={c.bad_datagrams} no_template={c.no_template} "
+                       f"seq_errors={c.seq_errors} denied={c.denied}")
+        t = self.stats.totals()
+        log.notice(f"stats [{collector}] time={now} discarded_packets={t.bad_datagrams}")
+
+    def reload(self) -> None:
+        if self.allow is not None:
+            try:
+                self.allow.reload()
+                self.log.info("allow list reloaded")
+            except OSError as e:
+                self.log.warn(f"allow list not reloaded: {e}")
+
+    def close(self) -> None:
+        try:
+            self.decoder.save_templates()
+        finally:
+            if self.source is not None:
+                self.source.close()
+
+
+def main(argv=None) -> int:
+    return run_daemon(DAEMON, BANNER, NetflowCollector, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

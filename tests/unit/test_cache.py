@@ -1,0 +1,93 @@
+"""The aggregation cache: exact sums, OR-ed flags, first-seen order, collisions."""
+import numpy as np
+import pytest
+
+from pypmacct import cache as cache_mod
+from pypmacct.cache import OR, SUM, AggregationCache
+
+KEY = np.dtype([("a", "u4"), ("b", "V6"), ("c", "u1")])
+OPS = {"packets": SUM, "bytes": SUM, "flows": SUM, "tcp_flags": OR}
+
+
+def rows(a, b=None, c=None):
+    k = np.zeros(len(a), KEY)
+    k["a"] = a
+    if b is not None:
+        k["b"] = b
+    if c is not None:
+        k["c"] = c
+    return k
+
+
+def vals(n, p=1, b=10, fl=1, tf=0):
+    return {"packets": np.full(n, p, np.uint64), "bytes": np.full(n, b, np.uint64),
+            "flows": np.full(n, fl, np.uint64), "tcp_flags": np.full(n, tf, np.uint8)}
+
+
+def as_dict(keys, values):
+    return {int(k["a"]): (int(values["packets"][i]), int(values["bytes"][i]),
+                          int(values["tcp_flags"][i])) for i, k in enumerate(keys)}
+
+
+def test_sums_and_or_across_batches():
+    c = AggregationCache(KEY, OPS)
+    c.add(rows([1, 2, 1]), vals(3, tf=2))
+    c.add(rows([2, 3]), vals(2, p=5, b=50, tf=16))
+    assert len(c) == 3
+    keys, v = c.drain()
+    assert as_dict(keys, v) == {1: (2, 20, 2), 2: (6, 60, 18), 3: (5, 50, 16)}
+    assert len(c) == 0
+
+
+def test_first_seen_order_is_kept():
+    c = AggregationCache(KEY, OPS)
+    order = [9, 4, 7, 4, 1, 9, 3]
+    for x in order:
+        c.add(rows([x]), vals(1))
+    keys, _ = c.drain()
+    assert keys["a"].tolist() == [9, 4, 7, 1, 3]
+
+
+def test_keys_differing_only_in_trailing_bytes_stay_apart():
+    c = AggregationCache(KEY, OPS)
+    c.add(rows([1, 1], c=[0, 1]), vals(2))
+    keys, v = c.drain()
+    assert sorted(keys["c"].tolist()) == [0, 1]
+    assert v["packets"].tolist() == [1, 1]
+
+
+def test_hash_collisions_are_resolved_exactly(monkeypatch):
+    # force every key onto one hash: grouping must still be exact
+    monkeypatch.setattr(cache_mod, "hash_words", lambda w: np.zeros(len(w), np.uint64))
+    c = AggregationCache(KEY, OPS)
+    c.add(rows([5, 6, 5, 7]), vals(4))
+    c.add(rows([7, 8]), vals(2, p=3))
+    keys, v = c.drain()
+    assert as_dict(keys, v) == {5: (2, 20, 0), 6: (1, 10, 0), 7: (4, 20, 0), 8: (3, 10, 0)}
+    assert keys["a"].tolist() == [5, 6, 7, 8]
+
+
+@pytest.mark.parametrize("batches", [1, 7, 40])
+def test_large_random_matches_reference(batches):
+    rng = np.random.default_rng(batches)
+    c = AggregationCache(KEY, OPS)
+    ref = {}
+    for _ in range(batches):
+        n = int(rng.integers(1, 30000))
+        a = rng.integers(0, 5000, n).astype(np.uint32)
+        p = rng.integers(1, 100, n).astype(np.uint64)
+        v = vals(n)
+        v["packets"] = p
+        c.add(rows(a), v)
+        for x, y in zip(a.tolist(), p.tolist()):
+            ref[x] = ref.get(x, 0) + y
+    keys, v = c.drain()
+    got = dict(zip(keys["a"].tolist(), v["packets"].tolist()))
+    assert got == ref
+
+
+def test_empty_drain_has_right_types():
+    c = AggregationCache(KEY, OPS)
+    keys, v = c.drain()
+    assert keys.dtype == KEY and len(keys) == 0
+    assert set(v) == set(OPS) and v["tcp_flags"].dtype == np.uint8
