@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Idempotent set-up for the two README commands.
+#   scripts/bootstrap.sh run   -> .venv with pypmacct installed
+#   scripts/bootstrap.sh test  -> the above + test dependencies: Debian's pmacct 1.7.7
+#                                 (the reference), softflowd, tcpdump; pip test extras
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-run}
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.installed-$mode
+if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  if [ "$mode" = test ]; then
+    .venv/bin/python -m pip install -q -e '.[test]'
+  else
+    .venv/bin/python -m pip install -q -e .
+  fi
+  touch "$stamp"
+fi
+
+if [ "$mode" = test ]; then
+  need=()
+  command -v /usr/sbin/nfacctd >/dev/null 2>&1 || need+=(pmacct)
+  command -v /usr/sbin/softflowd >/dev/null 2>&1 || need+=(softflowd)
+  command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+  if [ ${#need[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  /usr/sbin/nfacctd -V | head -1
+fi

@@ -1,0 +1,147 @@
+"""nfacctd as an operator runs it: UDP on loopback, process titles, pid files,
+signals (SIGUSR1 stats, SIGHUP log reopen, SIGTERM purge), a dying plugin."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+NFACCTD = [sys.executable, "-m", "pypmacct.daemons.nfacctd"]
+
+
+def v5_datagram(seq: int, records: list[tuple[str, str, int, int]], uptime=60_000,
+                unix_secs=1_700_000_000) -> bytes:
+    """A NetFlow v5 datagram; records are (src, dst, packets, bytes), TCP 1024->80."""
+    hdr = struct.pack("!HHIIIIBBH", 5, len(records), uptime, unix_secs, 0, seq, 0, 0, 0)
+    body = b""
+    for src, dst, pkts, octets in records:
+        body += struct.pack("!4s4s4sHHIIIIHHBBBBHHBBH",
+                            socket.inet_aton(src), socket.inet_aton(dst), bytes(4), 1, 2,
+                            pkts, octets, uptime - 1000, uptime - 10, 1024, 80, 0, 0x18, 6, 0,
+                            0, 0, 0, 0, 0)
+    return hdr + body
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def title_of(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    port = free_udp_port()
+    conf = tmp_path / "nfacctd.conf"
+    conf.write_text(
+        f"nfacctd_ip: 127.0.0.1\n"
+        f"nfacctd_port: {port}\n"
+        f"pidfile: {tmp_path}/nfacctd.pid\n"
+        f"logfile: {tmp_path}/nfacctd.log\n"
+        f"plugins: print[hosts], print[total]\n"
+        f"aggregate[hosts]: src_host, dst_host\n"
+        f"aggregate[total]: none\n"
+        f"print_output: csv\n"
+        f"print_output_file[hosts]: {tmp_path}/hosts.csv\n"
+        f"print_output_file[total]: {tmp_path}/total.csv\n"
+        f"print_refresh_time: 3600\n")
+    proc = subprocess.Popen(NFACCTD + ["-f", str(conf)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    pidfile = tmp_path / "nfacctd.pid"
+    try:
+        wait_for(lambda: pidfile.exists() and (tmp_path / "nfacctd.pid-print-total").exists()
+                 and (tmp_path / "nfacctd.pid-print-hosts").exists(), what="pid files")
+        yield proc, port, tmp_path
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def send(port, datagrams):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for d in datagrams:
+            s.sendto(d, ("127.0.0.1", port))
+
+
+def read_csv(path: Path):
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def test_titles_pidfiles_stats_and_clean_shutdown(daemon):
+    proc, port, d = daemon
+    core_pid = int((d / "nfacctd.pid").read_text())
+    hosts_pid = int((d / "nfacctd.pid-print-hosts").read_text())
+    total_pid = int((d / "nfacctd.pid-print-total").read_text())
+    assert core_pid == proc.pid
+    assert title_of(core_pid) == "nfacctd: Core Process [default]"
+    assert title_of(hosts_pid) == "nfacctd: Print Plugin [hosts]"
+    assert title_of(total_pid) == "nfacctd: Print Plugin [total]"
+
+    send(port, [v5_datagram(0, [("10.0.0.1", "10.0.0.2", 3, 300)] * 2),
+                v5_datagram(2, [("10.0.0.3", "10.0.0.2", 1, 60)])])
+    log = d / "nfacctd.log"
+    wait_for(lambda: True, 0.5)
+    os.kill(core_pid, signal.SIGUSR1)
+    wait_for(lambda: "agent=127.0.0.1" in log.read_text(), what="SIGUSR1 stats")
+    stats = log.read_text()
+    assert "packets=2 records=3" in stats  # 2 datagrams, 3 records
+    assert "records_dropped=0" in stats
+
+    os.kill(core_pid, signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    rows = read_csv(d / "hosts.csv")
+    assert sorted((r["SRC_IP"], r["DST_IP"], r["PACKETS"], r["BYTES"]) for r in rows) == [
+        ("10.0.0.1", "10.0.0.2", "6", "600"), ("10.0.0.3", "10.0.0.2", "1", "60")]
+    total = read_csv(d / "total.csv")
+    assert [(r["PACKETS"], r["BYTES"]) for r in total] == [("7", "660")]
+    for name in ("nfacctd.pid", "nfacctd.pid-print-hosts", "nfacctd.pid-print-total"):
+        assert not (d / name).exists(), name
+    assert "OK, Exiting" in log.read_text()
+
+
+def test_sighup_reopens_the_log_file(daemon):
+    proc, port, d = daemon
+    log = d / "nfacctd.log"
+    rotated = d / "nfacctd.log.1"
+    log.rename(rotated)
+    os.kill(proc.pid, signal.SIGHUP)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGUSR1)
+    wait_for(lambda: log.exists() and "stats" in log.read_text(), what="reopened log")
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_dead_plugin_is_reported_and_others_keep_working(daemon):
+    proc, port, d = daemon
+    hosts_pid = int((d / "nfacctd.pid-print-hosts").read_text())
+    os.kill(hosts_pid, signal.SIGKILL)
+    log = d / "nfacctd.log"
+    send(port, [v5_datagram(0, [("10.0.0.9", "10.0.0.2", 1, 40)])])
+    wait_for(lambda: "hosts/print" in log.read_text() and "exited unexpectedly" in log.read_text(),
+             what="plugin death report")
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert [(r["PACKETS"], r["BYTES"]) for r in read_csv(d / "total.csv")] == [("1", "40")]
