@@ -1,38 +1,42 @@
-"""Output formats shared by the print plugin and others (provisional)."""
+"""Output formats shared by the print plugin and, later, the memory table client, the
+message brokers and the databases that use the same JSON keys.
+
+``make_formatter(kind, primitives, key_dtype, options)`` returns a :class:`Formatter`
+for ``formatted``, ``csv``, ``json``, ``event_formatted`` or ``event_csv``:
+
+- ``header()``: the title line (``""`` for JSON);
+- ``render(keys, values, strings)`` / ``render_bytes(...)``: the lines for a batch of
+  aggregates, vectorised by column.
+
+``options`` is an :class:`OutputOptions` or a plugin configuration to read one from.
+"""
 from __future__ import annotations
 
-import socket
+from .columns import COLUMNS, JSON_ORDER, Column
+from .common import KINDS, Formatter, FormatterError, OutputOptions
+from .csv import CsvFormatter, EventCsvFormatter
+from .formatted import EventFormattedFormatter, FormattedFormatter
+from .json import JsonFormatter
 
-import numpy as np
-
-
-def _addr(a) -> str:
-    af, raw = int(a["af"]), bytes(a["addr"])
-    if af == 4:
-        return socket.inet_ntop(socket.AF_INET, raw[:4])
-    if af == 6:
-        return socket.inet_ntop(socket.AF_INET6, raw)
-    return ""
-
-
-class _Csv:
-    def __init__(self, primitives, key_dtype, sep=","):
-        self.primitives, self.sep = primitives, sep
-
-    def header(self):
-        return self.sep.join([p.upper() for p in self.primitives] + ["PACKETS", "BYTES"]) + "\n"
-
-    def render(self, keys, values, strings):
-        lines = []
-        for i in range(len(keys)):
-            row = []
-            for p in self.primitives:
-                v = keys[p][i] if p in keys.dtype.names else ""
-                row.append(_addr(v) if isinstance(v, np.void) and v.dtype.names else str(v))
-            row += [str(values["packets"][i]), str(values["bytes"][i])]
-            lines.append(self.sep.join(row))
-        return "\n".join(lines) + ("\n" if lines else "")
+_CLASSES = {
+    "formatted": FormattedFormatter,
+    "event_formatted": EventFormattedFormatter,
+    "csv": CsvFormatter,
+    "event_csv": EventCsvFormatter,
+    "json": JsonFormatter,
+}
 
 
-def make_formatter(kind, primitives, key_dtype, pcfg):
-    return _Csv(primitives, key_dtype)
+def make_formatter(kind, primitives, key_dtype, options=None) -> Formatter:
+    kind = (kind or "formatted").lower()
+    cls = _CLASSES.get(kind)
+    if cls is None:
+        raise FormatterError(f"output format '{kind}' is not supported (supported: "
+                             f"{', '.join(KINDS)})")
+    if options is not None and not isinstance(options, OutputOptions):
+        options = OutputOptions.from_config(options)
+    return cls(primitives, key_dtype, options)
+
+
+__all__ = ["make_formatter", "Formatter", "FormatterError", "OutputOptions", "Column",
+           "COLUMNS", "JSON_ORDER", "KINDS"]
