@@ -1,0 +1,202 @@
+"""The key registry: one entry per setting, with its names, type, default, scope and the
+daemons it applies to.
+
+Every key pmacct 1.7.7 accepts is known (``known.py``), so a pmacct configuration never
+meets "unknown key" here; the ones pypmacct supports carry a type and a default below and
+``implemented=True``. Using a known key that is not implemented stops start-up with a
+clear message rather than being ignored.
+
+Names that write one setting in pmacct are aliases of one ``Key`` (``print_refresh_time``,
+``sql_refresh_time``, ``kafka_refresh_time``... are one field; so are ``nfacctd_port``
+and ``sfacctd_port``). ``lookup()`` takes any of them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import values as v
+from .known import PMACCT_177_KEYS
+
+GLOBAL, PLUGIN, BOTH = "global", "plugin", "both"
+_SCOPES = {"G": GLOBAL, "P": PLUGIN, "B": BOTH}
+
+DAEMON_LETTERS = {"p": "pmacctd", "u": "uacctd", "n": "nfacctd", "s": "sfacctd",
+                  "b": "pmbgpd", "m": "pmbmpd", "t": "pmtelemetryd"}
+ALL_DAEMONS = frozenset(DAEMON_LETTERS.values())
+
+# Plugin types pmacct 1.7.7 knows, and the ones pypmacct has. Later issues add to the set.
+PLUGIN_TYPES = ("memory", "print", "mysql", "pgsql", "sqlite3", "mongodb", "amqp", "kafka",
+                "tee", "nfprobe", "sfprobe")
+IMPLEMENTED_PLUGINS = {"print"}
+# Plugin types a daemon refuses (pmacct checks this at start-up too).
+PLUGINS_NOT_IN = {
+    "nfacctd": {"nfprobe", "sfprobe"},
+    "sfacctd": {"nfprobe", "sfprobe"},
+    "pmacctd": {"tee"},
+    "uacctd": {"tee"},
+}
+
+
+@dataclass(frozen=True)
+class PerDaemon:
+    """A default that differs between daemons; ``other`` for daemons not listed."""
+    by_daemon: tuple          # ((daemon, value), ...)
+    other: object = None
+
+    def get(self, daemon: str):
+        return dict(self.by_daemon).get(daemon, self.other)
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str                          # canonical name
+    aliases: tuple = ()                # other names of the same setting
+    scope: str = BOTH                  # GLOBAL, PLUGIN or BOTH
+    daemons: frozenset = ALL_DAEMONS
+    implemented: bool = False
+    type: v.ValueType = field(default_factory=v.Text)
+    default: object = None
+
+    @property
+    def names(self) -> tuple:
+        return (self.name,) + self.aliases
+
+    def applies_to(self, daemon: str) -> bool:
+        return daemon in self.daemons
+
+    def default_for(self, daemon: str):
+        if isinstance(self.default, PerDaemon):
+            return self.default.get(daemon)
+        return self.default
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Type and default of an implemented key (scope and daemons come from known.py)."""
+    type: v.ValueType
+    default: object = None
+
+
+_TIME_LETTERS = v.Roundoff()
+
+# The implemented keys, by canonical name.
+IMPLEMENTED_SPECS: dict[str, Spec] = {
+    # general
+    "debug": Spec(v.Bool(), False),
+    "debug_internal_msg": Spec(v.Bool(), False),
+    "daemonize": Spec(v.Bool(), False),
+    "aggregate": Spec(v.Aggregate(), ("src_host",)),
+    "plugins": Spec(v.PluginList(), None),
+    "pidfile": Spec(v.Path(), None),
+    "logfile": Spec(v.Path(), None),
+    "syslog": Spec(v.Choice(v.SYSLOG_FACILITIES, case=True), None),
+    "core_proc_name": Spec(v.Text(), "default"),
+    "plugin_pipe_size": Spec(v.Int(1), None),
+    "plugin_buffer_size": Spec(v.Int(1), None),
+    "timestamps_secs": Spec(v.Bool(), False),
+    "timestamps_rfc3339": Spec(v.Bool(), False),
+    "timestamps_utc": Spec(v.Bool(), False),
+    "timestamps_since_epoch": Spec(v.Bool(), False),
+    # NetFlow/sFlow collection
+    "nfacctd_ip": Spec(v.IPAddress(), None),
+    "nfacctd_port": Spec(v.Int(1, 65535), PerDaemon((("nfacctd", 2100), ("sfacctd", 6343)))),
+    "nfacctd_pipe_size": Spec(v.Int(1, 2**31 - 1), None),
+    "nfacctd_allow_file": Spec(v.Path(), None),
+    "nfacctd_templates_file": Spec(v.Path(), None),
+    "nfacctd_renormalize": Spec(v.Bool(), False),
+    "nfacctd_time_secs": Spec(v.Bool(), False),
+    "nfacctd_time_new": Spec(v.Bool(), False),
+    "nfacctd_disable_checks": Spec(v.Bool(), PerDaemon((("nfacctd", True), ("sfacctd", True)),
+                                                        False)),
+    "nfacctd_ext_sampling_rate": Spec(v.Int(1), None),
+    # savefiles
+    "pcap_savefile": Spec(v.Path(), None),
+    "pcap_savefile_wait": Spec(v.Bool(), False),
+    "pcap_savefile_delay": Spec(v.Int(0), 0),
+    "pcap_savefile_replay": Spec(v.Int(0), 1),
+    # print plugin (and the fields pmacct shares with sql/amqp/kafka/mongo)
+    "print_output": Spec(v.Choice(("formatted", "csv", "json", "event_formatted", "event_csv"),
+                                  unsupported=("avro", "avro_bin", "avro_json", "custom")),
+                         "formatted"),
+    "print_output_separator": Spec(v.Separator(), ","),
+    "print_output_file": Spec(v.FilePattern(), None),
+    "print_output_file_append": Spec(v.Bool(), False),
+    "print_output_lock_file": Spec(v.Path(), None),
+    "print_latest_file": Spec(v.PlainPath(), None),
+    "print_write_empty_file": Spec(v.Bool(), False),
+    "print_refresh_time": Spec(v.Int(1), 60),
+    "print_startup_delay": Spec(v.Int(0), 0),
+    "print_history": Spec(v.History(), None),
+    "print_history_roundoff": Spec(_TIME_LETTERS, None),
+    "print_history_offset": Spec(v.Int(0), 0),
+    "print_markers": Spec(v.Bool(), False),
+    "print_num_protos": Spec(v.Bool(), False),
+    "print_cache_entries": Spec(v.Int(1), 16411),
+    "print_trigger_exec": Spec(v.Path(), None),
+}
+
+
+def _parse_known(text: str) -> list[tuple[str, frozenset, list[str]]]:
+    entries = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line[0].isspace():
+            entries[-1][2].extend(line.split())
+            continue
+        scope, daemons, *names = line.split()
+        ds = ALL_DAEMONS if daemons == "*" else frozenset(DAEMON_LETTERS[c] for c in daemons)
+        entries.append((_SCOPES[scope], ds, names))
+    return entries
+
+
+def _build() -> tuple[dict[str, Key], dict[str, str]]:
+    keys: dict[str, Key] = {}
+    by_name: dict[str, str] = {}
+    for scope, daemons, names in _parse_known(PMACCT_177_KEYS):
+        spec = IMPLEMENTED_SPECS.get(names[0])
+        if spec is None:
+            key = Key(names[0], tuple(names[1:]), scope, daemons)
+        else:
+            key = Key(names[0], tuple(names[1:]), scope, daemons, True, spec.type, spec.default)
+        keys[key.name] = key
+        for n in names:
+            if n in by_name:
+                raise RuntimeError(f"key '{n}' listed twice in known.py")
+            by_name[n] = key.name
+    missing = set(IMPLEMENTED_SPECS) - set(keys)
+    if missing:
+        raise RuntimeError(f"implemented keys missing from known.py: {sorted(missing)}")
+    return keys, by_name
+
+
+KEYS, _BY_NAME = _build()
+ALL_NAMES = tuple(sorted(_BY_NAME))
+
+
+def lookup(name: str) -> Key | None:
+    """The Key a name (canonical or alias) belongs to, or None if pmacct has no such key."""
+    canonical = _BY_NAME.get(name)
+    return KEYS[canonical] if canonical else None
+
+
+def implemented_keys() -> dict[str, Key]:
+    return {k: key for k, key in KEYS.items() if key.implemented}
+
+
+def describe_default(key: Key) -> str:
+    """The default as CONFIG-KEYS writes it (a test compares the two)."""
+    def one(value) -> str:
+        if value is None:
+            return "none"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, tuple):
+            return ", ".join(value)
+        return str(value)
+
+    if isinstance(key.default, PerDaemon):
+        parts = [f"{one(val)} ({d})" for d, val in key.default.by_daemon]
+        parts.append(f"{one(key.default.other)} (others)")
+        return "; ".join(parts)
+    return one(key.default)
