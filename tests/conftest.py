@@ -69,9 +69,19 @@ def softflowd_bin() -> Path:
 
 
 @pytest.fixture(scope="session")
-def oracle_cache(request) -> Path:
-    """Directory for cached oracle results and softflowd exports."""
-    return Path(request.config.cache.mkdir("oracle"))
+def oracle_cache(request, tmp_path_factory) -> Path:
+    """Directory for cached oracle results and softflowd exports.
+
+    PYPMACCT_ORACLE_CACHE overrides; without pytest's cache plugin, a per-session temp dir.
+    """
+    env = os.environ.get("PYPMACCT_ORACLE_CACHE")
+    if env:
+        Path(env).mkdir(parents=True, exist_ok=True)
+        return Path(env)
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return tmp_path_factory.mktemp("oracle-cache")
+    return Path(cache.mkdir("oracle"))
 
 
 @pytest.fixture

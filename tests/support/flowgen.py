@@ -303,8 +303,10 @@ def _draw(p: GenParams, rng: np.random.Generator, exporters: list[Exporter]) -> 
         # the NAT template carries none of these: the truth must say what is on the wire
         for col in ("tos", "tcp_flags", "in_iface", "out_iface", "src_as", "dst_as", "src_mask",
                     "dst_mask", "next_hop", "bgp_next_hop", "src_mac", "dst_mac", "vlan",
-                    "mpls_depth", "mpls_labels", "sampler_id", "sampling_rate"):
+                    "mpls_depth", "mpls_labels", "sampler_id"):
             t[col][nat] = 0
+        # no sampler id in NAT records: pmacct applies the sampling the exporter announced
+        # for the observation domain (checked against pmacct 1.7.7), so sampling_rate stays
     t["kind"] = np.where(v6, KIND_V6, t["kind"])
     return t
 

@@ -9,7 +9,8 @@ Value rules worth knowing:
 - v5/v9 flow times are sysUpTime-relative; pmacct resolves them to whole seconds as
   ``unix_secs - (sysUpTime - switched) / 1000`` (integer division), so it prints ``.000000``;
   IPFIX flowStart/EndMilliseconds keep their milliseconds.
-- ``peer_dst_ip`` (the BGP next hop) is empty for NetFlow v5, which cannot carry one.
+- ``peer_dst_ip`` (the BGP next hop) is empty, not ``0.0.0.0``, when the record's template
+  has no BGP next hop field (always so for NetFlow v5).
 - ``tcpflags`` is OR-ed over the records of a row.
 - ``src_net``/``dst_net`` is the address masked with the record's own mask.
 - ``post_nat_src_host``/``post_nat_dst_host`` are empty for records whose template has no
@@ -83,7 +84,10 @@ def _value(prim: str, r, export: Export, start_ms: int, end_ms: int, opts: dict)
     if prim == "peer_src_ip":
         return export.exporters[int(r["exporter"])].address
     if prim == "peer_dst_ip":
-        return "" if r["version"] == 5 else _ip(r["bgp_next_hop"], v6)
+        if (r["version"] == 5 or int(r["kind"]) == KIND_NAT
+                or "bgp_nexthop" not in export.params.groups):
+            return ""          # no BGP next hop field in the record's template
+        return _ip(r["bgp_next_hop"], v6)
     if prim == "src_host":
         return _ip(r["src_ip"], v6)
     if prim == "dst_host":
@@ -126,7 +130,7 @@ def _value(prim: str, r, export: Export, start_ms: int, end_ms: int, opts: dict)
 
 def expected_rows(export: Export, aggregate, *, flows: bool = False, **opts) -> list[dict]:
     """Rows (dicts by CSV column) the print plugin must write for ``aggregate``."""
-    prims = [p for p in aggregate if p not in ("tcpflags", "flows")]
+    prims = [p for p in aggregate if p not in ("tcpflags", "flows", "none")]
     want_flags = "tcpflags" in aggregate
     t = export.truth
     start, end = record_times_ms(export)
@@ -157,20 +161,23 @@ def totals(export: Export) -> dict[str, int]:
     return {"PACKETS": int(t["packets"].sum()), "BYTES": int(t["bytes"].sum()), "FLOWS": len(t)}
 
 
-def compare_rows(expected: list[dict], actual: list[dict], limit: int = 15) -> str:
+def compare_rows(expected: list[dict], actual: list[dict], limit: int = 8) -> str:
     """'' if the two row multisets are equal, else a readable account of the difference."""
-    def key(d):
-        return tuple(sorted(d.items()))
-    e = sorted(key(d) for d in expected)
-    a = sorted(key(d) for d in actual)
+    cols = sorted(set().union(*expected, *actual)) if (expected or actual) else []
+
+    def line(d):
+        return ",".join(str(d.get(c, "<absent>")) for c in cols)
+    e = sorted(line(d) for d in expected)
+    a = sorted(line(d) for d in actual)
     if e == a:
         return ""
     se, sa = set(e), set(a)
     msg = [f"expected {len(e)} rows, pmacct printed {len(a)}"]
     if expected and actual and set(expected[0]) != set(actual[0]):
-        msg.append(f"columns differ: expected {sorted(expected[0])}, got {sorted(actual[0])}")
-    oe = [x for x in e if x not in sa][:limit]
-    oa = [x for x in a if x not in se][:limit]
-    msg += ["only expected: " + str(dict(x)) for x in oe]
-    msg += ["only printed:  " + str(dict(x)) for x in oa]
+        msg.append(f"columns differ: expected {sorted(expected[0])}, printed {sorted(actual[0])}")
+    oe = [x for x in e if x not in sa]
+    oa = [x for x in a if x not in se]
+    msg.append("columns: " + ",".join(cols))
+    msg += [f"{len(oe)} only expected, first {min(limit, len(oe))}:"] + ["  - " + x for x in oe[:limit]]
+    msg += [f"{len(oa)} only printed, first {min(limit, len(oa))}:"] + ["  + " + x for x in oa[:limit]]
     return "\n".join(msg)
