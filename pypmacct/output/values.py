@@ -429,11 +429,13 @@ def roa_text(values) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def _char_table() -> np.ndarray:
-    return from_bytes([bytes([i]) if i else b"" for i in range(256)])
+    return from_bytes([bytes([i]) if i else b"u" for i in range(256)])
 
 
 def char_text(values) -> np.ndarray:
-    """A one-character code (sampling direction): the ASCII letter, empty when 0."""
+    """The sampling direction letter (``i``, ``e``, ``u``). pmacct fills in ``u``
+    (unknown) whenever the primitive is aggregated and the exporter says nothing, so an
+    unset value (0) prints as ``u`` too."""
     return _char_table()[np.asarray(values).astype(np.uint8)]
 
 

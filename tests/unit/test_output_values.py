@@ -188,7 +188,7 @@ def test_roa_and_sampling_direction():
     assert texts(V.roa_text(np.array([0, 1, 2, 3, 4, 9], dtype=np.uint8))) == \
         ["u", "i", "v", "V", "U", "u"]
     assert texts(V.char_text(np.array([ord("i"), ord("e"), ord("u"), 0], dtype=np.uint8))) \
-        == ["i", "e", "u", ""]
+        == ["i", "e", "u", "u"]
 
 
 def test_string_text_transforms_and_escapes():
