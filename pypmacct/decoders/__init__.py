@@ -1,0 +1,207 @@
+"""NetFlow v5 / v9 / IPFIX decoding: datagrams in, a record batch out.
+
+    dec = NetflowDecoder(NetflowOptions(...), log=Logger(...), stats=Stats())
+    batch = dec.decode(datagrams)
+
+``decode`` never raises on input: a malformed datagram is counted in ``stats`` for its
+exporter (``bad_datagrams``, ``no_template``...) and logged, rate-limited, with the
+exporter address. Templates persist across restarts through ``templates_file``
+(``nfacctd_templates_file``, pmacct's JSON-lines format): they are loaded when the
+decoder is built and saved whenever a decode() changed them.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..record import RECORD_DTYPE, Batch, StringTable
+from ..runtime.log import Logger
+from ..runtime.stats import Stats
+from . import netflow_v5 as v5
+from .collect import Collector
+from .exporters import ExporterStates
+from .ie import CustomField
+from .netflow_v9 import V9Parser
+from .plan import Plan
+from .templates import DEFAULT_MAX_PER_EXPORTER, DEFAULT_MAX_TOTAL, TemplateCache
+
+__all__ = ["NetflowDecoder", "NetflowOptions", "CustomField"]
+
+_V5_KEY = "v5"
+
+
+@dataclass
+class NetflowOptions:
+    """The nfacctd_* keys that change decoding."""
+    time_secs: bool = False              # nfacctd_time_secs
+    time_new: bool = False               # nfacctd_time_new
+    renormalize: bool = False            # nfacctd_renormalize
+    disable_checks: bool = False         # nfacctd_disable_checks
+    templates_file: str | None = None    # nfacctd_templates_file
+    ext_sampling_rate: int = 0           # nfacctd_ext_sampling_rate
+    use_ip_next_hop: bool = False        # use_ip_next_hop
+    account_options: bool = False        # nfacctd_account_options
+    disable_opt_scope_check: bool = False  # nfacctd_disable_opt_scope_check
+    asa_bi_flow: bool = False            # tmp_asa_bi_flow
+    custom_fields: tuple = ()            # CustomField per aggregate_primitives entry
+    record_dtype: np.dtype = RECORD_DTYPE
+    collector_ip: str = "0.0.0.0"        # nfacctd_ip, for log lines only
+    collector_port: int = 2100           # nfacctd_port, for log lines only
+    max_templates_per_exporter: int = DEFAULT_MAX_PER_EXPORTER
+    max_templates: int = DEFAULT_MAX_TOTAL
+    save_templates_on_change: bool = True
+
+
+class NetflowDecoder:
+    def __init__(self, opts: NetflowOptions | None = None, log: Logger | None = None,
+                 stats: Stats | None = None):
+        self.opts = opts or NetflowOptions()
+        self.log = log or Logger()
+        self.stats = stats if stats is not None else Stats()
+        self.templates = TemplateCache(self.opts.max_templates_per_exporter,
+                                       self.opts.max_templates)
+        self.states = ExporterStates()
+        self.v9 = V9Parser(self)
+        self._plans: dict = {}
+        self.errors = 0
+        if self.opts.templates_file:
+            self.load_templates()
+
+    # --- templates file ---
+    def load_templates(self) -> int:
+        if not self.opts.templates_file:
+            return 0
+        n = self.templates.load(self.opts.templates_file, self.log)
+        self.debug(f"loaded {n} templates from {self.opts.templates_file}")
+        return n
+
+    def save_templates(self) -> None:
+        if not self.opts.templates_file:
+            return
+        try:
+            self.templates.save(self.opts.templates_file)
+        except OSError as e:
+            self.log.limited(("tplsave",), f"[{self.opts.templates_file}] unable to save templates: {e}")
+
+    # --- helpers used by the parsers ---
+    def debug(self, msg: str) -> None:
+        if self.log.sink.debug:
+            self.log.debug(msg)
+
+    def malformed(self, dg, msg: str, seq: int = 0) -> None:
+        self.stats.exporter(dg.src).bad_datagrams += 1
+        tail = f" seq={seq}" if seq else ""
+        self.log.limited((dg.src, "malformed"),
+                         f"{msg}: nfacctd={self.opts.collector_ip}:{self.opts.collector_port} "
+                         f"agent={dg.src}:{dg.port}{tail}", level="INFO")
+
+    def check_sequence(self, st, dg, seq: int, aux: int, nbytes: int) -> None:
+        """pmacct's check: each datagram's sequence number must be the previous one plus
+        the increment (v5: its record count; v9: 1; IPFIX: its data records)."""
+        st.packets += 1
+        st.bytes += nbytes
+        if not st.seqno or self.opts.disable_checks:
+            st.good += 1
+        else:
+            expected = (st.seqno + st.inc) & 0xFFFFFFFF
+            if seq == expected:
+                st.good += 1
+            else:
+                self.stats.exporter(dg.src).seq_errors += 1
+                if seq > expected:
+                    st.jumps_f += 1
+                else:
+                    st.jumps_b += 1
+                self.log.limited((dg.src, "seq", aux),
+                                 f"expecting flow '{expected}' but received '{seq}' "
+                                 f"collector={self.opts.collector_ip}:{self.opts.collector_port} "
+                                 f"agent={dg.src}:{aux}", level="INFO")
+        st.seqno = seq
+
+    def plan_for(self, tpl) -> Plan:
+        plan = tpl.plan
+        if plan is None:
+            plan = tpl.plan = Plan(tpl, self.opts, self.opts.record_dtype)
+        return plan
+
+    # --- the front door ---
+    def decode(self, datagrams) -> Batch:
+        coll = Collector()
+        stats = self.stats
+        for dg in datagrams:
+            try:
+                ctr = stats.exporter(dg.src)
+                ctr.datagrams += 1
+                p = dg.payload
+                if len(p) < 2:
+                    self.malformed(dg, "discarding short packet")
+                    continue
+                version = (p[0] << 8) | p[1]
+                if version == 5:
+                    self._v5(dg, coll)
+                elif version == 9 or version == 10:
+                    self.v9.parse(dg, version, coll)
+                else:
+                    stats.exporter(dg.src).bad_datagrams += 1
+                    if not self.opts.disable_checks:
+                        self.log.limited((dg.src, "malformed"),
+                                         f"discarding unknown packet: nfacctd={self.opts.collector_ip}:"
+                                         f"{self.opts.collector_port} agent={dg.src}:{dg.port}",
+                                         level="INFO")
+            except Exception as e:                  # a parser bug must not stop the core
+                self.errors += 1
+                try:
+                    self.malformed(dg, f"internal error decoding datagram ({type(e).__name__}: {e})")
+                except Exception:
+                    pass
+        strings = StringTable()
+        try:
+            records, rec_exp = coll.assemble(self.opts.record_dtype, self._decode_group, strings,
+                                             self._group_failed)
+        except Exception as e:
+            self.errors += 1
+            self.log.limited(("assemble",), f"internal error assembling records: {e}", level="ERROR")
+            records, rec_exp = np.zeros(0, self.opts.record_dtype), np.zeros(0, np.int64)
+        if len(rec_exp):
+            counts = np.bincount(rec_exp, minlength=len(coll.exporter_list))
+            for i, c in enumerate(counts):
+                if c:
+                    stats.exporter(coll.exporter_list[i]).records += int(c)
+        if self.templates.dirty and self.opts.templates_file and self.opts.save_templates_on_change:
+            self.save_templates()
+        return Batch(records, strings.strings)
+
+    def _decode_group(self, g, raw, tgt, env):
+        if g.key == _V5_KEY:
+            v5.fill(raw, tgt, env, self.opts)
+            return None
+        return g.key.plan.fill(raw, tgt, env)
+
+    def _group_failed(self, g, e):
+        self.errors += 1
+        self.log.limited(("group", id(g.key)), f"internal error decoding {g.key!r}: "
+                         f"{type(e).__name__}: {e}", level="ERROR")
+
+    def _v5(self, dg, coll) -> None:
+        p = dg.payload
+        if len(p) < v5.HEADER_LEN:
+            self.malformed(dg, "discarding short NetFlow v5 packet")
+            return
+        _, count, uptime, unix, _nsecs, seq, etype, eid, sampling = v5.HEADER.unpack_from(p)
+        engine = (eid << 8) | etype
+        st = self.states.domain(dg.src, 5, engine)
+        if st is not None:
+            self.check_sequence(st, dg, seq, engine, len(p))
+            st.inc = count
+        if count > v5.MAX_RECORDS or v5.HEADER_LEN + count * v5.RECORD_LEN != len(p):
+            self.malformed(dg, "discarding malformed NetFlow v5 packet")
+            return
+        self.debug(f"Received NetFlow packet from [{dg.src}:{dg.port}] version [5] seqno [{seq}]")
+        if not count:
+            return
+        di = coll.datagram(dg.src, 5, unix, uptime, seq, eid, dg.ts_us, sampling,
+                           (etype << 8) | eid)
+        coll.chunk(_V5_KEY, v5.RECORD_LEN, v5.RECORD_DTYPE_V5, p, v5.HEADER_LEN,
+                   count * v5.RECORD_LEN, count, di, dg.src, None)

@@ -1,0 +1,730 @@
+"""Compiled decoding plans: from a template to record columns, one numpy step per field.
+
+``Plan(template, opts)`` looks at which elements the template carries, picks for every
+record field the element pmacct 1.7.7 would read (see ``ie``), and builds a numpy dtype
+with a named view at each needed offset. ``Plan.fill`` then turns the concatenated data
+records of that template (any number of data sets, from any number of datagrams) into
+record columns: every step is a vectorised operation over all of them.
+
+Header values (export time, uptime, sequence number, exporter...) arrive as per-record
+arrays in ``Env``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..record import ADDR_DTYPE, SAMPLE_EVENT, SAMPLE_FLOW, SAMPLE_OPTION
+from . import ie as E
+from .ie import be_uint
+from .sampling import lookup_many
+
+US = 1_000_000
+_U32 = 1 << 32
+
+
+@dataclass
+class Env:
+    """Per-record header values for one group of records."""
+    n: int
+    version: np.ndarray        # u2
+    unix_secs: np.ndarray      # i8, header export time
+    uptime: np.ndarray         # i8, v9 header sysUptime (ms)
+    seqno: np.ndarray          # u4
+    sysid: np.ndarray          # u4
+    arrival: np.ndarray        # i8 microseconds
+    peer: np.ndarray           # ADDR_DTYPE, exporter address per record
+    ctx_index: np.ndarray      # int, index into ``contexts``
+    contexts: list             # exporters.Context per distinct value of ctx_index
+    vvalues: list = field(default_factory=list)   # variable-length field values
+    strings: object = None     # record.StringTable
+
+
+def _addr_bytes(u1: np.ndarray, width: int) -> np.ndarray:
+    """(n, width) uint8 address bytes -> (n,) V16 with the address first."""
+    out = np.zeros((u1.shape[0], 16), dtype=np.uint8)
+    out[:, :width] = u1[:, :width]
+    return out.view("V16").reshape(-1)
+
+
+def _trunc_div(a: np.ndarray, b: int) -> np.ndarray:
+    """Integer division rounding toward zero, as C does."""
+    q = np.abs(a) // b
+    return np.where(a < 0, -q, q)
+
+
+class Plan:
+    """How to decode the records of one template."""
+
+    def __init__(self, tpl, opts, record_dtype):
+        self.tpl = tpl
+        self.opts = opts
+        self.record_dtype = record_dtype
+        self._views: list[tuple[str, object, int]] = []
+        self._names: dict[tuple, str] = {}
+        self.steps: list = []
+        self._compile()
+        names = [v[0] for v in self._views]
+        self.dtype = np.dtype({"names": names, "formats": [v[1] for v in self._views],
+                               "offsets": [v[2] for v in self._views],
+                               "itemsize": max(tpl.reclen, 1)})
+
+    # --- views into the record ---
+    def _view(self, offset: int, fmt) -> str:
+        key = (offset, str(fmt))
+        name = self._names.get(key)
+        if name is None:
+            name = f"v{len(self._views)}"
+            self._names[key] = name
+            self._views.append((name, fmt, offset))
+        return name
+
+    def _int(self, slot):
+        """raw -> unsigned integer column (big-endian value of any width 1..8)."""
+        if slot is None or slot.length == 0 or slot.vlen:
+            return None
+        n = min(slot.length, 8)
+        if n in (1, 2, 4, 8):
+            name = self._view(slot.offset, f">u{n}")
+            return lambda raw, name=name: raw[name]
+        name = self._view(slot.offset, ("u1", (n,)))
+        return lambda raw, name=name: be_uint(raw[name])
+
+    def _bytes(self, slot, n: int):
+        """raw -> (records, n) uint8, or None if the slot is shorter than n."""
+        if slot is None or slot.vlen or slot.length < n:
+            return None
+        name = self._view(slot.offset, ("u1", (n,)))
+        return lambda raw, name=name: raw[name]
+
+    def _first(self, chain, lengths=None):
+        for ie in chain:
+            s = self.tpl.find(ie)
+            if s is not None and not s.vlen and s.length and (lengths is None or s.length in lengths):
+                return s
+        return None
+
+    # --- compile ---
+    def _compile(self):
+        t, o = self.tpl, self.opts
+        st = self.steps
+
+        # what kind of records: traffic, event (NEL/NSEL, no byte counters) or option
+        if t.options:
+            self.mode = "option"
+        elif t.has(E.NAT_EVENT) or not any(t.has(x) for x in E.TRAFFIC_COUNTERS):
+            self.mode = "event"
+        else:
+            self.mode = "traffic"
+        self._compile_l3()
+
+        # counters
+        bchain = E.BYTES_CHAIN + ((E.INITIATOR_OCTETS,) if o.asa_bi_flow else ())
+        pchain = E.PACKETS_CHAIN + ((E.RESPONDER_OCTETS,) if o.asa_bi_flow else ())
+        self._simple("bytes", self._int(self._first(bchain)))
+        self._simple("packets", self._int(self._first(pchain)))
+        fl = self._int(self._first((E.FLOWS,)))
+        if fl is None:
+            st.append(lambda raw, tgt, env, m: tgt.__setitem__("flows", 1))
+        else:
+            st.append(lambda raw, tgt, env, m: tgt.__setitem__("flows", np.maximum(fl(raw), 1)))
+
+        self._compile_addresses()
+        self._simple("proto", self._int(self._first((E.PROTOCOL,))))
+        self._simple("tos", self._int(self._first((E.SRC_TOS,))))
+        # pmacct 1.7.7 reads tcp flags only when sent in one byte; IPFIX's two-byte
+        # tcpControlBits carries the same flags in its low byte (newer pmacct reads it)
+        tf = self._int(self._first((E.TCP_FLAGS,), (1, 2)))
+        if tf is not None:
+            st.append(lambda raw, tgt, env, m: tgt.__setitem__("tcp_flags", tf(raw) & 0xFF))
+        self._simple("src_port", self._int(self._first(E.SRC_PORT_CHAIN)))
+        self._simple("dst_port", self._int(self._first(E.DST_PORT_CHAIN)))
+        self._simple("in_iface", self._int(self._first(E.IN_IFACE_CHAIN)))
+        self._simple("out_iface", self._int(self._first(E.OUT_IFACE_CHAIN)))
+        self._simple("src_as", self._int(self._first((E.SRC_AS,), (2, 4))))
+        self._simple("dst_as", self._int(self._first((E.DST_AS,), (2, 4))))
+        self._simple("peer_src_as", self._int(self._first((E.PEER_SRC_AS,), (2, 4))))
+        self._simple("peer_dst_as", self._int(self._first((E.PEER_DST_AS,), (2, 4))))
+        self._simple("engine_type", self._int(self._first((E.ENGINE_TYPE,))))
+        self._simple("engine_id", self._int(self._first((E.ENGINE_ID,))))
+        self._simple("cos", self._int(self._first((E.DOT1Q_PRIORITY,))))
+        self._simple("cvlan", self._int(self._first((E.DOT1Q_CUSTOMER_VLAN_ID,
+                                                     E.POST_DOT1Q_CUSTOMER_VLAN_ID))))
+        self._simple("mpls_pw_id", self._int(self._first((E.PSEUDOWIRE_ID,))))
+        self._compile_l2()
+        self._compile_mpls()
+        self._compile_nat()
+        self._compile_times()
+        self._compile_export()
+        self._compile_sampling()
+        self._compile_misc()
+        self._compile_custom()
+
+    def _simple(self, name, reader):
+        if reader is not None:
+            self.steps.append(lambda raw, tgt, env, m: tgt.__setitem__(name, reader(raw)))
+
+    def _compile_l3(self):
+        """Per record: is it IPv6 (else IPv4) and is it kept at all."""
+        t = self.tpl
+        has4 = t.has(E.IPV4_SRC_ADDR) or t.has(E.IPV4_DST_ADDR)
+        has6 = t.has(E.IPV6_SRC_ADDR) or t.has(E.IPV6_DST_ADDR)
+        self.has4, self.has6 = has4, has6
+        if self.mode != "traffic":
+            self.l3 = lambda raw, n: (np.zeros(n, bool), None)
+            return
+        ipv = self._int(self._first((E.IP_PROTOCOL_VERSION,)))
+        s4 = t.find(E.IPV4_SRC_ADDR)
+        first4 = self._bytes(s4, 1) if s4 is not None else None
+
+        def l3(raw, n):
+            if has4 and has6:
+                is6 = (first4(raw)[:, 0] == 0) if first4 is not None else np.ones(n, bool)
+                keep = None
+            elif has4:
+                is6, keep = np.zeros(n, bool), None
+            elif has6:
+                is6, keep = np.ones(n, bool), None
+            else:
+                is6, keep = np.zeros(n, bool), np.zeros(n, bool)
+            if ipv is not None:
+                v = ipv(raw)
+                is6 = np.where(v == 6, True, np.where(v == 4, False, is6))
+                explicit = (v == 4) | (v == 6)
+                keep = explicit if keep is None else (keep | explicit)
+            return is6, keep
+        self.l3 = l3
+
+    def _addr_reader(self, chain, width):
+        s = self._first(chain)
+        if s is None or s.length < width:
+            return None
+        return self._bytes(s, width)
+
+    def _set_addr(self, name, r4, r6, event_both=False, v4_only=False):
+        """Address field from an IPv4 and/or IPv6 element, chosen by the record's l3."""
+        if r4 is None and (r6 is None or v4_only):
+            return
+
+        def step(raw, tgt, env, m, r4=r4, r6=r6):
+            col = tgt[name]
+            is6 = m["is6"]
+            if self.mode != "traffic":
+                # option/event records travel as IPv4; events also read IPv6 elements
+                if r6 is not None and (event_both and self.mode == "event") and not v4_only:
+                    col["af"] = 6
+                    col["addr"] = _addr_bytes(r6(raw), 16)
+                elif r4 is not None:
+                    col["af"] = 4
+                    col["addr"] = _addr_bytes(r4(raw), 4)
+                return
+            if r4 is not None and not m["all6"]:
+                sel = ~is6
+                if m["all4"]:
+                    col["af"] = 4
+                    col["addr"] = _addr_bytes(r4(raw), 4)
+                else:
+                    col["af"][sel] = 4
+                    col["addr"][sel] = _addr_bytes(r4(raw)[sel], 4)
+            if r6 is not None and not v4_only and not m["all4"]:
+                if m["all6"]:
+                    col["af"] = 6
+                    col["addr"] = _addr_bytes(r6(raw), 16)
+                else:
+                    col["af"][is6] = 6
+                    col["addr"][is6] = _addr_bytes(r6(raw)[is6], 16)
+        self.steps.append(step)
+
+    def _compile_addresses(self):
+        o = self.opts
+        A = self._addr_reader
+        self._set_addr("src_host", A((E.IPV4_SRC_ADDR, E.IPV4_SRC_PREFIX), 4),
+                       A((E.IPV6_SRC_ADDR, E.IPV6_SRC_PREFIX), 16), event_both=True)
+        self._set_addr("dst_host", A((E.IPV4_DST_ADDR, E.IPV4_DST_PREFIX), 4),
+                       A((E.IPV6_DST_ADDR, E.IPV6_DST_PREFIX), 16), event_both=True)
+        # masks: IPv4 elements for IPv4 records (and events/options), IPv6 ones for IPv6
+        for name, i4, i6 in (("src_mask", E.SRC_MASK, E.IPV6_SRC_MASK),
+                             ("dst_mask", E.DST_MASK, E.IPV6_DST_MASK)):
+            r4 = self._int(self._first((i4,)))
+            r6 = self._int(self._first((i6,)))
+            if r4 is None and r6 is None:
+                continue
+
+            def step(raw, tgt, env, m, name=name, r4=r4, r6=r6):
+                if r4 is not None and not m["all6"]:
+                    v = r4(raw)
+                    if m["all4"]:
+                        tgt[name] = v
+                    else:
+                        tgt[name][~m["is6"]] = v[~m["is6"]]
+                if r6 is not None and not m["all4"]:
+                    v = r6(raw)
+                    if m["all6"]:
+                        tgt[name] = v
+                    else:
+                        tgt[name][m["is6"]] = v[m["is6"]]
+            self.steps.append(step)
+        # IP next hop (15/62) and BGP next hop (18, 47, 63, 140; 15/62 with use_ip_next_hop)
+        self._set_addr("nexthop", A((E.IPV4_NEXT_HOP,), 4), A((E.IPV6_NEXT_HOP,), 16))
+        t = self.tpl
+        chain = [(E.BGP_IPV4_NEXT_HOP, 4), (E.MPLS_TOP_LABEL_ADDR, 4), (E.IPV4_NEXT_HOP, 4),
+                 (E.BGP_IPV6_NEXT_HOP, 16), (E.MPLS_TOP_LABEL_IPV6_ADDR, 16),
+                 (E.IPV6_NEXT_HOP, 16)]
+        for ie, width in chain:
+            if t.has(ie):
+                if ie in (E.IPV4_NEXT_HOP, E.IPV6_NEXT_HOP) and not o.use_ip_next_hop:
+                    break           # pmacct stops here: the IP next hop is not a BGP one
+                r = A((ie,), width)
+                if r is not None:
+                    def step(raw, tgt, env, m, r=r, width=width):
+                        tgt["peer_dst_ip"]["af"] = 4 if width == 4 else 6
+                        tgt["peer_dst_ip"]["addr"] = _addr_bytes(r(raw), width)
+                    self.steps.append(step)
+                break
+
+    def _compile_l2(self):
+        t = self.tpl
+        for name, chain in (("src_mac", E.SRC_MAC_CHAIN), ("dst_mac", E.DST_MAC_CHAIN)):
+            r = self._bytes(self._first(chain), 6)
+            if r is not None:
+                self.steps.append(lambda raw, tgt, env, m, r=r, name=name:
+                                  tgt.__setitem__(name, np.ascontiguousarray(r(raw)).view("V6").reshape(-1)))
+        rin = self._int(self._first((E.SRC_VLAN, E.DOT1Q_VLAN_ID)))
+        rout = self._int(self._first((E.DST_VLAN, E.POST_DOT1Q_VLAN_ID)))
+        dirn = self._int(self._first((E.DIRECTION,)))
+        if dirn is not None:
+            if rin is not None or rout is not None:
+                def vlan(raw, tgt, env, m):
+                    d = dirn(raw)
+                    v = np.zeros(len(d), np.uint64)
+                    if rin is not None:
+                        v = np.where(d == 0, rin(raw), v)
+                    if rout is not None:
+                        v = np.where(d == 1, rout(raw), v)
+                    tgt["vlan"] = v
+                self.steps.append(vlan)
+        else:
+            r = self._int(self._first((E.SRC_VLAN, E.DST_VLAN, E.DOT1Q_VLAN_ID, E.POST_DOT1Q_VLAN_ID)))
+            self._simple("vlan", r)
+        et = self._int(self._first((E.ETHERTYPE,), (2,)))
+
+        def etype(raw, tgt, env, m):
+            if et is not None:
+                tgt["etype"] = et(raw)
+            elif self.mode == "traffic" and not m["all4"]:
+                tgt["etype"] = np.where(m["is6"], 0x86DD, 0x0800)
+            else:
+                tgt["etype"] = 0x0800
+        self.steps.append(etype)
+
+    def _compile_mpls(self):
+        t = self.tpl
+        labels = [self._int(t.find(ie)) if t.length_of(ie) == 3 else None for ie in E.MPLS_LABELS[:9]]
+        if labels[0] is not None:
+            self.steps.append(lambda raw, tgt, env, m, r=labels[0]:
+                              tgt.__setitem__("mpls_label_top", r(raw) >> 4))
+        if any(r is not None for r in labels):
+            def stack(raw, tgt, env, m):
+                n = len(raw)
+                bottom = np.zeros(n, np.uint64)
+                depth = np.zeros(n, np.uint8)
+                last = np.zeros(n, np.uint64)
+                done = np.zeros(n, bool)
+                for r in labels:
+                    if r is None:
+                        continue
+                    v = r(raw)
+                    live = ~done
+                    depth = np.where(live, depth + 1, depth)
+                    last = np.where(live, v >> 4, last)
+                    bos = live & ((v & 1) == 1)
+                    bottom = np.where(bos, v >> 4, bottom)
+                    done |= bos
+                tgt["mpls_label_bottom"] = bottom
+                tgt["mpls_stack_depth"] = np.where((last != 0) | done, depth, 0)
+            self.steps.append(stack)
+        # route distinguisher: VRF ids mapped through options first, then element 90
+        rd = self._bytes(self._first((E.MPLS_VPN_RD,)), 8)
+        vin = self._int(self._first((E.INGRESS_VRFID,)))
+        vout = self._int(self._first((E.EGRESS_VRFID,)))
+        dirn = self._int(self._first((E.DIRECTION,)))
+        if rd is None and vin is None and vout is None:
+            return
+
+        def vpn_rd(raw, tgt, env, m):
+            n = len(raw)
+            out = np.zeros((n, 8), np.uint8)
+            have = np.zeros(n, bool)
+            if vin is not None or vout is not None:
+                zero = np.zeros(n, np.uint64)
+                iv = vin(raw) if vin is not None else zero
+                ev = vout(raw) if vout is not None else zero
+                d = dirn(raw) if dirn is not None else zero
+                use_in = (iv != 0) & ((d == 0) | (ev == 0))
+                use_out = (ev != 0) & ((d != 0) | (iv == 0))
+                for sel, vals, which in ((use_in, iv, "in_rd"), (use_out, ev, "out_rd")):
+                    if not sel.any():
+                        continue
+                    idx = np.nonzero(sel)[0]
+                    for i in idx:                     # VRF-to-RD lookups: few distinct values
+                        ctx = env.contexts[env.ctx_index[i]]
+                        mp = getattr(ctx, which)
+                        vid = int(vals[i])
+                        if mp:
+                            r = mp.get(vid)
+                            if r is not None:
+                                out[i] = np.frombuffer(r, np.uint8)
+                                have[i] = True
+                        else:
+                            # no map learned: the RD is "vrf id" typed (pmacct's 0x1000)
+                            out[i, 0:2] = (0x10, 0x00)
+                            out[i, 4:8] = np.frombuffer(vid.to_bytes(4, "big"), np.uint8)
+                            have[i] = True
+            if rd is not None:
+                r = rd(raw)
+                sel = ~have
+                out[sel] = r[sel]
+            tgt["mpls_vpn_rd"] = out.view("V8").reshape(-1)
+        self.steps.append(vpn_rd)
+
+    def _compile_nat(self):
+        A = self._addr_reader
+        self._set_addr("post_nat_src_host", A((E.POST_NAT_IPV4_SRC_ADDR,), 4) or
+                       self._asa_addr(E.ASA_XLATE_SRC_ADDR), A((E.POST_NAT_IPV6_SRC_ADDR,), 16))
+        self._set_addr("post_nat_dst_host", A((E.POST_NAT_IPV4_DST_ADDR,), 4) or
+                       self._asa_addr(E.ASA_XLATE_DST_ADDR), A((E.POST_NAT_IPV6_DST_ADDR,), 16))
+        self._simple("post_nat_src_port", self._int(self._first((E.POST_NAT_SRC_PORT, E.ASA_XLATE_SRC_PORT))))
+        self._simple("post_nat_dst_port", self._int(self._first((E.POST_NAT_DST_PORT, E.ASA_XLATE_DST_PORT))))
+        ev = self._int(self._first((E.NAT_EVENT, E.ASA_XLATE_EVENT)))
+        if ev is not None:
+            def nat_event(raw, tgt, env, m):
+                v = ev(raw)
+                tgt["nat_event"] = v
+                tgt["fw_event"] = v     # pmacct 1.7.7: fw_event is an alias of nat_event
+            self.steps.append(nat_event)
+
+    def _asa_addr(self, ie):
+        s = self.tpl.find(ie)
+        return self._bytes(s, 4) if s is not None else None
+
+    # --- time ---
+    def _time_reader(self, which: str, order: str):
+        """A function raw, env -> (seconds, microseconds) int64 arrays (sec 0 = none),
+        following pmacct's chain for start or end time. ``order`` is 'timestamp' (the
+        timestamp_* primitives) or 'pdata' (the time bins), whose chains differ a bit."""
+        t = self.tpl
+        start = which == "start"
+        sysup = E.FIRST_SWITCHED if start else E.LAST_SWITCHED
+        msec = E.FIRST_SWITCHED_MSEC if start else E.LAST_SWITCHED_MSEC
+        usec = E.FIRST_SWITCHED_USEC if start else E.LAST_SWITCHED_USEC
+        secs = E.FIRST_SWITCHED_SEC if start else E.LAST_SWITCHED_SEC
+        delta = E.FIRST_SWITCHED_DELTA_MICRO if start else E.LAST_SWITCHED_DELTA_MICRO
+        nsec = E.FIRST_SWITCHED_NSEC if start else E.LAST_SWITCHED_NSEC
+        cands = []
+        if t.has(sysup):
+            r = self._int(t.find(sysup))
+            init = self._int(t.find(E.SYSTEM_INIT_TIME_MSEC)) if t.length_of(E.SYSTEM_INIT_TIME_MSEC) == 8 else None
+
+            def f_sysup(raw, env, r=r, init=init):
+                v = r(raw).astype(np.int64) if r is not None else np.zeros(len(raw), np.int64)
+                n = len(v)
+                sec = np.zeros(n, np.int64)
+                is9 = env.version == 9
+                if order == "pdata" and self.opts.time_secs:
+                    d = (env.uptime - v) % _U32
+                    d = np.where(d >= (1 << 31), d - _U32, d)
+                    sec9 = env.unix_secs - d
+                else:
+                    # (uptime - switched) in ms, modulo 2^32 as the exporter's counter
+                    # wraps; a small negative difference is a flow stamped a bit after
+                    # the header (pmacct turns that into a date 49 days back)
+                    d = (env.uptime - v) % _U32
+                    d = np.where(d >= (1 << 31), d - _U32, d)
+                    sec9 = env.unix_secs - _trunc_div(d, 1000)
+                sec = np.where(is9, sec9, sec)
+                if init is not None:
+                    secx = (init(raw).astype(np.int64) // 1000) % _U32 + v // 1000
+                    sec = np.where(env.version == 10, secx, sec)
+                return sec, np.zeros(n, np.int64)
+            cands.append((sysup, f_sysup))
+        if t.has(msec):
+            r = self._int(t.find(msec))
+            if r is not None:
+                cands.append((msec, lambda raw, env, r=r: self._ms(r(raw))))
+        if start and t.has(E.OBSERVATION_TIME_MSEC):
+            r = self._int(t.find(E.OBSERVATION_TIME_MSEC))
+            if r is not None:
+                cands.append((E.OBSERVATION_TIME_MSEC, lambda raw, env, r=r: self._ms(r(raw))))
+        if t.has(usec):
+            s = t.find(usec)
+            if s.length == 16:
+                a, b = self._int_at(s.offset, 8), self._int_at(s.offset + 8, 8)
+                cands.append((usec, lambda raw, env, a=a, b=b: (a(raw).astype(np.int64), b(raw).astype(np.int64))))
+            elif s.length == 8:       # RFC 7011 dateTimeMicroseconds (NTP format)
+                a, b = self._int_at(s.offset, 4), self._int_at(s.offset + 4, 4)
+                cands.append((usec, lambda raw, env, a=a, b=b: self._ntp(a(raw), b(raw) & 0xFFFFF800)))
+            else:
+                cands.append((usec, lambda raw, env: (np.zeros(len(raw), np.int64),) * 2))
+        if t.has(secs):
+            s = t.find(secs)
+            if s.length in (4, 8):
+                r = self._int(s)
+                cands.append((secs, lambda raw, env, r=r: (r(raw).astype(np.int64), np.zeros(len(raw), np.int64))))
+        if t.has(delta):
+            r = self._int(t.find(delta))
+            if r is not None:
+                def f_delta(raw, env, r=r):
+                    tot = env.unix_secs * US - r(raw).astype(np.int64)
+                    return np.where(env.version == 10, tot // US, 0), np.where(env.version == 10, tot % US, 0)
+                cands.append((delta, f_delta))
+        if t.has(nsec) and t.length_of(nsec) == 8:        # not read by pmacct 1.7.7
+            s = t.find(nsec)
+            a, b = self._int_at(s.offset, 4), self._int_at(s.offset + 4, 4)
+            cands.append((nsec, lambda raw, env, a=a, b=b: self._ntp(a(raw), b(raw))))
+        if order == "pdata" and start:
+            # pmacct's time-bin chain tries microseconds before observation time
+            ids = [c[0] for c in cands]
+            if E.OBSERVATION_TIME_MSEC in ids and usec in ids:
+                i, j = ids.index(E.OBSERVATION_TIME_MSEC), ids.index(usec)
+                cands[i], cands[j] = cands[j], cands[i]
+        if not cands:
+            return None
+        # the first element present decides, even if it yields nothing (pmacct stops
+        # there too: IPFIX flowStartSysUpTime without systemInitTimeMilliseconds)
+        return cands[0][1]
+
+    def _int_at(self, offset, n):
+        name = self._view(offset, f">u{n}")
+        return lambda raw, name=name: raw[name]
+
+    @staticmethod
+    def _ms(v):
+        v = v.astype(np.int64)
+        return v // 1000, (v % 1000) * 1000
+
+    @staticmethod
+    def _ntp(sec, frac):
+        s = sec.astype(np.int64) - 2208988800
+        us = (frac.astype(np.int64) * US) >> 32
+        return np.where(sec == 0, 0, s), np.where(sec == 0, 0, us)
+
+    def _compile_times(self):
+        o = self.opts
+        ts = {w: self._time_reader(w, "timestamp") for w in ("start", "end")}
+        pd = {w: self._time_reader(w, "pdata") for w in ("start", "end")}
+
+        def times(raw, tgt, env, m):
+            n = len(raw)
+            hdr = env.unix_secs
+            for w, f in ts.items():
+                if f is not None:
+                    sec, us = f(raw, env)
+                else:
+                    sec = us = np.zeros(n, np.int64)
+                if w == "start":            # no time reference: the header export time
+                    fb = sec == 0
+                    sec = np.where(fb, hdr, sec)
+                    us = np.where(fb, 0, us)
+                tgt["ts_" + w] = np.where(sec == 0, 0, sec * US + us)
+            if o.time_new:
+                return
+            for w, f in pd.items():
+                if f is not None:
+                    sec, us = f(raw, env)
+                else:
+                    sec = us = np.zeros(n, np.int64)
+                if w == "start":
+                    fb = sec == 0
+                    sec = np.where(fb, hdr, sec)
+                    us = np.where(fb, 0, us)
+                tgt["time_" + w] = np.where(sec == 0, 0, sec * US + us)
+        self.steps.append(times)
+
+    def _compile_export(self):
+        def export(raw, tgt, env, m):
+            tgt["ts_export"] = env.unix_secs * US
+            tgt["ts_arrival"] = env.arrival
+            tgt["export_proto_seqno"] = env.seqno
+            tgt["export_proto_version"] = env.version
+            tgt["export_proto_sysid"] = env.sysid
+            tgt["peer_src_ip"] = env.peer
+            tgt["sample_type"] = {"traffic": SAMPLE_FLOW, "event": SAMPLE_EVENT,
+                                  "option": SAMPLE_OPTION}[self.mode]
+        self.steps.append(export)
+        dirn = self._int(self._first((E.DIRECTION,)))
+        if dirn is not None:
+            def direction(raw, tgt, env, m):
+                d = dirn(raw)
+                tgt["direction"] = d
+                if self.tpl.length_of(E.DIRECTION) == 1:
+                    tgt["sampling_direction"] = np.where(d == 0, ord("i"), np.where(d == 1, ord("e"), ord("u")))
+                else:
+                    tgt["sampling_direction"] = ord("u")
+            self.steps.append(direction)
+        else:
+            self.steps.append(lambda raw, tgt, env, m: tgt.__setitem__("sampling_direction", ord("u")))
+
+    def _compile_sampling(self):
+        t, o = self.tpl, self.opts
+        sid = None
+        if t.has(E.FLOW_SAMPLER_ID) and t.length_of(E.FLOW_SAMPLER_ID) in (1, 2, 4):
+            sid = self._int(t.find(E.FLOW_SAMPLER_ID))
+        elif not t.has(E.FLOW_SAMPLER_ID) and 1 <= t.length_of(E.SELECTOR_ID) <= 8:
+            # pmacct 1.7.7 reads selectorId only when 8 bytes long
+            sid = self._int(t.find(E.SELECTOR_ID))
+        has_sid_field = sid is not None or t.has(E.FLOW_SAMPLER_ID)
+        r34 = self._int(t.find(E.SAMPLING_INTERVAL)) if t.length_of(E.SAMPLING_INTERVAL) in (2, 4) else None
+        r50 = self._int(t.find(E.FLOW_SAMPLER_INTERVAL)) if t.length_of(E.FLOW_SAMPLER_INTERVAL) in (2, 4) else None
+        inline = (not has_sid_field) and (t.has(E.SAMPLING_INTERVAL) or t.has(E.FLOW_SAMPLER_INTERVAL))
+        tid = t.tid
+
+        def rates(raw, env):
+            n = len(raw)
+            if inline:
+                v = np.zeros(n, np.uint64)
+                if r34 is not None:
+                    v = r34(raw).astype(np.uint64)
+                if r50 is not None:
+                    v = r50(raw).astype(np.uint64)
+                return v
+            ids = sid(raw).astype(np.uint64) if sid is not None else np.zeros(n, np.uint64)
+            out = np.zeros(n, np.uint64)
+            ctxs = env.contexts
+            if len(ctxs) == 1:
+                c = ctxs[0]
+                if c.samplers or c.system_samplers:
+                    out = lookup_many(c.samplers, c.system_samplers, ids, tid)
+                return out
+            for k in np.unique(env.ctx_index):
+                c = ctxs[k]
+                if c.samplers or c.system_samplers:
+                    sel = env.ctx_index == k
+                    out[sel] = lookup_many(c.samplers, c.system_samplers, ids[sel], tid)
+            return out
+        self.rates = rates
+
+        def sampling(raw, tgt, env, m):
+            r = rates(raw, env)
+            if o.renormalize:
+                mult = np.uint64(o.ext_sampling_rate) if o.ext_sampling_rate else np.where(r > 0, r, 1)
+                tgt["packets"] = tgt["packets"] * mult
+                tgt["bytes"] = tgt["bytes"] * mult
+                tgt["sampling_rate"] = np.where(r > 0, 1, 0)
+            else:
+                tgt["sampling_rate"] = r
+        self.steps.append(sampling)
+
+    def _compile_misc(self):
+        t = self.tpl
+        # application id -> name learned from options: the 'class' primitive
+        app = t.find(E.APPLICATION_ID)
+        if app is not None and app.length in (2, 3, 5) and not app.vlen:
+            r = self._int(app)
+            n = app.length
+
+            def klass(raw, tgt, env, m):
+                ids = r(raw) & ((1 << (8 * (n - 1))) - 1)
+                out = np.zeros(len(ids), np.int32)
+                for k in np.unique(env.ctx_index):
+                    apps = env.contexts[k].apps
+                    if not apps:
+                        continue
+                    sel = env.ctx_index == k
+                    u, inv = np.unique(ids[sel], return_inverse=True)
+                    names = np.array([env.strings.intern(apps[int(x)]) if int(x) in apps else 0
+                                      for x in u], np.int32)
+                    out[sel] = names[inv]
+                tgt["class"] = out
+            self.steps.append(klass)
+        # VXLAN VNI from layer2SegmentId (type 1 in the top octet, VNI in the low 24 bits)
+        seg = self._int(t.find(E.LAYER2_SEGMENT_ID)) if t.length_of(E.LAYER2_SEGMENT_ID) == 8 else None
+        if seg is not None:
+            def vxlan(raw, tgt, env, m):
+                v = seg(raw)
+                tgt["vxlan"] = np.where((v >> np.uint64(56)) == 1, v & np.uint64(0xFFFFFF), 0)
+            self.steps.append(vxlan)
+        # pmacct's own elements (IPFIX, PEN 43874): tag, tag2, label
+        for name, ie in (("tag", E.PMACCT_TAG), ("tag2", E.PMACCT_TAG2)):
+            s = t.find(ie, E.PMACCT_PEN)
+            if s is not None and not s.vlen and 1 <= s.length <= 8:
+                self._simple(name, self._int(s))
+        s = t.find(E.PMACCT_LABEL, E.PMACCT_PEN)
+        if s is not None:
+            self.steps.append(self._string_step("label", s, "str"))
+
+    def _string_step(self, name, slot, semantics):
+        """Fill a string-table column from a fixed or variable-length element."""
+        if slot.vlen:
+            rd = self._int_at(slot.offset, 4)
+        else:
+            rd = self._bytes(slot, slot.length) if slot.length else None
+            if rd is None:
+                return lambda raw, tgt, env, m: None
+
+        def conv(b: bytes) -> str:
+            if semantics == "raw":
+                return b.hex().upper()
+            return b.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+        def step(raw, tgt, env, m):
+            if slot.vlen:
+                idx = rd(raw)
+                u, inv = np.unique(idx, return_inverse=True)
+                vals = [env.vvalues[int(i)] if 0 <= int(i) < len(env.vvalues) else b"" for i in u]
+            else:
+                b = np.ascontiguousarray(rd(raw)).view(f"S{slot.length}").reshape(-1) \
+                    if semantics != "raw" else np.ascontiguousarray(rd(raw)).view(f"V{slot.length}").reshape(-1)
+                u, inv = np.unique(b, return_inverse=True)
+                vals = [bytes(x) if semantics == "raw" else x for x in u]
+            ids = np.array([env.strings.intern(conv(v)) if v else 0 for v in vals], np.int32)
+            tgt[name] = ids[inv]
+        return step
+
+    def _compile_custom(self):
+        for cf in self.opts.custom_fields:
+            if cf.name not in self.record_dtype.names:
+                continue
+            s = self.tpl.find(cf.field_type, cf.pen, cf.repeat if cf.repeat else None)
+            if s is None:
+                continue
+            if cf.length and not s.vlen and s.length != cf.length and cf.semantics != "raw":
+                continue            # a configuration mistake in pmacct's eyes: left empty
+            dt = self.record_dtype.fields[cf.name][0]
+            if dt == ADDR_DTYPE:
+                width = 16 if s.length == 16 else 4
+                r = self._bytes(s, width)
+                if r is not None:
+                    def step(raw, tgt, env, m, r=r, width=width, name=cf.name):
+                        tgt[name]["af"] = 4 if width == 4 else 6
+                        tgt[name]["addr"] = _addr_bytes(r(raw), width)
+                    self.steps.append(step)
+            elif dt.kind in "ui" and cf.name not in ("label", "class") and dt.itemsize <= 8 \
+                    and not (dt == np.int32 and cf.semantics in ("str", "raw")):
+                self._simple(cf.name, self._int(s))
+            elif dt.kind == "V":
+                r = self._bytes(s, min(s.length, dt.itemsize))
+                if r is not None:
+                    w = dt.itemsize
+
+                    def step(raw, tgt, env, m, r=r, w=w, name=cf.name):
+                        b = r(raw)
+                        full = np.zeros((len(b), w), np.uint8)
+                        full[:, :b.shape[1]] = b
+                        tgt[name] = full.view(f"V{w}").reshape(-1)
+                    self.steps.append(step)
+            elif dt == np.int32:
+                self.steps.append(self._string_step(cf.name, s, cf.semantics))
+
+    # --- run ---
+    def fill(self, raw: np.ndarray, tgt: np.ndarray, env: Env) -> np.ndarray | None:
+        """Decode ``raw`` (records of this template) into ``tgt``; returns a keep mask
+        when some records are to be dropped (traffic without an IP version)."""
+        n = len(raw)
+        is6, keep = self.l3(raw, n)
+        all6 = bool(is6.all()) if n else False
+        all4 = not is6.any() if n else True
+        m = {"is6": is6, "all6": all6, "all4": all4}
+        for step in self.steps:
+            step(raw, tgt, env, m)
+        return keep

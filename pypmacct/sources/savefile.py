@@ -1,0 +1,398 @@
+"""Datagrams out of a capture file: ``pcap_savefile`` for nfacctd/sfacctd.
+
+Reads classic pcap (micro- and nanosecond, either byte order) with its own reader and
+pcapng (per-interface link type and timestamp resolution). Every UDP datagram in the
+capture becomes a ``Datagram``, whatever its ports: pmacct reads a savefile the same way
+(it takes the payload of every packet and never looks at the destination port).
+
+Link types: Ethernet (802.1Q/802.1ad tags, MPLS), Linux cooked v1 and v2, raw IP,
+BSD loopback (null and loop). IPv4 and IPv6 (extension headers skipped), fragments are
+reassembled. Frames that are not UDP, or that are cut short, are counted in ``skipped``.
+
+Arrival time: pmacct stamps a datagram read from a savefile with the wall clock, not with
+the capture time; ``arrival="capture"`` uses the capture timestamps instead.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from typing import Iterator
+
+from . import Datagram
+
+# link types (LINKTYPE_* values as stored in files)
+LT_NULL, LT_ETHERNET, LT_RAW, LT_LOOP = 0, 1, 101, 108
+LT_SLL, LT_SLL2, LT_IPV4, LT_IPV6 = 113, 276, 228, 229
+LT_RAW_ALIASES = (12, 14)
+
+ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
+ETH_VLAN_TAGS = (0x8100, 0x88A8, 0x9100, 0x9200)
+ETH_MPLS = (0x8847, 0x8848)
+
+_PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1_000), b"\xa1\xb2\xc3\xd4": (">", 1_000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1), b"\xa1\xb2\x3c\x4d": (">", 1),
+}
+_PCAPNG_SHB = 0x0A0D0D0A
+
+_MAX_FRAG_CONTEXTS = 1024
+_READ_CHUNK = 1 << 22
+
+_u16 = struct.Struct("!H")
+
+
+class SavefileError(Exception):
+    pass
+
+
+def _af_from_null(family: int) -> int:
+    if family == 2:
+        return 4
+    if family in (10, 24, 28, 30):
+        return 6
+    return 0
+
+
+class _Reassembler:
+    """Minimal IP fragment reassembly, bounded in memory."""
+
+    def __init__(self):
+        self.pending: dict = {}
+
+    def add(self, key, offset: int, more: bool, data: bytes) -> bytes | None:
+        entry = self.pending.get(key)
+        if entry is None:
+            if len(self.pending) >= _MAX_FRAG_CONTEXTS:
+                self.pending.pop(next(iter(self.pending)))
+            entry = self.pending[key] = [{}, None]
+        entry[0][offset] = data
+        if not more:
+            entry[1] = offset + len(data)
+        total = entry[1]
+        if total is None:
+            return None
+        pos, parts = 0, []
+        pieces = entry[0]
+        while pos < total:
+            piece = pieces.get(pos)
+            if piece is None or not piece:
+                return None
+            parts.append(piece)
+            pos += len(piece)
+        del self.pending[key]
+        return b"".join(parts)[:total]
+
+
+class FrameParser:
+    """Turns link-layer frames into (src, sport, payload) for UDP, else None."""
+
+    def __init__(self):
+        self.frags = _Reassembler()
+
+    def parse(self, linktype: int, frame: bytes):
+        try:
+            if linktype == LT_ETHERNET:
+                return self._ethernet(frame)
+            if linktype == LT_SLL:
+                if len(frame) < 16:
+                    return None
+                return self._ethertype(_u16.unpack_from(frame, 14)[0], frame, 16)
+            if linktype == LT_SLL2:
+                if len(frame) < 20:
+                    return None
+                return self._ethertype(_u16.unpack_from(frame, 0)[0], frame, 20)
+            if linktype in (LT_RAW, LT_IPV4, LT_IPV6) or linktype in LT_RAW_ALIASES:
+                return self._ip(frame, 0)
+            if linktype == LT_NULL:
+                if len(frame) < 4:
+                    return None
+                fam = _af_from_null(struct.unpack_from("<I", frame)[0]) or \
+                    _af_from_null(struct.unpack_from(">I", frame)[0])
+                return self._ip(frame, 4) if fam else None
+            if linktype == LT_LOOP:
+                if len(frame) < 4:
+                    return None
+                return self._ip(frame, 4) if _af_from_null(struct.unpack_from(">I", frame)[0]) else None
+        except (struct.error, IndexError, ValueError):
+            return None
+        return None
+
+    def _ethernet(self, frame: bytes):
+        if len(frame) < 14:
+            return None
+        return self._ethertype(_u16.unpack_from(frame, 12)[0], frame, 14)
+
+    def _ethertype(self, etype: int, frame: bytes, off: int):
+        while etype in ETH_VLAN_TAGS:
+            if len(frame) < off + 4:
+                return None
+            etype = _u16.unpack_from(frame, off + 2)[0]
+            off += 4
+        if etype in ETH_MPLS:
+            while True:
+                if len(frame) < off + 4:
+                    return None
+                bos = frame[off + 2] & 1
+                off += 4
+                if bos:
+                    break
+            return self._ip(frame, off)
+        if etype == ETH_IPV4 or etype == ETH_IPV6:
+            return self._ip(frame, off)
+        return None
+
+    def _ip(self, frame: bytes, off: int):
+        if len(frame) <= off:
+            return None
+        ver = frame[off] >> 4
+        if ver == 4:
+            return self._ipv4(frame, off)
+        if ver == 6:
+            return self._ipv6(frame, off)
+        return None
+
+    def _ipv4(self, frame: bytes, off: int):
+        if len(frame) < off + 20:
+            return None
+        ihl = (frame[off] & 0x0F) * 4
+        total = _u16.unpack_from(frame, off + 2)[0]
+        if ihl < 20 or total < ihl:
+            return None
+        end = min(len(frame), off + total)
+        src = socket.inet_ntop(socket.AF_INET, frame[off + 12:off + 16])
+        proto = frame[off + 9]
+        flags_frag = _u16.unpack_from(frame, off + 6)[0]
+        frag_off = (flags_frag & 0x1FFF) * 8
+        more = bool(flags_frag & 0x2000)
+        body = frame[off + ihl:end]
+        if more or frag_off:
+            key = (4, frame[off + 12:off + 20], frame[off + 4:off + 6], proto)
+            body = self.frags.add(key, frag_off, more, body)
+            if body is None:
+                return None
+        if proto != 17:
+            return None
+        return self._udp(src, body)
+
+    def _ipv6(self, frame: bytes, off: int):
+        if len(frame) < off + 40:
+            return None
+        plen = _u16.unpack_from(frame, off + 4)[0]
+        nxt = frame[off + 6]
+        src = socket.inet_ntop(socket.AF_INET6, frame[off + 8:off + 24])
+        end = min(len(frame), off + 40 + plen) if plen else len(frame)
+        body = frame[off + 40:end]
+        pos = 0
+        while True:
+            if nxt in (0, 43, 60):
+                if len(body) < pos + 8:
+                    return None
+                nxt, hlen = body[pos], (body[pos + 1] + 1) * 8
+                pos += hlen
+            elif nxt == 51:
+                if len(body) < pos + 8:
+                    return None
+                nxt, hlen = body[pos], (body[pos + 1] + 2) * 4
+                pos += hlen
+            elif nxt == 44:
+                if len(body) < pos + 8:
+                    return None
+                fnext = body[pos]
+                fo = _u16.unpack_from(body, pos + 2)[0]
+                key = (6, frame[off + 8:off + 40], body[pos + 4:pos + 8])
+                data = self.frags.add(key, fo & 0xFFF8, bool(fo & 1), body[pos + 8:])
+                if data is None:
+                    return None
+                body, pos, nxt = data, 0, fnext
+            else:
+                break
+        if nxt != 17:
+            return None
+        return self._udp(src, body[pos:])
+
+    @staticmethod
+    def _udp(src: str, seg: bytes):
+        if len(seg) < 8:
+            return None
+        sport = _u16.unpack_from(seg, 0)[0]
+        ulen = _u16.unpack_from(seg, 4)[0]
+        if ulen >= 8:
+            payload = seg[8:ulen]
+        else:                       # jumbogram or bogus length: take what is there
+            payload = seg[8:]
+        if src.startswith("::ffff:") and "." in src:
+            src = src[7:]
+        return src, sport, payload
+
+
+def _read_pcap(fh, header: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """Classic pcap records as (linktype, ts_us, frame)."""
+    endian, ns_div = _PCAP_MAGICS[header[:4]]
+    if len(header) < 24:
+        raise SavefileError("truncated pcap header")
+    linktype = struct.unpack_from(endian + "I", header, 20)[0] & 0x0FFFFFFF
+    rec = struct.Struct(endian + "IIII")
+    buf = header[24:]
+    pos = 0
+    while True:
+        if len(buf) - pos < 16:
+            more = fh.read(_READ_CHUNK)
+            if not more:
+                return
+            buf = buf[pos:] + more
+            pos = 0
+            continue
+        sec, frac, incl, _orig = rec.unpack_from(buf, pos)
+        if incl > 0x4000000:
+            raise SavefileError(f"bogus record length {incl}")
+        need = pos + 16 + incl
+        if len(buf) < need:
+            more = fh.read(max(_READ_CHUNK, incl + 16))
+            if not more:
+                return        # truncated last record, as libpcap does
+            buf = buf[pos:] + more
+            pos = 0
+            continue
+        ts_us = sec * 1_000_000 + (frac // ns_div if ns_div == 1_000 else frac)
+        yield linktype, ts_us, buf[pos + 16:need]
+        pos = need
+
+
+def _read_pcapng(fh, first: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """pcapng packets as (linktype, ts_us, frame), honouring per-interface settings."""
+    pending = first
+    endian = "<"
+    ifaces: list[tuple[int, int, int]] = []   # (linktype, units per second, offset s)
+
+    def take(k: int) -> bytes:
+        nonlocal pending
+        if len(pending) < k:
+            pending += fh.read(k - len(pending))
+        out, pending = pending[:k], pending[k:]
+        return out
+
+    while True:
+        head = take(12)
+        if len(head) < 12:
+            return
+        btype = struct.unpack_from(endian + "I", head)[0]
+        if btype == _PCAPNG_SHB:
+            endian = "<" if head[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+            ifaces = []
+        blen = struct.unpack_from(endian + "I", head, 4)[0]
+        if blen < 12 or blen % 4 or blen > 0x8000000:
+            return
+        rest = take(blen - 12)
+        if len(rest) < blen - 12:
+            return
+        body = (head[8:] + rest)[:-4]
+        if btype == 1 and len(body) >= 8:                         # IDB
+            linktype = struct.unpack_from(endian + "H", body, 0)[0]
+            units, offset = 1_000_000, 0
+            opos = 8
+            while opos + 4 <= len(body):
+                code, olen = struct.unpack_from(endian + "HH", body, opos)
+                val = body[opos + 4:opos + 4 + olen]
+                if code == 0:
+                    break
+                if code == 9 and olen >= 1:
+                    r = val[0]
+                    units = 2 ** (r & 0x7F) if r & 0x80 else 10 ** (r & 0x7F)
+                elif code == 14 and olen == 8:
+                    offset = struct.unpack(endian + "q", val)[0]
+                opos += 4 + ((olen + 3) & ~3)
+            ifaces.append((linktype, units or 1_000_000, offset))
+        elif btype == 6 and len(body) >= 20:                      # EPB
+            iface, hi, lo, cap, _orig = struct.unpack_from(endian + "IIIII", body, 0)
+            if iface < len(ifaces):
+                lt, units, offset = ifaces[iface]
+                ts_us = offset * 1_000_000 + ((hi << 32) | lo) * 1_000_000 // units
+                yield lt, ts_us, body[20:20 + cap]
+        elif btype == 3 and len(body) >= 4 and ifaces:             # SPB
+            orig = struct.unpack_from(endian + "I", body, 0)[0]
+            yield ifaces[0][0], 0, body[4:4 + orig]
+        elif btype == 2 and len(body) >= 20:                      # obsolete PB
+            iface, _drops, hi, lo, cap, _orig = struct.unpack_from(endian + "HHIIII", body, 0)
+            if iface < len(ifaces):
+                lt, units, offset = ifaces[iface]
+                ts_us = offset * 1_000_000 + ((hi << 32) | lo) * 1_000_000 // units
+                yield lt, ts_us, body[20:20 + cap]
+
+
+def read_frames(path: str) -> Iterator[tuple[int, int, bytes]]:
+    """Every frame of a pcap or pcapng file as (linktype, ts_us, frame)."""
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+        if head[:4] in _PCAP_MAGICS:
+            yield from _read_pcap(fh, head)
+        elif len(head) >= 4 and struct.unpack_from("<I", head)[0] == _PCAPNG_SHB:
+            yield from _read_pcapng(fh, head)
+        else:
+            raise SavefileError(f"{path}: not a pcap or pcapng file")
+
+
+def read_datagrams(path: str, arrival: str = "capture") -> Iterator[Datagram]:
+    """All UDP datagrams of a capture, in file order."""
+    parser = FrameParser()
+    for lt, ts_us, frame in read_frames(path):
+        got = parser.parse(lt, frame)
+        if got is not None:
+            src, sport, payload = got
+            ts = ts_us if arrival == "capture" else int(time.time() * 1_000_000)
+            yield Datagram(payload, src, sport, ts)
+
+
+class SavefileSource:
+    """``pcap_savefile`` as a datagram source.
+
+    ``delay`` seconds are slept before each pass over the file (pmacct sleeps 2 s before
+    the first when ``pcap_savefile_delay`` is unset; the daemon decides). ``replay`` is the
+    number of passes, negative for endless. ``wait`` is only carried for the daemon: with
+    ``pcap_savefile_wait`` it keeps running once ``done`` is set, as pmacct does.
+    """
+
+    def __init__(self, path: str, wait: bool = False, delay: float = 0, replay: int = 1,
+                 arrival: str = "now", sleep=time.sleep):
+        if arrival not in ("now", "capture"):
+            raise ValueError("arrival must be 'now' or 'capture'")
+        self.path = path
+        self.wait = wait
+        self.delay = delay
+        self.replay = replay if replay else 1
+        self.arrival = arrival
+        self.done = False
+        self.rounds = 0
+        self.frames = 0
+        self.skipped = 0
+        self._sleep = sleep
+        with open(path, "rb") as fh:          # fail early on a missing/foreign file
+            head = fh.read(4)
+        if head not in _PCAP_MAGICS and (len(head) < 4 or
+                                         struct.unpack("<I", head)[0] != _PCAPNG_SHB):
+            raise SavefileError(f"{path}: not a pcap or pcapng file")
+
+    def batches(self, max_datagrams: int = 1024) -> Iterator[list[Datagram]]:
+        while self.replay < 0 or self.rounds < self.replay:
+            if self.delay:
+                self._sleep(self.delay)
+            self.rounds += 1
+            parser = FrameParser()
+            batch: list[Datagram] = []
+            now_mode = self.arrival == "now"
+            for lt, ts_us, frame in read_frames(self.path):
+                self.frames += 1
+                got = parser.parse(lt, frame)
+                if got is None:
+                    self.skipped += 1
+                    continue
+                src, sport, payload = got
+                if now_mode:
+                    ts_us = time.time_ns() // 1000
+                batch.append(Datagram(payload, src, sport, ts_us))
+                if len(batch) >= max_datagrams:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+        self.done = True
