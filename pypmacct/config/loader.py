@@ -210,9 +210,14 @@ def _apply(cfg: DaemonConfig, line: Line) -> None:
         targets = [p for p in cfg.plugins if p.name == line.name]
         if not targets:
             names = [p.name for p in cfg.plugins]
+            hint = line.name.strip() if line.name.strip() in names else \
+                close_match(line.name, names)
             raise ConfigError(f"'{line.key}[{line.name}]' names no plugin (plugins: "
                               f"{', '.join(names)})", where=line.where, key=line.key,
-                              suggestion=close_match(line.name, names))
+                              suggestion=hint)
+    if line.value == "":
+        raise ConfigError(f"invalid value for '{line.key}': a value is required",
+                          where=line.where, key=line.key)
     try:
         value = key.type.parse(line.value, cfg.daemon)
     except ValueError as e:
