@@ -65,8 +65,11 @@ def ljust(m: np.ndarray, width: int) -> np.ndarray:
     """Left-justify every text to at least ``width`` characters with spaces (printf
     ``%-<width>s``: longer texts are kept whole)."""
     n, w = m.shape
-    out = np.zeros((n, max(w, width)), dtype=np.uint8)
-    out[:, :w] = m
+    if w <= width:
+        out = np.full((n, width), 0x20, dtype=np.uint8)
+        np.copyto(out[:, :w], m, where=m != 0)
+        return out
+    out = m.copy()
     head = out[:, :width]
     head[head == 0] = 0x20
     return out
@@ -256,10 +259,13 @@ def ipv4_text(octets: np.ndarray) -> np.ndarray:
     lo = (o[:, 2] << 8) | o[:, 3]
     out = np.zeros((n, 16), dtype=np.uint8)
     out[:, :7] = first[hi]
-    # the second half goes right after the first: scatter it at per-row offsets
-    flat = out.reshape(-1)
-    pos = (np.arange(n, dtype=np.int64) * 16 + lens[hi])[:, None] + np.arange(8)[None, :]
-    flat[pos] = second[lo]
+    # the second half goes right after the first, which is 3 to 7 characters long
+    length = lens[hi]
+    tail = second[lo]
+    for k in range(3, 8):
+        rows = np.flatnonzero(length == k)
+        if len(rows):
+            out[rows, k:k + 8] = tail[rows]
     return out[:, :15]
 
 
