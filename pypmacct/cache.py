@@ -24,6 +24,8 @@ def _words(keys: np.ndarray) -> np.ndarray:
     """The key bytes as a (n, w) uint64 matrix, zero padded."""
     n = len(keys)
     size = keys.dtype.itemsize
+    if size == 0:  # 'aggregate: none': every row has the same (empty) key
+        return np.zeros((n, 1), dtype=np.uint64)
     raw = np.ascontiguousarray(keys).view(np.uint8).reshape(n, size)
     pad = (-size) % 8
     if pad:
@@ -164,5 +166,7 @@ class AggregationCache:
 
     def _unwords(self, words: np.ndarray) -> np.ndarray:
         size = self.key_dtype.itemsize
+        if size == 0:
+            return np.zeros(len(words), dtype=self.key_dtype)
         raw = np.ascontiguousarray(words).view(np.uint8).reshape(len(words), -1)[:, :size]
         return np.ascontiguousarray(raw).view(self.key_dtype).reshape(-1)

@@ -91,3 +91,11 @@ def test_empty_drain_has_right_types():
     keys, v = c.drain()
     assert keys.dtype == KEY and len(keys) == 0
     assert set(v) == set(OPS) and v["tcp_flags"].dtype == np.uint8
+
+
+def test_empty_key_gives_one_grand_total():
+    c = AggregationCache(np.dtype([]), OPS)
+    c.add(np.zeros(3, np.dtype([])), vals(3, p=2))
+    c.add(np.zeros(2, np.dtype([])), vals(2, p=1))
+    keys, v = c.drain()
+    assert len(keys) == 1 and v["packets"].tolist() == [8]
