@@ -400,8 +400,6 @@ def test_tcpflags_are_ored_in_the_value_column(tmp_path):
     assert read(out) == "DST_PORT,TCP_FLAGS,PACKETS,BYTES\n80,19,3,3\n"
 
 
-@pytest.mark.xfail(reason="AggregationCache.drain fails on an empty key dtype (aggregate: none); "
-                          "reported to the cache owner", strict=False)
 def test_none_aggregate_gives_one_row(tmp_path):
     out = tmp_path / "out.csv"
     p = plugin(aggregate="none", print_output="csv", print_output_file=str(out))
