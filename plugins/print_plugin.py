@@ -242,10 +242,13 @@ class PrintPlugin(AggregatingPlugin):
         now = time.time()
         keys, values = self.cache.drain()
         total = len(keys)
-        if self.time_bins is not None and not final and total:
-            keys, values = self._hold_back(keys, values, int(now))
-        elif self.time_bins is not None and not final:
-            self._advance_time_reference(int(now))
+        if self.time_bins is not None and not final:
+            # an early (cache full) purge writes everything: holding aggregates back
+            # would leave the cache full
+            if total and not urgent:
+                keys, values = self._hold_back(keys, values, int(now))
+            else:
+                self._advance_time_reference(int(now))
         if not urgent:
             self._new_basetime = 0
         job = Purge(keys, values, list(self.strings.strings), total, urgent, now)

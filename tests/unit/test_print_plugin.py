@@ -414,3 +414,19 @@ def test_flows_column(tmp_path):
     p.ingest(batch([dict(dst_port=80, packets=2, bytes=3, flows=1)] * 2))
     p.finish()
     assert read(out) == "DST_PORT,PACKETS,FLOWS,BYTES\n80,4,2,6\n"
+
+
+def test_early_purge_with_time_bins_empties_the_cache(tmp_path):
+    out = tmp_path / "out.csv"
+    p = plugin(aggregate="src_host", print_output="csv", print_output_file=str(out),
+               print_history="1m", print_cache_entries=1)
+    now = int(time.time())
+    # every aggregate in the bin in progress: an early purge must still write them
+    for k in range(3):
+        p.ingest(flows(8, start=8 * k, time_start=now * 10**6))
+    p.writers.wait_all()
+    assert len(p.cache) < 11
+    p.finish()
+    lines = read(out).splitlines()
+    assert lines[0] == "SRC_IP,PACKETS,BYTES" and lines.count(lines[0]) == 1
+    assert sorted(lines[1:]) == sorted(f"10.0.0.{i},1,100" for i in range(24))
