@@ -143,6 +143,7 @@ class GenParams:
     collector: str = ""               # collector address ("" = 192.0.2.1 / 2001:db8::1)
     collector_port: int = 2100
     seq_start: int = 0                # first sequence number of every stream
+    flow_pool: int = 0                # >0: 5-tuples drawn from this many distinct flows
 
     def with_(self, **kw) -> "GenParams":
         return replace(self, **kw)
@@ -231,14 +232,6 @@ def _draw(p: GenParams, rng: np.random.Generator, exporters: list[Exporter]) -> 
 
     t["src_ip"] = pick(pools4[0], pools6[0])
     t["dst_ip"] = pick(pools4[1], pools6[1])
-    nh4 = _pool4(rng, 8, 192)
-    nh6 = _pool6(rng, 8, 9)
-    g = set(p.groups) if p.version != 5 else set(p.groups) & set(V5_GROUPS)
-    if "nexthop" in g:
-        t["next_hop"] = np.where(v6[:, None], nh6[rng.integers(0, 8, n)], nh4[rng.integers(0, 8, n)])
-    if "bgp_nexthop" in g:
-        t["bgp_next_hop"] = np.where(v6[:, None], nh6[rng.integers(0, 8, n)], nh4[rng.integers(0, 8, n)])
-
     proto = rng.choice(np.array([6, 17, 1, 58, 47], np.uint8), n, p=[0.6, 0.3, 0.05, 0.0, 0.05])
     proto = np.where(v6 & (proto == 1), 58, proto).astype(np.uint8)
     t["proto"] = proto
@@ -251,6 +244,21 @@ def _draw(p: GenParams, rng: np.random.Generator, exporters: list[Exporter]) -> 
     # ICMP: type/code travel in the destination port, as exporters do
     icmp = (proto == 1) | (proto == 58)
     t["dst_port"] = np.where(l4, dp, np.where(icmp, rng.choice([0x0800, 0x0000, 0x0303], n), 0))
+    if p.flow_pool:
+        # long-lived flows exported again and again: bounded 5-tuple cardinality
+        pick_flow = rng.integers(0, min(p.flow_pool, n), n)
+        for col in ("is_v6", "src_ip", "dst_ip", "src_port", "dst_port", "proto"):
+            t[col] = t[col][pick_flow]
+        v6 = t["is_v6"].copy()
+        proto = t["proto"].copy()
+        l4 = (proto == 6) | (proto == 17)
+    nh4 = _pool4(rng, 8, 192)
+    nh6 = _pool6(rng, 8, 9)
+    g = set(p.groups) if p.version != 5 else set(p.groups) & set(V5_GROUPS)
+    if "nexthop" in g:
+        t["next_hop"] = np.where(v6[:, None], nh6[rng.integers(0, 8, n)], nh4[rng.integers(0, 8, n)])
+    if "bgp_nexthop" in g:
+        t["bgp_next_hop"] = np.where(v6[:, None], nh6[rng.integers(0, 8, n)], nh4[rng.integers(0, 8, n)])
     if "tos" in g:
         t["tos"] = rng.choice(np.array([0, 0, 0, 0x10, 0x28, 0xb8], np.uint8), n)
     if "tcpflags" in g:
@@ -472,18 +480,20 @@ def _encode_v5(p: GenParams, t: np.ndarray, exporters) -> list:
     r["flags"], r["proto"], r["tos"] = t["tcp_flags"], t["proto"], t["tos"]
     r["src_as"], r["dst_as"] = t["src_as"], t["dst_as"]
     r["src_mask"], r["dst_mask"] = t["src_mask"], t["dst_mask"]
-    raw = r.tobytes()
     packets = []
     for (ex, dom), idx in _streams(t):
+        raw = r[idx].tobytes()          # this stream's records, in order, packed once
         chunks = _stream_packets(idx, rpp)
         seq = p.seq_start
+        pos = 0
         for j, c in enumerate(chunks):
             secs = _export_secs(p, j, len(chunks))
             uptime = secs * 1000 - exporters[ex].boot_ms
             samp = (0x4000 | p.sampling) if p.sampling else 0
             hdr = struct.pack("!HHIIIIBBH", 5, len(c), uptime & 0xFFFFFFFF, secs, 0,
                               seq & 0xFFFFFFFF, 0, dom, samp)
-            body = b"".join(raw[i * 48:(i + 1) * 48] for i in c)
+            body = raw[pos * 48:(pos + len(c)) * 48]
+            pos += len(c)
             t["seqno"][c] = seq & 0xFFFFFFFF
             t["export_secs"][c] = secs
             packets.append((secs, ex, dom, j, hdr + body, c))
