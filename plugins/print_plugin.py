@@ -71,9 +71,8 @@ class Purge:
 class Writers:
     """Forked writer processes of one plugin: bounded, reaped, and ordered per output."""
 
-    def __init__(self, limit: int, log):
+    def __init__(self, limit: int):
         self.limit = max(1, int(limit))
-        self.log = log
         self.running: dict[int, frozenset] = {}
 
     def reap(self) -> None:
@@ -163,7 +162,7 @@ class PrintPlugin(AggregatingPlugin):
         if self.path and self.latest and not is_dynamic(self.path) and is_dynamic(self.latest):
             self.latest_disabled = True
         self.writers = Writers(int(g("print_max_writers", DEFAULT_MAX_WRITERS)
-                                   or DEFAULT_MAX_WRITERS), self.log)
+                                   or DEFAULT_MAX_WRITERS))
         self._stdout_header = True        # stdout: title once per process
         self._interval_files: set = set()   # files early purges wrote since the last purge
         self._basetime = 0                 # pmacct's current time bin, advanced lazily
@@ -203,9 +202,6 @@ class PrintPlugin(AggregatingPlugin):
     def on_cache_full(self) -> None:
         self.log.info("Finished cache entries (ie. print_cache_entries). Purging.")
         self._purge(final=False, urgent=True)
-
-    def on_deadline(self, now: float) -> None:
-        super().on_deadline(now)
 
     def finish(self) -> None:
         self._purge(final=True)
@@ -377,9 +373,16 @@ class PrintPlugin(AggregatingPlugin):
         if t.path is None:
             return _StdoutOutput(self.lock_file, self.log, self._fs_owner())
         try:
+            _mkdirs_for(t.path, self._fs_owner())
+        except OSError as e:
+            self.log.error(f"[{t.path}] open_output_file(): cannot create its directory "
+                           f"({e.strerror}); {len(t.rows)} aggregates not written")
+            return None
+        try:
             fh, created = open_output_file(t.path, t.append, self._fs_owner())
         except OSError as e:
-            self.log.warn(f"[{t.path}] cannot open output file: {e}")
+            self.log.error(f"[{t.path}] open_output_file(): open() failed ({e.strerror}); "
+                           f"{len(t.rows)} aggregates not written")
             return None
         if t.append and not created:
             t.header = False

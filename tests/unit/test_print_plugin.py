@@ -430,3 +430,15 @@ def test_early_purge_with_time_bins_empties_the_cache(tmp_path):
     lines = read(out).splitlines()
     assert lines[0] == "SRC_IP,PACKETS,BYTES" and lines.count(lines[0]) == 1
     assert sorted(lines[1:]) == sorted(f"10.0.0.{i},1,100" for i in range(24))
+
+
+def test_unwritable_output_is_logged(tmp_path, capfd):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    p = plugin(print_output="csv", print_output_file=str(blocker / "sub" / "out.csv"))
+    p.ingest(flows(2))
+    p.finish()
+    err = capfd.readouterr().err
+    assert "open_output_file(): cannot create its directory" in err
+    assert "2 aggregates not written" in err
+    assert "QN: 0/2" in err
