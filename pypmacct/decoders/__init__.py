@@ -86,9 +86,20 @@ class NetflowDecoder:
             self.log.limited(("tplsave",), f"[{self.opts.templates_file}] unable to save templates: {e}")
 
     # --- helpers used by the parsers ---
+    @property
+    def debugging(self) -> bool:
+        return self.log.sink.debug
+
     def debug(self, msg: str) -> None:
         if self.log.sink.debug:
             self.log.debug(msg)
+
+    def no_template(self, dg, sid: int, tid: int) -> None:
+        """A data set arrived before (or without) its template: counted and dropped."""
+        self.stats.exporter(dg.src).no_template += 1
+        self.log.limited((dg.src, "notpl", sid, tid),
+                         f"Discarded NetFlow v9/IPFIX packet (R: unknown template {tid} "
+                         f"[{dg.src}:{sid}])", level="DEBUG")
 
     def malformed(self, dg, msg: str, seq: int = 0) -> None:
         self.stats.exporter(dg.src).bad_datagrams += 1
@@ -173,15 +184,15 @@ class NetflowDecoder:
             self.save_templates()
         return Batch(records, strings.strings)
 
-    def _decode_group(self, g, raw, tgt, env):
-        if g.key == _V5_KEY:
+    def _decode_group(self, key, raw, tgt, env):
+        if key is _V5_KEY:
             v5.fill(raw, tgt, env, self.opts)
             return None
-        return g.key.plan.fill(raw, tgt, env)
+        return key.plan.fill(raw, tgt, env)
 
-    def _group_failed(self, g, e):
+    def _group_failed(self, key, e):
         self.errors += 1
-        self.log.limited(("group", id(g.key)), f"internal error decoding {g.key!r}: "
+        self.log.limited(("group", id(key)), f"internal error decoding {key!r}: "
                          f"{type(e).__name__}: {e}", level="ERROR")
 
     def _v5(self, dg, coll) -> None:
@@ -198,10 +209,12 @@ class NetflowDecoder:
         if count > v5.MAX_RECORDS or v5.HEADER_LEN + count * v5.RECORD_LEN != len(p):
             self.malformed(dg, "discarding malformed NetFlow v5 packet")
             return
-        self.debug(f"Received NetFlow packet from [{dg.src}:{dg.port}] version [5] seqno [{seq}]")
+        if self.log.sink.debug:
+            self.log.debug(f"Received NetFlow packet from [{dg.src}:{dg.port}] version [5] seqno [{seq}]")
         if not count:
             return
-        di = coll.datagram(dg.src, 5, unix, uptime, seq, eid, dg.ts_us, sampling,
-                           (etype << 8) | eid)
-        coll.chunk(_V5_KEY, v5.RECORD_LEN, v5.RECORD_DTYPE_V5, p, v5.HEADER_LEN,
-                   count * v5.RECORD_LEN, count, di, dg.src, None)
+        di = len(coll.dgs)
+        coll.dgs.append((5, unix, uptime, seq, eid, dg.ts_us, coll.exporter(dg.src), sampling,
+                         (etype << 8) | eid))
+        coll.dtypes[_V5_KEY] = v5.RECORD_DTYPE_V5
+        coll.chunks.append((_V5_KEY, p[v5.HEADER_LEN:], count, di, None))

@@ -30,7 +30,7 @@ EMPTY_CONTEXT = Context({}, {}, None, {}, {}, {})
 
 class DomainState:
     __slots__ = ("seqno", "inc", "samplers", "exporter_addr", "in_rd", "out_rd", "apps",
-                 "version", "good", "jumps_f", "jumps_b", "packets", "bytes")
+                 "version", "good", "jumps_f", "jumps_b", "packets", "bytes", "ctx", "ctx_key")
 
     def __init__(self):
         self.seqno = 0
@@ -42,6 +42,8 @@ class DomainState:
         self.apps: dict = {}
         self.version = 0
         self.good = self.jumps_f = self.jumps_b = self.packets = self.bytes = 0
+        self.ctx = None          # cached Context for data records of this domain
+        self.ctx_key = None
 
     def touch(self):
         self.version += 1
@@ -79,16 +81,21 @@ class ExporterStates:
     def system(self, exporter: str) -> DomainState | None:
         return self.domain(exporter, 0, 0)
 
-    def context(self, exporter: str, domain: int) -> Context:
-        local = self.domains.get((exporter, 9, domain))
+    def context(self, exporter: str, domain: int, local: DomainState | None = None) -> Context:
+        if local is None:
+            local = self.domains.get((exporter, 9, domain))
         system = self.domains.get((exporter, 0, 0))
         if local is None and system is None:
             return EMPTY_CONTEXT
         lv = local.version if local is not None else -1
         sv = system.version if system is not None else -1
-        cached = self._ctx.get((exporter, domain))
-        if cached is not None and cached[0] == lv and cached[1] == sv:
-            return cached[2]
+        if local is not None:
+            if local.ctx_key is not None and local.ctx_key[0] == lv and local.ctx_key[1] == sv:
+                return local.ctx
+        else:
+            cached = self._ctx.get((exporter, domain))
+            if cached is not None and cached[0] == lv and cached[1] == sv:
+                return cached[2]
         ctx = Context(
             local.samplers.snapshot() if local is not None else {},
             system.samplers.snapshot() if system is not None else {},
@@ -98,6 +105,9 @@ class ExporterStates:
             {**(system.out_rd if system is not None else {}), **(local.out_rd if local is not None else {})},
             {**(system.apps if system is not None else {}), **(local.apps if local is not None else {})},
         )
+        if local is not None:
+            local.ctx, local.ctx_key = ctx, (lv, sv)
+            return ctx
         if len(self._ctx) >= MAX_DOMAINS:
             self._ctx.clear()
         self._ctx[(exporter, domain)] = (lv, sv, ctx)

@@ -135,10 +135,12 @@ class CustomField:
 
 
 def be_uint(raw: np.ndarray) -> np.ndarray:
-    """Big-endian unsigned integers out of an (n, k) uint8 array, k <= 8, as uint64."""
+    """Big-endian unsigned integers out of an (n, k) uint8 array, k <= 8 (uint32 for
+    k <= 4, else uint64)."""
     k = raw.shape[1]
-    out = np.zeros(raw.shape[0], dtype=np.uint64)
-    for i in range(k):
-        out <<= np.uint64(8)
-        out |= raw[:, i].astype(np.uint64)
+    dt = np.uint32 if k <= 4 else np.uint64
+    out = raw[:, 0].astype(dt)
+    for i in range(1, k):
+        out <<= dt(8)
+        out |= raw[:, i]
     return out

@@ -37,96 +37,113 @@ class V9Parser:
         self.dec = dec          # the NetflowDecoder: options, log, stats, caches
 
     # --- datagram ---
-    def parse(self, dg, version: int, coll) -> int:
-        """Parse one v9/IPFIX datagram into ``coll``; returns the records queued."""
+    def parse(self, dg, version: int, coll) -> None:
+        """Parse one v9/IPFIX datagram into ``coll``."""
         dec = self.dec
         p = dg.payload
         plen = len(p)
-        ctr = dec.stats.exporter(dg.src)
+        src = dg.src
         if version == 9:
             if plen < 20:
                 dec.malformed(dg, "discarding short NetFlow v9/IPFIX packet")
-                return 0
+                return
             _, _count, uptime, unix, seq, sid = _H9.unpack_from(p)
             off = 20
         else:
             if plen < 16:
                 dec.malformed(dg, "discarding short NetFlow v9/IPFIX packet")
-                return 0
+                return
             _, _length, unix, seq, sid = _H10.unpack_from(p)
             uptime = 0
             off = 16
-        dec.debug(f"Received NetFlow/IPFIX packet from [{dg.src}:{dg.port}] version [{version}] seqno [{seq}]")
-        st = dec.states.domain(dg.src, 9, sid)
+        if dec.debugging:
+            dec.log.debug(f"Received NetFlow/IPFIX packet from [{src}:{dg.port}] version [{version}] seqno [{seq}]")
+        states = dec.states
+        st = states.domains.get((src, 9, sid))
+        if st is None:
+            st = states.domain(src, 9, sid)
         if st is not None:
-            dec.check_sequence(st, dg, seq, sid, plen)
+            if st.seqno and seq == ((st.seqno + st.inc) & 0xFFFFFFFF) and not dec.opts.disable_checks:
+                st.good += 1                      # the common case, inline
+                st.packets += 1
+                st.bytes += plen
+                st.seqno = seq
+            else:
+                dec.check_sequence(st, dg, seq, sid, plen)
             st.inc = 1
-        di = coll.datagram(dg.src, version, unix, uptime, seq, sid, dg.ts_us)
-        ctx = dec.states.context(dg.src, sid)
-        queued = 0
+        di = len(coll.dgs)
+        coll.dgs.append((version, unix, uptime, seq, sid, dg.ts_us, coll.exporter(src), 0, 0))
+        ctx = states.context(src, sid, st)
+        chunks = coll.chunks
+        tget = dec.templates._t.get
         seq_inc = 0
         try:
             while off < plen:
                 if off + 4 > plen:
                     raise Malformed("unable to read next Flowset (incomplete NetFlow v9/IPFIX packet)")
                 fid, flen = _SET.unpack_from(p, off)
-                if flen == 0:
-                    raise Malformed("unable to read next Flowset (NetFlow v9/IPFIX packet claiming flow_len 0!)")
-                if flen < 4:
-                    raise Malformed("unable to read next Flowset (NetFlow v9/IPFIX packet (flowsetlen < NfDataHdrV9Sz)")
                 end = off + flen
-                if fid >= 256:
+                if fid >= 256 and flen >= 4:
                     if end > plen:
                         raise Malformed("unable to read next Data Flowset (incomplete NetFlow v9/IPFIX packet)")
-                    tpl = dec.templates.get(dg.src, sid, fid)
+                    tpl = tget((src, sid, fid))
                     if tpl is None:
-                        ctr.no_template += 1
-                        dec.log.limited((dg.src, "notpl", sid, fid),
-                                        f"Discarded NetFlow v9/IPFIX packet (R: unknown template {fid} [{dg.src}:{sid}])",
-                                        level="DEBUG")
+                        dec.no_template(dg, sid, fid)
                     elif tpl.options:
-                        n = self._options_data(dg, tpl, p, off + 4, end, sid, coll, di)
+                        n = self._options_data(dg, tpl, p, off + 4, end, sid)
                         seq_inc += n
                         if n:
-                            ctx = dec.states.context(dg.src, sid)
+                            ctx = states.context(src, sid, st)
                             if dec.opts.account_options:
-                                queued += self._queue(tpl, p, off + 4, end, coll, di, dg.src, ctx)
+                                self._queue(tpl, p, off + 4, end, coll, di, ctx)
+                    elif tpl.wire_len:
+                        n = (flen - 4) // tpl.wire_len
+                        if n:
+                            if tpl.plan is None:
+                                dec.plan_for(tpl)
+                                coll.dtypes[tpl] = tpl.plan.dtype
+                            elif tpl not in coll.dtypes:
+                                coll.dtypes[tpl] = tpl.plan.dtype
+                            chunks.append((tpl, p[off + 4:off + 4 + n * tpl.wire_len], n, di, ctx))
+                            seq_inc += n
                     else:
-                        n = self._queue(tpl, p, off + 4, end, coll, di, dg.src, ctx)
-                        queued += n
-                        seq_inc += n
+                        seq_inc += self._queue(tpl, p, off + 4, end, coll, di, ctx)
+                elif flen == 0:
+                    raise Malformed("unable to read next Flowset (NetFlow v9/IPFIX packet claiming flow_len 0!)")
+                elif flen < 4:
+                    raise Malformed("unable to read next Flowset (NetFlow v9/IPFIX packet (flowsetlen < NfDataHdrV9Sz)")
                 elif fid in (0, 2):
                     if end > plen:
                         raise Malformed("unable to read next Template Flowset (incomplete NetFlow v9/IPFIX packet)")
-                    self._templates(dg, version, p, off + 4, end, sid, fid == 2)
+                    self._templates(dg, version, p, off + 4, end, sid)
                 elif fid in (1, 3):
                     if end > plen:
                         raise Malformed("unable to read next Options Template Flowset (incomplete NetFlow v9/IPFIX packet)")
-                    self._options_templates(dg, version, p, off + 4, end, sid, fid == 3)
+                    self._options_templates(dg, version, p, off + 4, end, sid)
                 else:
                     if end > plen:
-                        dec.debug(f"unable to read unsupported Flowset (ID: '{fid}').")
+                        if dec.debugging:
+                            dec.log.debug(f"unable to read unsupported Flowset (ID: '{fid}').")
                         break
                 off = end
         except Malformed as e:
             dec.malformed(dg, str(e), seq)
-            return queued
+            return
         if version == 10 and st is not None:
             st.inc = seq_inc
-        return queued
 
     # --- data ---
-    def _queue(self, tpl, p, start, end, coll, di, src, ctx) -> int:
+    def _queue(self, tpl, p, start, end, coll, di, ctx) -> int:
         plan = self.dec.plan_for(tpl)
+        coll.dtypes[tpl] = plan.dtype
         if not tpl.vlen:
             n = (end - start) // tpl.reclen
             if n:
-                coll.chunk(tpl, tpl.reclen, plan.dtype, p, start, n * tpl.reclen, n, di, src, ctx)
+                coll.chunks.append((tpl, p[start:start + n * tpl.reclen], n, di, ctx))
             return n
         recs = self._walk_vlen(tpl, p, start, end, coll.vvalues)
         if recs:
-            buf = b"".join(recs)
-            coll.chunk(tpl, tpl.reclen, plan.dtype, buf, 0, len(buf), len(recs), di, src, ctx)
+            coll.chunks.append((tpl, b"".join(recs), len(recs), di, ctx))
         return len(recs)
 
     @staticmethod
@@ -175,7 +192,7 @@ class V9Parser:
         recs = self._walk_vlen(tpl, p, start, end, vals)
         return [(r, vals) for r in recs]
 
-    def _options_data(self, dg, tpl, p, start, end, sid, coll, di) -> int:
+    def _options_data(self, dg, tpl, p, start, end, sid) -> int:
         """Apply options records at once (they change how later records decode)."""
         dec = self.dec
         o = dec.opts
@@ -284,9 +301,10 @@ class V9Parser:
             dec.log.limited((dg.src, "tplfull"),
                             f"template cache full for agent={dg.src}: template {tpl.tid} dropped")
         elif res in ("new", "changed"):
-            dec.debug(f"NfV{tpl.version} agent {dg.src}:{tpl.domain} {'options ' if tpl.options else ''}"
-                      f"template ID {tpl.tid} ({len(tpl.fields)} fields, record size "
-                      f"{'tbd' if tpl.vlen else tpl.reclen}) {res}")
+            if dec.debugging:
+                dec.log.debug(f"NfV{tpl.version} agent {dg.src}:{tpl.domain} {'options ' if tpl.options else ''}"
+                              f"template ID {tpl.tid} ({len(tpl.fields)} fields, record size "
+                              f"{'tbd' if tpl.vlen else tpl.reclen}) {res}")
 
     def _fields(self, p, pos, end, count, version):
         fields = []
@@ -305,10 +323,24 @@ class V9Parser:
             fields.append(Field(ftype, flen, pen))
         return fields, pos
 
-    def _templates(self, dg, version, p, pos, end, sid, ipfix):
+    def _same(self, dg, sid, tid, p, pos, end) -> int:
+        """If the template at ``pos`` is a byte-identical resend of the cached one, the
+        number of bytes to skip; else 0."""
+        old = self.dec.templates._t.get((dg.src, sid, tid))
+        if old is not None and old.wire and pos + len(old.wire) <= end and \
+                p[pos:pos + len(old.wire)] == old.wire:
+            self.dec.stats.exporter(dg.src).templates += 1
+            return len(old.wire)
+        return 0
+
+    def _templates(self, dg, version, p, pos, end, sid):
         dec = self.dec
         while end - pos >= 4:
             tid, count = _SET.unpack_from(p, pos)
+            skip = self._same(dg, sid, tid, p, pos, end) if count else 0
+            if skip:
+                pos += skip
+                continue
             if count == 0:
                 if tid < 256 and tid != 2:
                     break                                # padding
@@ -323,12 +355,21 @@ class V9Parser:
                 raise Malformed(f"unable to read Data Template (bad template ID {tid})")
             if count > MAX_FIELDS:
                 raise Malformed("insert_template(): unable to read Data Template (too long)")
+            begin = pos
             fields, pos = self._fields(p, pos + 4, end, count, version)
-            self._store(dg, Template(dg.src, sid, tid, fields, options=False, version=version))
+            tpl = Template(dg.src, sid, tid, fields, options=False, version=version)
+            tpl.wire = bytes(p[begin:pos])
+            self._store(dg, tpl)
 
-    def _options_templates(self, dg, version, p, pos, end, sid, ipfix):
+    def _options_templates(self, dg, version, p, pos, end, sid):
         dec = self.dec
         while True:
+            if end - pos >= 6:
+                skip = self._same(dg, sid, _U16.unpack_from(p, pos)[0], p, pos, end)
+                if skip:
+                    pos += skip
+                    continue
+            begin = pos
             if version == 10:
                 if end - pos < 4:
                     break
@@ -368,5 +409,6 @@ class V9Parser:
             if total == 0:
                 raise Malformed("insert_opt_template(): unable to read Options Template Flowset (malformed)")
             fields, pos = self._fields(p, pos, end, total, version)
-            self._store(dg, Template(dg.src, sid, tid, fields, options=True, scope_count=scope,
-                                     version=version))
+            tpl = Template(dg.src, sid, tid, fields, options=True, scope_count=scope, version=version)
+            tpl.wire = bytes(p[begin:pos])
+            self._store(dg, tpl)

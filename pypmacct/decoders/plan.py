@@ -325,24 +325,21 @@ class Plan:
             self.steps.append(lambda raw, tgt, env, m, r=labels[0]:
                               tgt.__setitem__("mpls_label_top", r(raw) >> 4))
         if any(r is not None for r in labels):
+            present = [r for r in labels if r is not None]
+
             def stack(raw, tgt, env, m):
                 n = len(raw)
-                bottom = np.zeros(n, np.uint64)
-                depth = np.zeros(n, np.uint8)
-                last = np.zeros(n, np.uint64)
-                done = np.zeros(n, bool)
-                for r in labels:
-                    if r is None:
-                        continue
-                    v = r(raw)
-                    live = ~done
-                    depth = np.where(live, depth + 1, depth)
-                    last = np.where(live, v >> 4, last)
-                    bos = live & ((v & 1) == 1)
-                    bottom = np.where(bos, v >> 4, bottom)
-                    done |= bos
-                tgt["mpls_label_bottom"] = bottom
-                tgt["mpls_stack_depth"] = np.where((last != 0) | done, depth, 0)
+                vals = np.empty((len(present), n), np.uint32)
+                for i, r in enumerate(present):
+                    vals[i] = r(raw)
+                bos = (vals & 1).astype(bool)
+                anybos = bos.any(axis=0)
+                # labels up to and including the first one with the bottom-of-stack bit
+                first = np.where(anybos, bos.argmax(axis=0), len(present) - 1)
+                cols = np.arange(n)
+                last = vals[first, cols] >> 4
+                tgt["mpls_label_bottom"] = np.where(anybos, last, 0)
+                tgt["mpls_stack_depth"] = np.where((last != 0) | anybos, first + 1, 0)
             self.steps.append(stack)
         # route distinguisher: VRF ids mapped through options first, then element 90
         rd = self._bytes(self._first((E.MPLS_VPN_RD,)), 8)
@@ -489,10 +486,10 @@ class Plan:
                 i, j = ids.index(E.OBSERVATION_TIME_MSEC), ids.index(usec)
                 cands[i], cands[j] = cands[j], cands[i]
         if not cands:
-            return None
+            return (None, None)
         # the first element present decides, even if it yields nothing (pmacct stops
         # there too: IPFIX flowStartSysUpTime without systemInitTimeMilliseconds)
-        return cands[0][1]
+        return cands[0]
 
     def _int_at(self, offset, n):
         name = self._view(offset, f">u{n}")
@@ -513,32 +510,30 @@ class Plan:
         o = self.opts
         ts = {w: self._time_reader(w, "timestamp") for w in ("start", "end")}
         pd = {w: self._time_reader(w, "pdata") for w in ("start", "end")}
+        sysup = (E.FIRST_SWITCHED, E.LAST_SWITCHED)
+        # time bins read the same element as the timestamp primitives unless the chains
+        # differ or nfacctd_time_secs changes the arithmetic: then copy, don't recompute
+        same = {w: pd[w][0] == ts[w][0] and not (o.time_secs and ts[w][0] in sysup)
+                for w in ("start", "end")}
+
+        def column(f, raw, env, start):
+            n = len(raw)
+            if f is not None:
+                sec, us = f(raw, env)
+            else:
+                sec = us = np.zeros(n, np.int64)
+            if start:                       # no time reference: the header export time
+                fb = sec == 0
+                if fb.any():
+                    sec = np.where(fb, env.unix_secs, sec)
+                    us = np.where(fb, 0, us)
+            return np.where(sec == 0, 0, sec * US + us)
 
         def times(raw, tgt, env, m):
-            n = len(raw)
-            hdr = env.unix_secs
-            for w, f in ts.items():
-                if f is not None:
-                    sec, us = f(raw, env)
-                else:
-                    sec = us = np.zeros(n, np.int64)
-                if w == "start":            # no time reference: the header export time
-                    fb = sec == 0
-                    sec = np.where(fb, hdr, sec)
-                    us = np.where(fb, 0, us)
-                tgt["ts_" + w] = np.where(sec == 0, 0, sec * US + us)
-            if o.time_new:
-                return
-            for w, f in pd.items():
-                if f is not None:
-                    sec, us = f(raw, env)
-                else:
-                    sec = us = np.zeros(n, np.int64)
-                if w == "start":
-                    fb = sec == 0
-                    sec = np.where(fb, hdr, sec)
-                    us = np.where(fb, 0, us)
-                tgt["time_" + w] = np.where(sec == 0, 0, sec * US + us)
+            for w in ("start", "end"):
+                tgt["ts_" + w] = col = column(ts[w][1], raw, env, w == "start")
+                if not o.time_new:
+                    tgt["time_" + w] = col if same[w] else column(pd[w][1], raw, env, w == "start")
         self.steps.append(times)
 
     def _compile_export(self):

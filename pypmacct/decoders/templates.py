@@ -61,7 +61,7 @@ class Template:
 
     __slots__ = ("exporter", "domain", "tid", "options", "fields", "scope_count",
                  "version", "vlen", "reclen", "wire_len", "min_len", "slots", "_index",
-                 "segments", "plan", "__weakref__")
+                 "segments", "plan", "wire", "__weakref__")
 
     def __init__(self, exporter: str, domain: int, tid: int, fields, options: bool = False,
                  scope_count: int = 0, version: int = 10):
@@ -70,6 +70,7 @@ class Template:
         self.fields = tuple(fields)
         self.vlen = any(f.vlen for f in self.fields)
         self.plan = None
+        self.wire = b""          # the definition as received, to spot identical resends
         slots, index = [], {}
         off = 0
         segments: list = []          # ("fixed", n) / ("vlen",) runs over the wire record
