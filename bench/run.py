@@ -241,6 +241,7 @@ def main(argv=None) -> int:
     mach = machine()
     print(f"machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['mem_mib']} MiB; {mach['pmacct']}")
     failures = []
+    first_detail: dict = {}
     rows = []
     extra_rows = []
     for vname in versions:
@@ -265,6 +266,7 @@ def main(argv=None) -> int:
                                         f"{meta['packets']}/{meta['bytes']}")
                 if not m["ok"]:
                     failures.append(f"{who} {vname} {aname}: {m['problem']}")
+                    first_detail.setdefault(who, m.get("detail", m["problem"]))
                 fixed = fixed_m["wall"] if fixed_m.get("ok") else None
                 res[who] = metrics(m, meta["records"], fixed)
                 state = "ok" if m["ok"] else f"FAILED: {m['problem']}"
@@ -289,6 +291,8 @@ def main(argv=None) -> int:
               + ("" if ok else "  (totals did NOT match)"))
     if failures:
         print("\nFAILED checks:\n  " + "\n  ".join(failures))
+        for who, detail in first_detail.items():
+            print(f"\nfirst failed {who} run:\n{detail[-3000:]}")
     docs = a.docs if a.docs is not None else (None if a.smoke else str(DOCS))
     if docs:
         write_docs(Path(docs), mach, records, versions, aggs, rows, extra_rows, failures, a)

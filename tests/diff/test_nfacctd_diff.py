@@ -39,7 +39,9 @@ def test_same_output_as_pmacct(group_runs, case):
     theirs = group_runs.get("pmacct", case, CASES)
     oracle.check_run(theirs, f"pmacct on {case.capture.id}")
     ours = group_runs.get("ours", case, CASES)
-    oracle.check_run(ours, f"our nfacctd on {case.capture.id}")
+    # our log may say more than pmacct's (e.g. counted, skipped non-NetFlow payloads in the
+    # BMP/BGP corpus captures): the outputs are the contract here, the log is not
+    oracle.check_run(ours, f"our nfacctd on {case.capture.id}", strict_log=False)
     want = diffcases.outputs_of(theirs, case.plugin)
     got = diffcases.outputs_of(ours, case.plugin)
     assert want, f"pmacct wrote no output for plugin {case.plugin}: {sorted(theirs.outputs)}"
