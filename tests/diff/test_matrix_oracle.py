@@ -3,7 +3,8 @@
 For every capture of tests/support/diffcases.py: pmacct ran cleanly and every plugin wrote
 its output; for flowgen's captures the counters of every output add up to what the capture
 holds; for softflowd's v5 and IPFIX exports they add up to the packets and IP bytes of the
-traffic softflowd read (pmacct 1.7.7 misses a few of softflowd's v9 records, so v9 is not
+traffic softflowd read (pmacct 1.7.7 reads the v9 header count as a number of flowsets and
+so misses a few of softflowd's v9 records, see tests/support/softflowd.py: v9 is not
 totalled). This also fills the oracle cache the differential tests reuse.
 """
 from __future__ import annotations
