@@ -38,7 +38,7 @@ class NetflowOptions:
     time_secs: bool = False              # nfacctd_time_secs
     time_new: bool = False               # nfacctd_time_new
     renormalize: bool = False            # nfacctd_renormalize
-    disable_checks: bool = False         # nfacctd_disable_checks
+    disable_checks: bool = True          # nfacctd_disable_checks (pmacct 1.7.7 default: true)
     templates_file: str | None = None    # nfacctd_templates_file
     ext_sampling_rate: int = 0           # nfacctd_ext_sampling_rate
     use_ip_next_hop: bool = False        # use_ip_next_hop
@@ -101,10 +101,12 @@ class NetflowDecoder:
                          f"Discarded NetFlow v9/IPFIX packet (R: unknown template {tid} "
                          f"[{dg.src}:{sid}])", level="DEBUG")
 
-    def malformed(self, dg, msg: str, seq: int = 0) -> None:
+    def malformed(self, dg, msg: str, seq: int = 0, key: str | None = None) -> None:
+        """Count a bad datagram for its exporter and log it (rate-limited per exporter
+        and kind of problem) in pmacct's words."""
         self.stats.exporter(dg.src).bad_datagrams += 1
         tail = f" seq={seq}" if seq else ""
-        self.log.limited((dg.src, "malformed"),
+        self.log.limited((dg.src, key or msg),
                          f"{msg}: nfacctd={self.opts.collector_ip}:{self.opts.collector_port} "
                          f"agent={dg.src}:{dg.port}{tail}", level="INFO")
 
@@ -155,16 +157,14 @@ class NetflowDecoder:
                 elif version == 9 or version == 10:
                     self.v9.parse(dg, version, coll)
                 else:
-                    stats.exporter(dg.src).bad_datagrams += 1
-                    if not self.opts.disable_checks:
-                        self.log.limited((dg.src, "malformed"),
-                                         f"discarding unknown packet: nfacctd={self.opts.collector_ip}:"
-                                         f"{self.opts.collector_port} agent={dg.src}:{dg.port}",
-                                         level="INFO")
+                    # pmacct stays silent here when nfacctd_disable_checks is on (its
+                    # default); a datagram we drop is always counted and logged
+                    self.malformed(dg, "discarding unknown packet")
             except Exception as e:                  # a parser bug must not stop the core
                 self.errors += 1
                 try:
-                    self.malformed(dg, f"internal error decoding datagram ({type(e).__name__}: {e})")
+                    self.malformed(dg, f"internal error decoding datagram ({type(e).__name__}: {e})",
+                                   key="internal")
                 except Exception:
                     pass
         strings = StringTable()

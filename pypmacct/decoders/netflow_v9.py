@@ -213,7 +213,7 @@ class V9Parser:
         is_sampling = s_sid is not None or (s_34 is not None and s_34.length == 4) or \
             (s_305 is not None and s_305.length == 4) or \
             (s_309 is not None and s_310 is not None and not s_309.vlen and not s_310.vlen)
-        is_app = s_app is not None and s_app.length in (2, 3, 5) and s_name is not None
+        is_app = s_app is not None and 2 <= s_app.length <= 5 and s_name is not None
         is_exp = (s_e4 is not None and s_e4.length == 4) or (s_e6 is not None and s_e6.length == 16)
         is_vrf = s_vin is not None and s_vin.length == 4 and s_rd is not None and s_rd.length == 8
         if not (is_sampling or is_app or is_exp or is_vrf):

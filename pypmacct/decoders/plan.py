@@ -614,7 +614,7 @@ class Plan:
         t = self.tpl
         # application id -> name learned from options: the 'class' primitive
         app = t.find(E.APPLICATION_ID)
-        if app is not None and app.length in (2, 3, 5) and not app.vlen:
+        if app is not None and 2 <= app.length <= 5 and not app.vlen:
             r = self._int(app)
             n = app.length
 

@@ -133,9 +133,15 @@ class Template:
 
     # --- pmacct's templates file ---
     def to_pmacct_json(self) -> dict:
+        if self.options:
+            # pmacct sizes options records by adding up the announced lengths, 65535 for
+            # a variable-length field included, in 16 bits (so such records never match)
+            rlen = sum(f.length for f in self.fields) & 0xFFFF
+        else:
+            rlen = 0 if self.vlen else self.reclen
         obj = {"agent": self.exporter, "source_id": self.domain,
                "template_id": _swap16(self.tid), "template_type": 1 if self.options else 0,
-               "num": len(self.fields), "len": 0 if self.vlen else self.reclen}
+               "num": len(self.fields), "len": rlen}
         if not self.options:
             obj["vlen"] = 1 if self.vlen else 0
             lst = []
@@ -163,7 +169,7 @@ class Template:
             for f in self.fields:
                 if f.pen == 0 and f.type < LEGACY_LIMIT:
                     entries[f.type] = {"type": f.type, "off": off, "len": f.length}
-                off += f.length
+                off = (off + f.length) & 0xFFFF
             obj["tpl"] = [entries[k] for k in sorted(entries)
                           if entries[k]["off"] or entries[k]["len"]]
         return obj
@@ -247,6 +253,11 @@ class TemplateCache:
         old = self._t.get(key)
         if old is not None:
             if old.same_layout(tpl):
+                return "same"
+            if old.fields == tpl.fields and old.options == tpl.options:
+                # same layout, details the templates file does not keep (scope count)
+                old.scope_count = tpl.scope_count
+                old.wire = tpl.wire
                 return "same"
             self._t[key] = tpl
             self.dirty = True

@@ -57,7 +57,8 @@ def have_nfacctd() -> bool:
     return os.access(NFACCTD, os.X_OK)
 
 
-def run_nfacctd(pcap: str, primitives, extra: dict | None = None, timeout: int = 120) -> list[dict]:
+def run_nfacctd(pcap: str, primitives, extra: dict | None = None, timeout: int = 120,
+                binary: str = NFACCTD) -> list[dict]:
     """nfacctd's print output for ``pcap`` as a list of CSV rows (dicts)."""
     work = tempfile.mkdtemp(prefix="pmoracle.")
     try:
@@ -87,7 +88,7 @@ def run_nfacctd(pcap: str, primitives, extra: dict | None = None, timeout: int =
                 fh.write(f"{k}: {v}\n")
         env = dict(os.environ, TZ="UTC")
         for _attempt in range(3):
-            proc = subprocess.run([NFACCTD, "-f", path], env=env, timeout=timeout,
+            proc = subprocess.run([str(binary), "-f", path], env=env, timeout=timeout,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             if binned and os.path.exists(out):
                 rows = []
@@ -207,11 +208,11 @@ def their_rows(rows, primitives) -> collections.Counter:
     return collections.Counter({k + tuple(v): 1 for k, v in agg.items()})
 
 
-def compare(pcap: str, primitives=ALL_PRIMITIVES, opts=None, extra=None):
+def compare(pcap: str, primitives=ALL_PRIMITIVES, opts=None, extra=None, binary: str = NFACCTD):
     """(ours, theirs) Counters of rows; equal when we decode as nfacctd does."""
     records, _ = decode_pcap(pcap, opts)
     mine = our_rows(records, primitives)
-    theirs = their_rows(run_nfacctd(pcap, primitives, extra), primitives)
+    theirs = their_rows(run_nfacctd(pcap, primitives, extra, binary=binary), primitives)
     return mine, theirs
 
 
