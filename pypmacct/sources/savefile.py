@@ -3,7 +3,10 @@
 Reads classic pcap (micro- and nanosecond, either byte order) with its own reader and
 pcapng (per-interface link type and timestamp resolution). Every UDP datagram in the
 capture becomes a ``Datagram``, whatever its ports: pmacct reads a savefile the same way
-(it takes the payload of every packet and never looks at the destination port).
+(it takes the payload of every packet and never looks at the destination port). pmacct
+also takes each TCP segment's payload as a datagram (NetFlow can be exported over TCP);
+so do we, but only segments that start like an export (``tcp_versions``), so that BGP or
+BMP sessions in the same capture are not fed to the decoder.
 
 Link types: Ethernet (802.1Q/802.1ad tags, MPLS), Linux cooked v1 and v2, raw IP,
 BSD loopback (null and loop). IPv4 and IPv6 (extension headers skipped), fragments are
@@ -30,9 +33,10 @@ ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 ETH_VLAN_TAGS = (0x8100, 0x88A8, 0x9100, 0x9200)
 ETH_MPLS = (0x8847, 0x8848)
 
+# magic as stored -> (byte order, timestamps in nanoseconds)
 _PCAP_MAGICS = {
-    b"\xd4\xc3\xb2\xa1": ("<", 1_000), b"\xa1\xb2\xc3\xd4": (">", 1_000),
-    b"\x4d\x3c\xb2\xa1": ("<", 1), b"\xa1\xb2\x3c\x4d": (">", 1),
+    b"\xd4\xc3\xb2\xa1": ("<", False), b"\xa1\xb2\xc3\xd4": (">", False),
+    b"\x4d\x3c\xb2\xa1": ("<", True), b"\xa1\xb2\x3c\x4d": (">", True),
 }
 _PCAPNG_SHB = 0x0A0D0D0A
 
@@ -85,10 +89,12 @@ class _Reassembler:
 
 
 class FrameParser:
-    """Turns link-layer frames into (src, sport, payload) for UDP, else None."""
+    """Turns link-layer frames into (src, sport, payload, proto) for UDP and TCP (with
+    a payload), else None."""
 
-    def __init__(self):
+    def __init__(self, tcp: bool = True):
         self.frags = _Reassembler()
+        self.tcp = tcp
 
     def parse(self, linktype: int, frame: bytes):
         try:
@@ -171,9 +177,7 @@ class FrameParser:
             body = self.frags.add(key, frag_off, more, body)
             if body is None:
                 return None
-        if proto != 17:
-            return None
-        return self._udp(src, body)
+        return self._l4(src, proto, body)
 
     def _ipv6(self, frame: bytes, off: int):
         if len(frame) < off + 40:
@@ -207,28 +211,32 @@ class FrameParser:
                 body, pos, nxt = data, 0, fnext
             else:
                 break
-        if nxt != 17:
-            return None
-        return self._udp(src, body[pos:])
+        return self._l4(src, nxt, body[pos:])
 
-    @staticmethod
-    def _udp(src: str, seg: bytes):
-        if len(seg) < 8:
+    def _l4(self, src: str, proto: int, seg: bytes):
+        if proto == 17:
+            if len(seg) < 8:
+                return None
+            ulen = _u16.unpack_from(seg, 4)[0]
+            payload = seg[8:ulen] if ulen >= 8 else seg[8:]   # 0: jumbogram or bogus
+        elif proto == 6 and self.tcp:
+            if len(seg) < 20:
+                return None
+            hlen = (seg[12] >> 4) * 4
+            if hlen < 20 or len(seg) <= hlen:
+                return None
+            payload = seg[hlen:]
+        else:
             return None
         sport = _u16.unpack_from(seg, 0)[0]
-        ulen = _u16.unpack_from(seg, 4)[0]
-        if ulen >= 8:
-            payload = seg[8:ulen]
-        else:                       # jumbogram or bogus length: take what is there
-            payload = seg[8:]
         if src.startswith("::ffff:") and "." in src:
             src = src[7:]
-        return src, sport, payload
+        return src, sport, payload, proto
 
 
 def _read_pcap(fh, header: bytes) -> Iterator[tuple[int, int, bytes]]:
     """Classic pcap records as (linktype, ts_us, frame)."""
-    endian, ns_div = _PCAP_MAGICS[header[:4]]
+    endian, nanos = _PCAP_MAGICS[header[:4]]
     if len(header) < 24:
         raise SavefileError("truncated pcap header")
     linktype = struct.unpack_from(endian + "I", header, 20)[0] & 0x0FFFFFFF
@@ -254,7 +262,7 @@ def _read_pcap(fh, header: bytes) -> Iterator[tuple[int, int, bytes]]:
             buf = buf[pos:] + more
             pos = 0
             continue
-        ts_us = sec * 1_000_000 + (frac // ns_div if ns_div == 1_000 else frac)
+        ts_us = sec * 1_000_000 + (frac // 1000 if nanos else frac)
         yield linktype, ts_us, buf[pos + 16:need]
         pos = need
 
@@ -332,14 +340,27 @@ def read_frames(path: str) -> Iterator[tuple[int, int, bytes]]:
             raise SavefileError(f"{path}: not a pcap or pcapng file")
 
 
-def read_datagrams(path: str, arrival: str = "capture") -> Iterator[Datagram]:
-    """All UDP datagrams of a capture, in file order."""
-    parser = FrameParser()
+EXPORT_VERSIONS = (5, 9, 10)
+
+
+def _wanted(got, tcp_versions) -> bool:
+    if got[3] == 17:
+        return True
+    if tcp_versions is None:
+        return True
+    p = got[2]
+    return len(p) >= 2 and ((p[0] << 8) | p[1]) in tcp_versions
+
+
+def read_datagrams(path: str, arrival: str = "capture", tcp: bool = True,
+                   tcp_versions=EXPORT_VERSIONS) -> Iterator[Datagram]:
+    """All datagrams of a capture, in file order (see the module text)."""
+    parser = FrameParser(tcp)
     for lt, ts_us, frame in read_frames(path):
         got = parser.parse(lt, frame)
-        if got is not None:
-            src, sport, payload = got
-            ts = ts_us if arrival == "capture" else int(time.time() * 1_000_000)
+        if got is not None and _wanted(got, tcp_versions):
+            src, sport, payload, _ = got
+            ts = ts_us if arrival == "capture" else time.time_ns() // 1000
             yield Datagram(payload, src, sport, ts)
 
 
@@ -353,7 +374,8 @@ class SavefileSource:
     """
 
     def __init__(self, path: str, wait: bool = False, delay: float = 0, replay: int = 1,
-                 arrival: str = "now", sleep=time.sleep):
+                 arrival: str = "now", sleep=time.sleep, tcp: bool = True,
+                 tcp_versions=EXPORT_VERSIONS):
         if arrival not in ("now", "capture"):
             raise ValueError("arrival must be 'now' or 'capture'")
         self.path = path
@@ -361,6 +383,8 @@ class SavefileSource:
         self.delay = delay
         self.replay = replay if replay else 1
         self.arrival = arrival
+        self.tcp = tcp
+        self.tcp_versions = tcp_versions
         self.done = False
         self.rounds = 0
         self.frames = 0
@@ -377,16 +401,17 @@ class SavefileSource:
             if self.delay:
                 self._sleep(self.delay)
             self.rounds += 1
-            parser = FrameParser()
+            parser = FrameParser(self.tcp)
             batch: list[Datagram] = []
             now_mode = self.arrival == "now"
+            tv = self.tcp_versions
             for lt, ts_us, frame in read_frames(self.path):
                 self.frames += 1
                 got = parser.parse(lt, frame)
-                if got is None:
+                if got is None or (got[3] != 17 and not _wanted(got, tv)):
                     self.skipped += 1
                     continue
-                src, sport, payload = got
+                src, sport, payload, _ = got
                 if now_mode:
                     ts_us = time.time_ns() // 1000
                 batch.append(Datagram(payload, src, sport, ts_us))

@@ -1,0 +1,95 @@
+"""UDP source: dual-stack listening, SO_REUSEPORT, SO_RCVBUF, batching, timeouts."""
+from __future__ import annotations
+
+import select
+import socket
+import time
+
+import pytest
+
+from pypmacct.runtime.log import Logger
+from pypmacct.sources.udp import UdpSource
+from tests.unit.nfbuild import CaptureSink
+
+
+def send(payloads, port, host="127.0.0.1", family=socket.AF_INET):
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    for p in payloads:
+        s.sendto(p, (host, port))
+    sport = s.getsockname()[1]
+    s.close()
+    return sport
+
+
+def read_all(src, n, timeout=2.0):
+    got, deadline = [], time.time() + timeout
+    while len(got) < n and time.time() < deadline:
+        got += src.read(1024, timeout=0.2)
+    return got
+
+
+def test_ipv4_read_and_batch_limit():
+    with UdpSource("127.0.0.1", 0) as src:
+        sport = send([b"a%d" % i for i in range(10)], src.port)
+        first = src.read(4, timeout=1)
+        assert len(first) == 4
+        rest = read_all(src, 6)
+        got = first + rest
+        assert [d.payload for d in got] == [b"a%d" % i for i in range(10)]
+        assert all(d.src == "127.0.0.1" and d.port == sport for d in got)
+        assert abs(got[0].ts_us / 1e6 - time.time()) < 5
+        assert src.read(10, timeout=0.05) == []
+
+
+def test_default_is_dual_stack_and_maps_ipv4_back():
+    with UdpSource(None, 0) as src:
+        assert src.family == socket.AF_INET6
+        send([b"x"], src.port, "127.0.0.1")
+        send([b"y"], src.port, "::1", socket.AF_INET6)
+        got = read_all(src, 2)
+        assert sorted((d.payload, d.src) for d in got) == [(b"x", "127.0.0.1"), (b"y", "::1")]
+
+
+def test_ipv6_only_address():
+    with UdpSource("::1", 0) as src:
+        send([b"z"], src.port, "::1", socket.AF_INET6)
+        (d,) = read_all(src, 1)
+        assert d.src == "::1"
+
+
+def test_reuseport_lets_two_collectors_share_a_port():
+    a = UdpSource("127.0.0.1", 0)
+    try:
+        b = UdpSource("127.0.0.1", a.port)
+        b.close()
+    finally:
+        a.close()
+
+
+def test_rcvbuf_is_set_and_logged():
+    sink = CaptureSink()
+    with UdpSource("127.0.0.1", 0, rcvbuf=1 << 20, log=Logger("default", "core", sink)) as src:
+        assert src.rcvbuf >= 1 << 16
+        assert any(l.startswith("INFO ( default/core ): nfacctd_pipe_size: obtained=") and
+                   "target=1048576." in l for l in sink.lines)
+    # a smaller target than the default keeps the default
+    with UdpSource("127.0.0.1", 0, rcvbuf=1) as src:
+        assert src.rcvbuf > 1
+
+
+def test_fileno_works_with_select():
+    with UdpSource("127.0.0.1", 0) as src:
+        send([b"q"], src.port)
+        r, _, _ = select.select([src], [], [], 2)
+        assert r == [src]
+
+
+def test_bind_failure_raises():
+    plain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)     # no reuse options
+    plain.bind(("127.0.0.1", 0))
+    try:
+        with pytest.raises(OSError):
+            UdpSource("127.0.0.1", plain.getsockname()[1])
+    finally:
+        plain.close()
