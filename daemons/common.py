@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-from pypmacct.config import ConfigError, load_config
+from pypmacct.config import ConfigError, banner as config_banner, load_config
 from pypmacct.runtime.core import Core
 from pypmacct.runtime.log import SINK, Logger
 from pypmacct.runtime.process import daemonize
@@ -54,11 +54,13 @@ def build_plugins(cfg, ctx: PluginContext, log: Logger):
     return plugins
 
 
-def run_daemon(daemon: str, banner: str, make_collector, argv=None) -> int:
+def run_daemon(daemon: str, make_collector, argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         cfg = load_config(daemon, argv)
     except ConfigError as e:
+        if e.usage:
+            sys.stderr.write(e.usage)
         sys.stderr.write(f"ERROR ( default/core ): {e}\n")
         return 1
     if cfg.action != "run":
@@ -66,6 +68,7 @@ def run_daemon(daemon: str, banner: str, make_collector, argv=None) -> int:
         sys.stdout.flush()
         return 0
 
+    banner = config_banner(daemon)
     core_name = cfg.get("core_proc_name") or "default"
     log = Logger(core_name, "core")
     try:
@@ -78,6 +81,8 @@ def run_daemon(daemon: str, banner: str, make_collector, argv=None) -> int:
     log.info(banner)
     if cfg.config_file:
         log.info(f"Reading configuration file '{cfg.config_file}'.")
+    for w in cfg.warnings:
+        log.warn(w)
 
     try:
         collector = make_collector(cfg, log)

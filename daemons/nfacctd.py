@@ -4,7 +4,6 @@ from __future__ import annotations
 import sys
 import time
 
-from pypmacct import PMACCT_COMPAT, __version__
 from pypmacct.allow import AllowList
 from pypmacct.decoders import NetflowDecoder, NetflowOptions
 from pypmacct.record import RECORD_DTYPE, Batch
@@ -15,7 +14,6 @@ from pypmacct.sources.udp import UdpSource
 from .common import Collector, run_daemon, wait_or_stop
 
 DAEMON = "nfacctd"
-BANNER = f"NetFlow Accounting Daemon, nfacctd {PMACCT_COMPAT}-pypmacct {__version__}"
 DEFAULT_PORT = 2100
 MAX_DATAGRAMS = 512          # per batch read from a socket
 SAVEFILE_DATAGRAMS = 2048    # per batch read from a savefile
@@ -27,21 +25,21 @@ class NetflowCollector(Collector):
     def __init__(self, cfg, log):
         self.cfg, self.log = cfg, log
         self.stats = Stats()
-        self.decoder = NetflowDecoder(NetflowOptions.from_config(cfg), log=log, stats=self.stats)
+        self.decoder = NetflowDecoder(netflow_options(cfg), log=log, stats=self.stats)
         self.allow = None
         path = cfg.get("nfacctd_allow_file")
         if path:
-            self.allow = AllowList.load(path)
+            self.allow = AllowList.load(path, log=log)
         self.source = None
 
     def open(self) -> None:
         cfg = self.cfg
-        self.decoder.load_templates()
         if cfg.get("pcap_savefile"):
+            replay = int(cfg.get("pcap_savefile_replay"))
             self.source = SavefileSource(cfg.get("pcap_savefile"),
                                          wait=bool(cfg.get("pcap_savefile_wait")),
                                          delay=int(cfg.get("pcap_savefile_delay") or 0),
-                                         replay=int(cfg.get("pcap_savefile_replay") or 1))
+                                         replay=replay if replay > 0 else -1)
             self.log.info(f"reading NetFlow/IPFIX data from: {cfg.get('pcap_savefile')}")
         else:
             ip = cfg.get("nfacctd_ip") or "::"
@@ -64,11 +62,9 @@ class NetflowCollector(Collector):
 
     def batches(self, core):
         if isinstance(self.source, SavefileSource):
-            delay = int(self.cfg.get("pcap_savefile_delay") or 0)
+            # the delay before each replay should end early on a stop signal
+            self.source._sleep = lambda seconds: wait_or_stop(core, seconds)
             for dgrams in self.source.batches(SAVEFILE_DATAGRAMS):
-                if dgrams is None:          # between replays: honour the delay
-                    wait_or_stop(core, delay)
-                    continue
                 yield self._decode(dgrams), True
                 if core.stopping:
                     return
@@ -103,12 +99,27 @@ class NetflowCollector(Collector):
         try:
             self.decoder.save_templates()
         finally:
-            if self.source is not None:
-                self.source.close()
+            close = getattr(self.source, "close", None)
+            if close is not None:
+                close()
+
+
+def netflow_options(cfg) -> NetflowOptions:
+    """The decoder's options from the nfacctd_* keys."""
+    return NetflowOptions(
+        time_secs=bool(cfg.get("nfacctd_time_secs")),
+        time_new=bool(cfg.get("nfacctd_time_new")),
+        renormalize=bool(cfg.get("nfacctd_renormalize")),
+        disable_checks=bool(cfg.get("nfacctd_disable_checks")),
+        templates_file=cfg.get("nfacctd_templates_file"),
+        ext_sampling_rate=int(cfg.get("nfacctd_ext_sampling_rate") or 0),
+        collector_ip=cfg.get("nfacctd_ip") or "0.0.0.0",
+        collector_port=int(cfg.get("nfacctd_port") or DEFAULT_PORT),
+    )
 
 
 def main(argv=None) -> int:
-    return run_daemon(DAEMON, BANNER, NetflowCollector, argv)
+    return run_daemon(DAEMON, NetflowCollector, argv)
 
 
 if __name__ == "__main__":
