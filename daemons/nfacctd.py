@@ -45,7 +45,8 @@ class NetflowCollector(Collector):
             ip = cfg.get("nfacctd_ip") or "::"
             port = int(cfg.get("nfacctd_port") or DEFAULT_PORT)
             self.source = UdpSource(ip, port, rcvbuf=cfg.get("nfacctd_pipe_size"), log=self.log)
-            self.log.info(f"waiting for NetFlow/IPFIX data on {self.source.describe()}")
+            host, bound = self.source.address
+            self.log.info(f"waiting for NetFlow/IPFIX data on {host}:{bound}")
 
     def fds(self):
         return [self.source.fileno()] if isinstance(self.source, UdpSource) else []
