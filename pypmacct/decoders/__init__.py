@@ -11,7 +11,7 @@ decoder is built and saved whenever a decode() changed them.
 """
 from __future__ import annotations
 
-import struct
+import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,7 +65,8 @@ class NetflowDecoder:
         self.states = ExporterStates()
         self.v9 = V9Parser(self)
         self._plans: dict = {}
-        self.errors = 0
+        self.errors = 0                 # internal errors caught (bugs, not bad input)
+        self.last_error = ""
         if self.opts.templates_file:
             self.load_templates()
 
@@ -162,6 +163,7 @@ class NetflowDecoder:
                     self.malformed(dg, "discarding unknown packet")
             except Exception as e:                  # a parser bug must not stop the core
                 self.errors += 1
+                self.last_error = traceback.format_exc()
                 try:
                     self.malformed(dg, f"internal error decoding datagram ({type(e).__name__}: {e})",
                                    key="internal")
@@ -192,6 +194,7 @@ class NetflowDecoder:
 
     def _group_failed(self, key, e):
         self.errors += 1
+        self.last_error = traceback.format_exc()
         self.log.limited(("group", id(key)), f"internal error decoding {key!r}: "
                          f"{type(e).__name__}: {e}", level="ERROR")
 

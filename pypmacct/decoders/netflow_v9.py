@@ -212,7 +212,8 @@ class V9Parser:
         system_scope = tpl.has(E.SCOPE_SYSTEM)
         is_sampling = s_sid is not None or (s_34 is not None and s_34.length == 4) or \
             (s_305 is not None and s_305.length == 4) or \
-            (s_309 is not None and s_310 is not None and not s_309.vlen and not s_310.vlen)
+            (s_309 is not None and s_310 is not None and 1 <= s_309.length <= 8 and
+             1 <= s_310.length <= 8)
         is_app = s_app is not None and 2 <= s_app.length <= 5 and s_name is not None
         is_exp = (s_e4 is not None and s_e4.length == 4) or (s_e6 is not None and s_e6.length == 16)
         is_vrf = s_vin is not None and s_vin.length == 4 and s_rd is not None and s_rd.length == 8
@@ -254,13 +255,14 @@ class V9Parser:
                     space = _uint(val(rec, s_306, vals))
                     if interval:
                         rate = (interval + space) // interval
-                elif s_309 is not None and s_310 is not None:
+                elif s_309 is not None and s_310 is not None and 1 <= s_309.length <= 8 \
+                        and 1 <= s_310.length <= 8:
                     # random n-out-of-N (RFC 5477), not read by pmacct 1.7.7
                     size = _uint(val(rec, s_309, vals))
                     population = _uint(val(rec, s_310, vals))
                     if size:
                         rate = population // size
-                if target.samplers.set(sampler, rate):
+                if target.samplers.set(sampler, rate & 0xFFFFFFFF):     # pmacct keeps 32 bits
                     target.touch()
             ent = system if (system_scope and not o.disable_opt_scope_check) or o.disable_opt_scope_check else local
             if ent is None:

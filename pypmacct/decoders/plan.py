@@ -343,8 +343,8 @@ class Plan:
             self.steps.append(stack)
         # route distinguisher: VRF ids mapped through options first, then element 90
         rd = self._bytes(self._first((E.MPLS_VPN_RD,)), 8)
-        vin = self._int(self._first((E.INGRESS_VRFID,)))
-        vout = self._int(self._first((E.EGRESS_VRFID,)))
+        vin = self._int(self._first((E.INGRESS_VRFID,), (1, 2, 3, 4)))
+        vout = self._int(self._first((E.EGRESS_VRFID,), (1, 2, 3, 4)))
         dirn = self._int(self._first((E.DIRECTION,)))
         if rd is None and vin is None and vout is None:
             return
