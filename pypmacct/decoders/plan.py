@@ -160,6 +160,7 @@ class Plan:
         self._compile_sampling()
         self._compile_misc()
         self._compile_custom()
+        self._compile_dlfs()
 
     def _simple(self, name, reader):
         if reader is not None:
@@ -171,7 +172,10 @@ class Plan:
         has4 = t.has(E.IPV4_SRC_ADDR) or t.has(E.IPV4_DST_ADDR)
         has6 = t.has(E.IPV6_SRC_ADDR) or t.has(E.IPV6_DST_ADDR)
         self.has4, self.has6 = has4, has6
-        if self.mode != "traffic":
+        if self.mode != "traffic" or t.has(E.DATALINK_FRAME_SECTION) or \
+                t.has(E.LAYER2_PKT_SECTION_DATA):
+            # events, options, and records carrying the packet itself (whose headers
+            # say the IP version) are all kept
             self.l3 = lambda raw, n: (np.zeros(n, bool), None)
             return
         ipv = self._int(self._first((E.IP_PROTOCOL_VERSION,)))
@@ -710,6 +714,52 @@ class Plan:
                     self.steps.append(step)
             elif dt == np.int32:
                 self.steps.append(self._string_step(cf.name, s, cf.semantics))
+
+    def _compile_dlfs(self):
+        """Records carrying a packet section: parse it and fill what the template lacks."""
+        t = self.tpl
+        slot = t.find(E.LAYER2_PKT_SECTION_DATA) or t.find(E.DATALINK_FRAME_SECTION)
+        if slot is None or self.mode == "option":
+            return
+        if slot.vlen:
+            idx = self._int_at(slot.offset, 4)
+        elif slot.length:
+            sect = self._view(slot.offset, f"V{slot.length}")
+        else:
+            return
+        has = lambda *ies: any(t.has(i) for i in ies)
+        fill_keys = []
+        for key, ies in (("src_host", (8, 44, 27, 170)), ("dst_host", (12, 45, 28, 169)),
+                         ("src_port", E.SRC_PORT_CHAIN), ("dst_port", E.DST_PORT_CHAIN),
+                         ("proto", (4,)), ("tos", (5,)), ("tcp_flags", (6,)),
+                         ("src_mac", E.SRC_MAC_CHAIN), ("dst_mac", E.DST_MAC_CHAIN),
+                         ("vlan", (58, 59, 243, 254)), ("cos", (244,)), ("etype", (256,)),
+                         ("mpls_label_top", (70,)), ("mpls_label_bottom", E.MPLS_LABELS),
+                         ("mpls_stack_depth", E.MPLS_LABELS)):
+            if not has(*ies):
+                fill_keys.append(key)
+        from .dlfs import parse_frame
+
+        def dlfs(raw, tgt, env, m):
+            if slot.vlen:
+                frames = [env.vvalues[int(i)] if int(i) < len(env.vvalues) else b"" for i in idx(raw)]
+            else:
+                frames = [bytes(x) for x in raw[sect]]
+            for i, fr in enumerate(frames):
+                h = parse_frame(fr)
+                row = tgt[i]
+                for k in fill_keys:
+                    v = h.get(k)
+                    if v is None:
+                        continue
+                    if k in ("src_host", "dst_host"):
+                        row[k] = (v[0], v[1] + bytes(16 - len(v[1])))
+                    else:
+                        row[k] = v
+                if row["packets"] == 0 and row["bytes"] == 0 and "ip_len" in h:
+                    row["packets"] = 1
+                    row["bytes"] = h["ip_len"]
+        self.steps.append(dlfs)
 
     # --- run ---
     def fill(self, raw: np.ndarray, tgt: np.ndarray, env: Env) -> np.ndarray | None:
