@@ -85,10 +85,22 @@ class Plan:
         if slot is None or slot.length == 0 or slot.vlen:
             return None
         n = min(slot.length, 8)
+        off = slot.offset
         if n in (1, 2, 4, 8):
-            name = self._view(slot.offset, f">u{n}")
+            name = self._view(off, f">u{n}")
             return lambda raw, name=name: raw[name]
-        name = self._view(slot.offset, ("u1", (n,)))
+        # odd widths: read a wider word overlapping a neighbour, then shift or mask
+        wide = 4 if n == 3 else 8
+        reclen = self.tpl.reclen
+        if off + wide <= reclen:
+            name = self._view(off, f">u{wide}")
+            shift = np.uint64(8 * (wide - n)) if wide == 8 else np.uint32(8 * (wide - n))
+            return lambda raw, name=name, shift=shift: raw[name] >> shift
+        if off + n - wide >= 0:
+            name = self._view(off + n - wide, f">u{wide}")
+            mask = (1 << (8 * n)) - 1
+            return lambda raw, name=name, mask=mask: raw[name] & mask
+        name = self._view(off, ("u1", (n,)))
         return lambda raw, name=name: be_uint(raw[name])
 
     def _bytes(self, slot, n: int):
