@@ -8,11 +8,15 @@ exporter (``bad_datagrams``, ``no_template``...) and logged, rate-limited, with 
 exporter address. Templates persist across restarts through ``templates_file``
 (``nfacctd_templates_file``, pmacct's JSON-lines format): they are loaded when the
 decoder is built and saved whenever a decode() changed them.
+
+A batch holds its records grouped by template (v5 records together), each group in the
+order its datagrams arrived. Parsing only notes where records are; each group is then
+decoded with one vectorised pass (see ``plan`` and ``collect``).
 """
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -64,7 +68,6 @@ class NetflowDecoder:
                                        self.opts.max_templates)
         self.states = ExporterStates()
         self.v9 = V9Parser(self)
-        self._plans: dict = {}
         self.errors = 0                 # internal errors caught (bugs, not bad input)
         self.last_error = ""
         if self.opts.templates_file:

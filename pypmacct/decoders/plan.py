@@ -300,7 +300,6 @@ class Plan:
                 break
 
     def _compile_l2(self):
-        t = self.tpl
         for name, chain in (("src_mac", E.SRC_MAC_CHAIN), ("dst_mac", E.DST_MAC_CHAIN)):
             r = self._bytes(self._first(chain), 6)
             if r is not None:

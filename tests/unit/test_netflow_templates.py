@@ -14,10 +14,9 @@ import json
 import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from pypmacct.decoders import NetflowDecoder, NetflowOptions
+from pypmacct.decoders import NetflowOptions
 from pypmacct.decoders.templates import Field, Template, TemplateCache
 from pypmacct.runtime.log import Logger
 from pypmacct.sources.savefile import read_datagrams

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
 import pytest
 
 from pypmacct.decoders import CustomField
