@@ -169,10 +169,10 @@ class Plan:
         self._compile_nat()
         self._compile_times()
         self._compile_export()
+        self._compile_dlfs()            # before sampling: its counters get renormalised too
         self._compile_sampling()
         self._compile_misc()
         self._compile_custom()
-        self._compile_dlfs()
 
     def _simple(self, name, reader):
         if reader is not None:

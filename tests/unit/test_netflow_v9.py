@@ -473,3 +473,21 @@ def test_stats_add_up():
     t = dec.stats.totals()
     assert (t.datagrams, t.records, t.templates, t.no_template, t.bad_datagrams) == (5, 3, 1, 2, 1)
     assert len(b) == t.records
+
+
+def test_packet_sections_fill_what_the_template_lacks():
+    frame = bytes.fromhex(
+        "66778899aabb001122334455" "8100602a" "0800"                 # MACs, VLAN 42 prio 3
+        "4520008c00010000400600000a0101010a020202"                  # IPv4, tos 0x20, len 140
+        "04d20050" "00000000" "00000000" "5012" "0000" "0000" "0000") + b"x" * 100  # TCP, SYN+ACK
+    f = [(315, 65535), (7, 2)]
+    dec, _ = decoder(renormalize=True)
+    opt = options_template_set(10, 300, [(144, 4)], [(34, 4)])
+    od = data_set(300, [record([(144, 4), (34, 4)], [1, 10])])
+    r = dec.decode([dg(ipfix([opt, od, template_set(10, [(256, f)]),
+                              data_set(256, [record(f, [frame, 999])])]))]).records[0]
+    assert addr_text(r["src_host"]) == "10.1.1.1" and addr_text(r["dst_host"]) == "10.2.2.2"
+    assert (r["src_port"], r["dst_port"], r["proto"], r["tos"], r["tcp_flags"]) == (999, 80, 6, 0x20, 0x12)
+    assert (r["vlan"], r["cos"], r["etype"]) == (42, 3, 0x0800)
+    assert bytes(r["src_mac"]).hex() == "001122334455"
+    assert (r["packets"], r["bytes"], r["sampling_rate"]) == (10, 1400, 1)   # one packet, renormalised
