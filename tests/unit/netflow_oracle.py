@@ -73,7 +73,6 @@ def run_nfacctd(pcap: str, primitives, extra: dict | None = None, timeout: int =
             "print_output_file[a]": out,
             "print_num_protos[a]": "true",
             "timestamps_since_epoch[a]": "true",
-            "print_cache_entries[a]": "99991",
         }
         binned = "stamp_inserted" in primitives
         if binned:
@@ -83,11 +82,14 @@ def run_nfacctd(pcap: str, primitives, extra: dict | None = None, timeout: int =
             conf["print_output[a]"] = "json"
         conf.update(extra or {})
         path = os.path.join(work, "nfacctd.conf")
-        with open(path, "w") as fh:
-            for k, v in conf.items():
-                fh.write(f"{k}: {v}\n")
         env = dict(os.environ, TZ="UTC")
-        for _attempt in range(3):
+        for attempt in range(3):
+            # the core reads the file as soon as its delay is over: a plugin that is
+            # slow to start (a loaded machine) misses everything, so retry with more
+            conf["pcap_savefile_delay"] = str(1 + 3 * attempt)
+            with open(path, "w") as fh:
+                for k, v in conf.items():
+                    fh.write(f"{k}: {v}\n")
             proc = subprocess.run([str(binary), "-f", path], env=env, timeout=timeout,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             if binned and os.path.exists(out):

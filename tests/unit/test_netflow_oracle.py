@@ -134,7 +134,7 @@ def results(pmacct_nfacctd, generated):
         cid, pcap, prims, opts, extra = case
         return cid, O.compare(pcap, prims, NetflowOptions(**opts), extra, binary=str(pmacct_nfacctd))
 
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(4) as pool:
         return dict(pool.map(one, cases))
 
 
