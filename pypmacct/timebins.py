@@ -138,6 +138,11 @@ class TimeBins:
             return out
         rel = stamps - self.base
         out = self.base + (rel // self.timeslot) * self.timeslot
+        # pmacct places a stamp that is older than the base and sits exactly on a bin
+        # edge in the bin *before* that edge (its residual arithmetic gives a full
+        # timeslot there). We do the same, so that time bins agree with pmacct's row
+        # for row; it only concerns flows that started before the plugin did.
+        out = np.where((rel < 0) & (rel % self.timeslot == 0), out - self.timeslot, out)
         return np.where(stamps == 0, self.base, out)
 
     def _month_bin(self, s: int) -> int:

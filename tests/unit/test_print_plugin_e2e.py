@@ -82,16 +82,12 @@ def test_stdout(pmacct_nfacctd, our_nfacctd, tmp_path, fmt):
     _same(res["pmacct"], res["ours"], fmt)
 
 
-BIN_ON_BOUNDARY = pytest.mark.xfail(
-    reason="time bins: pmacct puts a past start time that falls exactly on a bin boundary "
-           "into the bin before (P_eval_historical_acct); ours into its own bin", strict=False)
 
 
 @pytest.mark.parametrize("name,history", [
     ("out/$peer_src_ip/%Y.csv", {}),
     pytest.param("out/$peer_src_ip/%Y%m%d-%H%M.csv",
-                 {"print_history[a]": "5m", "print_history_roundoff[a]": "h"},
-                 marks=BIN_ON_BOUNDARY),
+                 {"print_history[a]": "5m", "print_history_roundoff[a]": "h"}),
 ], ids=["purge-time", "time-bins"])
 def test_dynamic_names_and_latest_links(pmacct_nfacctd, our_nfacctd, tmp_path, two_exporters,
                                         name, history):

@@ -29,9 +29,6 @@ pytestmark = pytest.mark.oracle
 TCP_FLAGS_2_BYTES = pytest.mark.xfail(
     reason="decoder: pmacct 1.7.7 reads tcpControlBits only when the field is 1 byte long",
     strict=False)
-BIN_ON_BOUNDARY = pytest.mark.xfail(
-    reason="time bins: pmacct puts a past start time that falls exactly on a bin boundary "
-           "into the bin before (P_eval_historical_acct)", strict=False)
 
 CASES = [
     ("100", FIVE_TUPLE, "formatted", {}),
@@ -47,7 +44,7 @@ CASES = [
     ("101", "sum_port", "formatted", {}),
     ("101", "none", "json", {}),
     pytest.param("100", "src_host,dst_port,proto", "json",
-                 {"print_history": "5m", "print_history_roundoff": "h"}, marks=BIN_ON_BOUNDARY),
+                 {"print_history": "5m", "print_history_roundoff": "h"}),
     ("101", "src_host,dst_port,proto", "json",
      {"print_history": "1h", "print_history_roundoff": "h"}),
 ]

@@ -54,3 +54,12 @@ def test_refresh_deadline_is_aligned():
     assert refresh_deadline(now, 60, utc=True) == ts(2026, 11, 19, 13, 48)
     assert refresh_deadline(now, 300, roundoff="m", utc=True) == ts(2026, 11, 19, 13, 50)
     assert refresh_deadline(now, 60, startup_delay=5, utc=True) == ts(2026, 11, 19, 13, 48, 5)
+
+
+def test_past_stamp_on_a_bin_edge_goes_to_the_previous_bin_as_in_pmacct():
+    now = ts(2026, 11, 19, 13, 47, 31)
+    tb = TimeBins.from_config("1m", None, 0, utc=True, now=now)
+    assert tb.base == ts(2026, 11, 19, 13, 47)
+    edge_past, edge_future = ts(2026, 11, 19, 13, 40), ts(2026, 11, 19, 13, 50)
+    got = tb.bin(np.array([edge_past, edge_past + 1, edge_future, tb.base])).tolist()
+    assert got == [ts(2026, 11, 19, 13, 39), ts(2026, 11, 19, 13, 40), edge_future, tb.base]
