@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pypmacct.aggregate import KeyBuilder
-from pypmacct.cache import OR, SUM, AggregationCache
+from pypmacct.cache import LAST, OR, SUM, AggregationCache
 from pypmacct.record import RECORD_DTYPE, Batch, StringTable
 from pypmacct.runtime.log import Logger
 from pypmacct.timebins import TimeBins, refresh_deadline
@@ -91,7 +91,7 @@ class AggregatingPlugin(Plugin):
                 self.utc)
         self.keys = KeyBuilder(self.primitives, ctx.record_dtype, self.time_bins,
                                self.extra_key_fields())
-        ops = {"packets": SUM, "bytes": SUM, "flows": SUM}
+        ops = {"packets": SUM, "bytes": SUM, "flows": SUM, "flow_type": LAST}
         if self.keys.or_tcp_flags:
             ops["tcp_flags"] = OR
         self.cache = AggregationCache(self.keys.key_dtype, ops)
@@ -121,8 +121,8 @@ class AggregatingPlugin(Plugin):
                            count=len(strings))
 
     def ingest(self, batch: Batch) -> None:
-        keys, values = self.keys.build(batch.records, self._string_lut(batch.strings))
-        self.cache.add(keys, values)
+        keys, values, seq = self.keys.build(batch.records, self._string_lut(batch.strings))
+        self.cache.add(keys, values, seq)
         if self.cache_limit and self.cache.upper_bound() >= self.cache_limit:
             if len(self.cache) >= self.cache_limit:
                 self.on_cache_full()

@@ -17,6 +17,10 @@ from .primitives import PRIMITIVES
 from .record import ADDR_DTYPE, RECORD_DTYPE, STRING_FIELDS
 
 COUNTER_FIELDS = ("packets", "bytes", "flows")
+# Value columns besides the counters: ``flow_type`` is the sample type of the most
+# recent record of an aggregate (pmacct keeps the last one; JSON, SQL and the client
+# leave counters out for event and option aggregates).
+VALUE_FIELDS = COUNTER_FIELDS + ("sample_type", "arrival_seq")
 
 # MASKS[n] is the 16-byte netmask with the n leading bits set.
 _MASKS = np.packbits(np.arange(128)[None, :] < np.arange(129)[:, None], axis=1)
@@ -44,7 +48,7 @@ class KeyBuilder:
         self.or_tcp_flags = False
         self.count_flows = False
         key_fields: list[tuple[str, object]] = []
-        inputs: set[str] = set(COUNTER_FIELDS)
+        inputs: set[str] = set(VALUE_FIELDS)
         self._copy: list[str] = []
         self._nets: list[tuple[str, str, str]] = []
         for name in self.primitives:
@@ -93,7 +97,7 @@ class KeyBuilder:
         self.string_key_fields = tuple(f for f in self._copy if f in STRING_FIELDS)
 
     def build(self, records: np.ndarray, string_lut: np.ndarray | None = None):
-        """Key rows and value columns for ``records``.
+        """Key rows, value columns and arrival sequence numbers for ``records``.
 
         ``string_lut`` maps the batch's string ids to the plugin's own ids; it is needed
         only when the key holds string fields.
@@ -113,10 +117,15 @@ class KeyBuilder:
             keys["flow_af"] = records["src_host"]["af"]
         if self.time_bins is not None:
             keys["stamp_inserted"] = self.time_bins.bin(records["time_start"] // 1_000_000)
-        return keys, self._values(records)
+        return keys, self._values(records), self._seq(records)
+
+    @staticmethod
+    def _seq(records: np.ndarray) -> np.ndarray:
+        return records["arrival_seq"].astype(np.int64)
 
     def _values(self, records: np.ndarray) -> dict[str, np.ndarray]:
         vals = {f: records[f].astype(np.uint64, copy=False) for f in COUNTER_FIELDS}
+        vals["flow_type"] = records["sample_type"].astype(np.uint8, copy=False)
         if self.or_tcp_flags:
             vals["tcp_flags"] = records["tcp_flags"].astype(np.uint8, copy=False)
         return vals
@@ -137,4 +146,5 @@ class KeyBuilder:
             keys["stamp_inserted"][:n] = b
             keys["stamp_inserted"][n:] = b
         vals = {k: np.concatenate([v, v]) for k, v in self._values(records).items()}
-        return keys, vals
+        seq = self._seq(records)
+        return keys, vals, np.concatenate([seq, seq])

@@ -17,7 +17,7 @@ import numpy as np
 _PRIME = np.uint64(0x100000001B3)
 _SEED = np.uint64(0xCBF29CE484222325)
 
-SUM, OR = "sum", "or"
+SUM, OR, LAST = "sum", "or", "last"  # LAST: the value of the most recent row (u1)
 
 
 def _words(keys: np.ndarray) -> np.ndarray:
@@ -61,11 +61,18 @@ class Table:
 
 def _reduce(values, seq, order, starts, ops):
     out = {}
+    s = seq[order]
     for name, col in values.items():
         c = col[order]
-        red = np.bitwise_or if ops.get(name, SUM) == OR else np.add
-        out[name] = red.reduceat(c, starts)
-    return out, np.minimum.reduceat(seq[order], starts)
+        op = ops.get(name, SUM)
+        if op == LAST:
+            # the row with the highest sequence number wins: pack (seq, value), take the max
+            packed = (s.astype(np.int64) << 8) | c.astype(np.int64)
+            out[name] = (np.maximum.reduceat(packed, starts) & 0xFF).astype(np.uint8)
+        else:
+            red = np.bitwise_or if op == OR else np.add
+            out[name] = red.reduceat(c, starts)
+    return out, np.minimum.reduceat(s, starts)
 
 
 def _group(words, hashes, values, seq, ops, presorted=False) -> Table:
@@ -113,15 +120,19 @@ class AggregationCache:
         self._queued = 0
 
     def _empty_values(self):
-        return {n: np.zeros(0, dtype=np.uint8 if op == OR else np.uint64)
+        return {n: np.zeros(0, dtype=np.uint64 if op == SUM else np.uint8)
                 for n, op in self.ops.items()}
 
-    def add(self, keys: np.ndarray, values: dict[str, np.ndarray]) -> None:
+    def add(self, keys: np.ndarray, values: dict[str, np.ndarray],
+            seq: np.ndarray | None = None) -> None:
+        """Add rows. ``seq`` orders them in time (arrival order); rows added later
+        count as newer when it is not given."""
         n = len(keys)
         if n == 0:
             return
-        seq = np.arange(self._seq, self._seq + n, dtype=np.int64)
-        self._seq += n
+        if seq is None:
+            seq = np.arange(self._seq, self._seq + n, dtype=np.int64)
+            self._seq += n
         words = _words(keys)
         run = _group(words, hash_words(words), values, seq, self.ops)
         self._runs.append(run)

@@ -26,6 +26,10 @@ SAMPLE_FLOW, SAMPLE_OPTION, SAMPLE_EVENT = 1, 2, 3
 
 # (name, dtype). Order groups related fields; nothing depends on it.
 BASE_FIELDS: list[tuple[str, object]] = [
+    # arrival order: a decoder fills 0..n-1 in the order records arrived (it may emit
+    # them in another order); the core makes it absolute across batches. Plugins use it
+    # for first-seen output order and for "last record wins" values.
+    ("arrival_seq", "u8"),
     # counters
     ("packets", "u8"), ("bytes", "u8"), ("flows", "u8"),
     # L3

@@ -6,8 +6,9 @@ Chunks of the same template are concatenated and decoded in one vectorised pass,
 blocks that stay in the CPU cache while the wide output records are written.
 
 Output order: records come grouped by template (v5: all together); within a group, in
-the order the datagrams arrived. Nothing downstream depends on a finer order, and
-keeping arrival order across templates would cost a scatter of every output row.
+the order the datagrams arrived. Keeping arrival order across templates would cost a
+scatter of every output row, so each record carries its arrival index instead
+(``arrival_seq``), which plugins use where order matters.
 """
 from __future__ import annotations
 
@@ -106,6 +107,8 @@ class Collector:
                 ctx_has[i] = True
         keep = np.ones(total, bool)
         dropped = False
+        # where each chunk's records start in arrival order
+        chunk_first = np.cumsum(counts) - counts
         rec_exporter = np.empty(total, np.int64)
         pos = 0
         for key, idx in groups.items():
@@ -127,6 +130,8 @@ class Collector:
                 rctx = c_ctx[cidx][rc]
                 dd = d[rdg]
                 rec_exporter[base:base + gn] = dd["exporter"]
+                within = np.arange(gn) - np.repeat(np.cumsum(gcounts) - gcounts, gcounts)
+                out["arrival_seq"][base:base + gn] = chunk_first[cidx][rc] + within
                 peer = exp_addr[dd["exporter"]]
                 if ctx_has.any():
                     sel = ctx_has[rctx]

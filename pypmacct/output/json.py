@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import values as V
+from ..record import SAMPLE_EVENT, SAMPLE_OPTION
 from .columns import STR
 from .common import Formatter
 from .rows import join_lines
@@ -36,10 +37,21 @@ class JsonFormatter(Formatter):
                 parts += [_key(c.json_key), t]
         if self.history:
             parts.append(self._stamps(keys["stamp_inserted"], now))
+        counters = []
         if self.flows:
-            parts += [_key("flows"), V.uint_text(values["flows"])]
-        parts += [_key("packets"), V.uint_text(values["packets"]),
-                  _key("bytes"), V.uint_text(values["bytes"]), b"}\n"]
+            counters += [V.constant(_key("flows"), n), V.uint_text(values["flows"])]
+        counters += [V.constant(_key("packets"), n), V.uint_text(values["packets"]),
+                     V.constant(_key("bytes"), n), V.uint_text(values["bytes"])]
+        block = V.hstack(counters)
+        # pmacct leaves the counters out of aggregates last fed by an event (NEL/NSEL)
+        # or option record
+        ftype = values.get("flow_type")
+        if ftype is not None:
+            no_counters = (ftype == SAMPLE_EVENT) | (ftype == SAMPLE_OPTION)
+            if no_counters.any():
+                block = block.copy()
+                block[no_counters] = 0
+        parts += [block, b"}\n"]
         return join_lines(parts, n)
 
     def _stamps(self, inserted, now):

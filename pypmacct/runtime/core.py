@@ -59,6 +59,7 @@ class Core:
         self.pidfile = cfg.get("pidfile")
         self.on_stats = None   # callable(log) the daemon sets to print its own counters
         self.on_reload = None  # callable() for SIGUSR2
+        self._arrival_base = 0  # records dispatched so far: makes arrival_seq absolute
 
     # ---- set-up -------------------------------------------------------------
     def add_plugin(self, plugin) -> None:
@@ -125,6 +126,9 @@ class Core:
     def dispatch(self, batch: Batch, wait: bool = False) -> None:
         if len(batch) == 0:
             return
+        if "arrival_seq" in batch.records.dtype.names:
+            batch.records["arrival_seq"] += np.uint64(self._arrival_base)
+            self._arrival_base += len(batch)
         for ch in self.channels:
             if not ch.alive:
                 continue

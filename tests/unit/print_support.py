@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+import itertools
+
 import numpy as np
 
 from pypmacct.aggregate import KeyBuilder
@@ -51,10 +53,15 @@ def addr(text: str | None):
     return 6, ip.packed
 
 
+_ARRIVALS = itertools.count()
+
+
 def records(rows: list[dict]) -> np.ndarray:
     """Records from dicts of field -> value; address fields take strings, MACs take
-    'aa:bb:..' strings, times are microseconds."""
+    'aa:bb:..' strings, times are microseconds. ``arrival_seq`` increases across calls,
+    as the core numbers records."""
     r = empty_records(len(rows))
+    r["arrival_seq"] = [next(_ARRIVALS) for _ in rows]
     for i, row in enumerate(rows):
         for k, v in row.items():
             if r.dtype[k].names == ("af", "addr"):
@@ -74,7 +81,7 @@ def keys_for(primitives, rows, strings=("",)):
     """(key_dtype, keys, values) as a plugin's cache would drain them (no summing)."""
     kb = KeyBuilder(parse_aggregate(primitives, "nfacctd") if isinstance(primitives, str)
                     else primitives)
-    keys, values = kb.build(records(rows))
+    keys, values, _seq = kb.build(records(rows))
     return kb, keys, values
 
 

@@ -42,7 +42,7 @@ def test_copy_and_net_keys():
     assert kb.key_dtype.names == ("src_net", "src_port")
     assert kb.or_tcp_flags
     assert {"src_host", "src_mask", "src_port", "tcp_flags", "packets"} <= kb.input_fields
-    keys, vals = kb.build(r)
+    keys, vals, _ = kb.build(r)
     assert text(keys["src_net"][0]) == "10.9.0.0"
     assert keys["src_port"].tolist() == [80, 443]
     assert "tcp_flags" in vals
@@ -54,7 +54,7 @@ def test_sum_host_counts_both_sides():
     r["dst_host"][0] = addr("10.0.0.2")
     r["bytes"] = 100
     kb = KeyBuilder(["sum_host"])
-    keys, vals = kb.build(r)
+    keys, vals, _ = kb.build(r)
     assert [text(k) for k in keys["src_host"]] == ["10.0.0.1", "10.0.0.2"]
     assert vals["bytes"].tolist() == [100, 100]
 
@@ -65,7 +65,7 @@ def test_none_has_empty_key_and_history_adds_stamp():
     r["time_start"] = np.array([1_000_000, 1_000_299, 1_000_300]) * 1_000_000
     kb = KeyBuilder(["none"], time_bins=tb)
     assert kb.key_dtype.names == ("stamp_inserted",)
-    keys, _ = kb.build(r)
+    keys, _, _ = kb.build(r)
     # without a round-off, pmacct anchors bins at the (seconds-zeroed) start time
     assert tb.base == 999_960
     assert keys["stamp_inserted"].tolist() == [999_960, 1_000_260, 1_000_260]
@@ -76,5 +76,5 @@ def test_string_fields_are_remapped():
     r["as_path"] = [1, 2]
     kb = KeyBuilder(["as_path"])
     lut = np.array([0, 7, 9], np.int32)
-    keys, _ = kb.build(r, lut)
+    keys, _, _ = kb.build(r, lut)
     assert keys["as_path"].tolist() == [7, 9]

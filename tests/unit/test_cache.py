@@ -99,3 +99,20 @@ def test_empty_key_gives_one_grand_total():
     c.add(np.zeros(2, np.dtype([])), vals(2, p=1))
     keys, v = c.drain()
     assert len(keys) == 1 and v["packets"].tolist() == [8]
+
+
+def test_last_value_follows_the_most_recent_row_across_runs():
+    ops = dict(OPS, flow_type=cache_mod.LAST)
+    c = AggregationCache(KEY, ops)
+    v = vals(3)
+    v["flow_type"] = np.array([1, 3, 3], np.uint8)
+    c.add(rows([1, 1, 2]), v)          # key 1: 1 then 3; key 2: 3
+    v = vals(2)
+    v["flow_type"] = np.array([1, 1], np.uint8)
+    c.add(rows([2, 9]), v)             # key 2 now last fed by type 1
+    c.compact()
+    v = vals(1)
+    v["flow_type"] = np.array([3], np.uint8)
+    c.add(rows([9]), v)
+    keys, out = c.drain()
+    assert dict(zip(keys["a"].tolist(), out["flow_type"].tolist())) == {1: 3, 2: 1, 9: 3}
