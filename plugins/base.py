@@ -146,6 +146,30 @@ class AggregatingPlugin(Plugin):
     def _purge(self, final: bool) -> None:
         keys, values = self.cache.drain()
         self.purge(keys, values, final)
+        self.strings = StringTable()  # the cache is empty: nothing refers to old ids
+
+    def take_strings(self) -> list[str]:
+        """Hand over the string table the drained keys refer to and start a new one.
+        Call right after ``cache.drain()``; rows put back with ``requeue`` are moved
+        to the new table, so the table only ever holds strings still in use."""
+        old = self.strings.strings
+        self._old_strings = old
+        self.strings = StringTable()
+        return old
+
+    def requeue(self, keys: np.ndarray, values: dict) -> None:
+        """Put drained aggregates back into the cache (for a later purge)."""
+        if len(keys) == 0:
+            return
+        old = getattr(self, "_old_strings", None)
+        if self.keys.string_key_fields and old is not None:
+            keys = keys.copy()
+            for f in self.keys.string_key_fields:
+                ids = np.unique(keys[f])
+                lut = np.zeros(int(ids.max()) + 1, dtype=np.int32)
+                lut[ids] = [self.strings.intern(old[i]) for i in ids.tolist()]
+                keys[f] = lut[keys[f]]
+        self.cache.add(keys, values)
 
     def purge(self, keys: np.ndarray, values: dict, final: bool) -> None:
         raise NotImplementedError

@@ -227,7 +227,7 @@ class PrintPlugin(AggregatingPlugin):
             delay = (sdelay // self.time_bins.timeslot) * self.time_bins.timeslot
         held = keys["stamp_inserted"] + delay > commit
         if held.any():
-            self.cache.add(keys[held], {k: v[held] for k, v in values.items()})
+            self.requeue(keys[held], {k: v[held] for k, v in values.items()})
             keep = ~held
             keys = keys[keep]
             values = {k: v[keep] for k, v in values.items()}
@@ -237,6 +237,7 @@ class PrintPlugin(AggregatingPlugin):
         self.writers.reap()
         now = time.time()
         keys, values = self.cache.drain()
+        strings = self.take_strings()
         total = len(keys)
         if self.time_bins is not None and not final:
             # an early (cache full) purge writes everything: holding aggregates back
@@ -247,7 +248,7 @@ class PrintPlugin(AggregatingPlugin):
                 self._advance_time_reference(int(now))
         if not urgent:
             self._new_basetime = 0
-        job = Purge(keys, values, list(self.strings.strings), total, urgent, now)
+        job = Purge(keys, values, strings, total, urgent, now)
         try:
             if total == 0 and not self.write_empty:
                 pid = os.getpid()

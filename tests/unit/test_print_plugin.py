@@ -442,3 +442,24 @@ def test_unwritable_output_is_logged(tmp_path, capfd):
     assert "open_output_file(): cannot create its directory" in err
     assert "2 aggregates not written" in err
     assert "QN: 0/2" in err
+
+
+# ---- string table: only strings still in use survive a purge --------------------------------
+def test_string_table_keeps_only_held_back_strings(tmp_path):
+    now = int(time.time())
+    bin_now = now - now % 60
+    p = plugin(aggregate="label", print_output="csv", print_history="1m", timestamps_utc=True,
+               print_output_file=str(tmp_path / "%H%M.csv"))
+    old = (bin_now - 120) * 10**6          # a finished bin: written by the next purge
+    new = (bin_now + 120) * 10**6          # a bin in the future: held back
+    rows = [dict(label=1, packets=1, bytes=10, time_start=old),
+            dict(label=2, packets=1, bytes=20, time_start=new),
+            dict(label=3, packets=1, bytes=30, time_start=old)]
+    p.ingest(batch(rows, ["", "gold", "silver", "bronze"]))
+    purge(p)
+    assert p.strings.strings == ["", "silver"]        # only the held-back row's label
+    p.ingest(batch([dict(label=1, packets=2, bytes=5, time_start=new)], ["", "silver"]))
+    p.finish()
+    written = sorted(read(tmp_path / f) for f in os.listdir(tmp_path))
+    assert "LABEL,PACKETS,BYTES\ngold,1,10\nbronze,1,30\n" in written
+    assert "LABEL,PACKETS,BYTES\nsilver,3,25\n" in written
