@@ -7,6 +7,7 @@ daemonizing, building and forking the plugins, the main loop and shutdown.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -68,6 +69,8 @@ def run_daemon(daemon: str, make_collector, argv=None) -> int:
         sys.stdout.flush()
         return 0
 
+    # pmacct creates every file (logs, pid files, outputs) with files_umask, 077 unless set
+    os.umask(cfg.get("files_umask"))
     banner = config_banner(daemon)
     core_name = cfg.get("core_proc_name") or "default"
     log = Logger(core_name, "core")

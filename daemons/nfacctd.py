@@ -14,7 +14,6 @@ from pypmacct.sources.udp import UdpSource
 from .common import Collector, run_daemon, wait_or_stop
 
 DAEMON = "nfacctd"
-DEFAULT_PORT = 2100
 MAX_DATAGRAMS = 512          # per batch read from a socket
 SAVEFILE_DATAGRAMS = 2048    # per batch read from a savefile
 
@@ -43,8 +42,10 @@ class NetflowCollector(Collector):
             self.log.info(f"reading NetFlow/IPFIX data from: {cfg.get('pcap_savefile')}")
         else:
             ip = cfg.get("nfacctd_ip") or "::"
-            port = int(cfg.get("nfacctd_port") or DEFAULT_PORT)
-            self.source = UdpSource(ip, port, rcvbuf=cfg.get("nfacctd_pipe_size"), log=self.log)
+            port = int(cfg.get("nfacctd_port"))
+            self.source = UdpSource(ip, port, rcvbuf=cfg.get("nfacctd_pipe_size"), log=self.log,
+                                    ipv6_only=bool(cfg.get("nfacctd_ipv6_only")),
+                                    mcast_groups=cfg.get("nfacctd_mcast_groups") or ())
             host, bound = self.source.address
             self.log.info(f"waiting for NetFlow/IPFIX data on {host}:{bound}")
 
@@ -79,7 +80,8 @@ class NetflowCollector(Collector):
             yield self._decode(dgrams), False
 
     def log_stats(self, log) -> None:
-        collector = f"{self.cfg.get('nfacctd_ip') or '0.0.0.0'}:{self.cfg.get('nfacctd_port') or DEFAULT_PORT}"
+        port = 0 if self.cfg.get("pcap_savefile") else self.cfg.get("nfacctd_port")
+        collector = f"{self.cfg.get('nfacctd_ip') or '0.0.0.0'}:{port}"
         now = int(time.time())
         for addr, c in sorted(self.stats.exporters.items()):
             log.notice(f"stats [{collector}] agent={addr} time={now} packets={c.datagrams} "
@@ -114,8 +116,12 @@ def netflow_options(cfg) -> NetflowOptions:
         disable_checks=bool(cfg.get("nfacctd_disable_checks")),
         templates_file=cfg.get("nfacctd_templates_file"),
         ext_sampling_rate=int(cfg.get("nfacctd_ext_sampling_rate") or 0),
+        use_ip_next_hop=bool(cfg.get("use_ip_next_hop")),
+        account_options=bool(cfg.get("nfacctd_account_options")),
+        disable_opt_scope_check=bool(cfg.get("nfacctd_disable_opt_scope_check")),
         collector_ip=cfg.get("nfacctd_ip") or "0.0.0.0",
-        collector_port=int(cfg.get("nfacctd_port") or DEFAULT_PORT),
+        # pmacct logs port 0 for a savefile
+        collector_port=0 if cfg.get("pcap_savefile") else int(cfg.get("nfacctd_port")),
     )
 
 

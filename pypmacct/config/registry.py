@@ -97,6 +97,9 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "timestamps_rfc3339": Spec(v.Bool(), False),
     "timestamps_utc": Spec(v.Bool(), False),
     "timestamps_since_epoch": Spec(v.Bool(), False),
+    "files_umask": Spec(v.Umask(), 0o77),
+    "files_uid": Spec(v.Owner("user"), None),
+    "files_gid": Spec(v.Owner("group"), None),
     # NetFlow/sFlow collection
     "nfacctd_ip": Spec(v.IPAddress(), None),
     "nfacctd_port": Spec(v.Int(1, 65535), PerDaemon((("nfacctd", 2100), ("sfacctd", 6343)))),
@@ -109,6 +112,11 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "nfacctd_disable_checks": Spec(v.Bool(), PerDaemon((("nfacctd", True), ("sfacctd", True)),
                                                         False)),
     "nfacctd_ext_sampling_rate": Spec(v.Int(1), None),
+    "nfacctd_ipv6_only": Spec(v.Bool(), False),
+    "nfacctd_mcast_groups": Spec(v.AddressList(), None),
+    "nfacctd_account_options": Spec(v.Bool(), False),
+    "nfacctd_disable_opt_scope_check": Spec(v.Bool(), False),
+    "use_ip_next_hop": Spec(v.Bool(), False),
     # savefiles
     "pcap_savefile": Spec(v.Path(), None),
     "pcap_savefile_wait": Spec(v.Bool(), False),
@@ -133,6 +141,7 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "print_num_protos": Spec(v.Bool(), False),
     "print_cache_entries": Spec(v.Int(1), 16411),
     "print_trigger_exec": Spec(v.Path(), None),
+    "print_max_writers": Spec(v.Int(1), 10),
 }
 
 
@@ -189,6 +198,8 @@ def describe_default(key: Key) -> str:
     def one(value) -> str:
         if value is None:
             return "none"
+        if isinstance(key.type, v.Umask):
+            return f"{value:03o}"
         if isinstance(value, bool):
             return "true" if value else "false"
         if isinstance(value, tuple):

@@ -118,6 +118,24 @@ class IPAddress(ValueType):
             raise ValueError(f"'{text}' is not an IPv4 or IPv6 address") from None
 
 
+class AddressList(ValueType):
+    """Comma-separated numeric IPv4/IPv6 addresses (multicast groups to join)."""
+
+    values = "comma-separated IPv4 or IPv6 addresses"
+
+    def parse(self, text, daemon):
+        out = []
+        for part in text.split(","):
+            part = part.strip()
+            try:
+                out.append(str(ipaddress.ip_address(part)))
+            except ValueError:
+                raise ValueError(f"'{part}' is not an IPv4 or IPv6 address") from None
+        if len(out) > 20:
+            raise ValueError("at most 20 multicast groups can be joined")
+        return tuple(out)
+
+
 class Aggregate(ValueType):
     """A comma-separated list of primitives, checked against what ``daemon`` offers.
     White space anywhere is dropped and names are lower-cased, as pmacct does."""
@@ -245,3 +263,37 @@ class PluginList(ValueType):
         if not out:
             raise ValueError("no plugin listed")
         return tuple(out)
+
+
+class Umask(ValueType):
+    """An octal file-creation mask; pmacct refuses masks below 002 (world-writable files)."""
+
+    values = "an octal mask, 002 or more (e.g. 077)"
+
+    def parse(self, text, daemon):
+        if not re.fullmatch(r"[0-7]{1,4}", text):
+            raise ValueError(f"'{text}' is not an octal mask")
+        n = int(text, 8)
+        if n < 0o2:
+            raise ValueError(f"mask {text} is below 002: refused for security reasons")
+        return n
+
+
+class Owner(ValueType):
+    """A user (``kind='user'``) or group name or numeric id, resolved to the id."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.values = f"a {kind} name or numeric id"
+
+    def parse(self, text, daemon):
+        if re.fullmatch(r"\d+", text):
+            return int(text)
+        import grp
+        import pwd
+        try:
+            if self.kind == "user":
+                return pwd.getpwnam(text).pw_uid
+            return grp.getgrnam(text).gr_gid
+        except KeyError:
+            raise ValueError(f"no such {self.kind} '{text}'") from None

@@ -102,12 +102,16 @@ def test_titles_pidfiles_stats_and_clean_shutdown(daemon):
     send(port, [v5_datagram(0, [("10.0.0.1", "10.0.0.2", 3, 300)] * 2),
                 v5_datagram(2, [("10.0.0.3", "10.0.0.2", 1, 60)])])
     log = d / "nfacctd.log"
-    wait_for(lambda: True, 0.5)
-    os.kill(core_pid, signal.SIGUSR1)
-    wait_for(lambda: "agent=127.0.0.1" in log.read_text(), what="SIGUSR1 stats")
+
+    def stats_show_both_datagrams():
+        os.kill(core_pid, signal.SIGUSR1)
+        time.sleep(0.2)
+        return "agent=127.0.0.1" in log.read_text() and "packets=2 records=3" in log.read_text()
+
+    wait_for(stats_show_both_datagrams, what="SIGUSR1 stats for 2 datagrams, 3 records")
     stats = log.read_text()
-    assert "packets=2 records=3" in stats  # 2 datagrams, 3 records
     assert "records_dropped=0" in stats
+    assert "NOTICE ( default/core ): +++" in stats and "NOTICE ( default/core ): ---" in stats
 
     os.kill(core_pid, signal.SIGTERM)
     assert proc.wait(timeout=30) == 0

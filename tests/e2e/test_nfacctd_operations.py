@@ -1,0 +1,192 @@
+"""nfacctd operated for real over loopback: daemonizing, file modes, IPv6, the allow list
+and its SIGUSR2 reload, templates kept across a restart, SO_REUSEPORT, bad input."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.unit.nfbuild import data_set, ipfix, record, template_set, v5, v5_record
+
+NFACCTD = [sys.executable, "-m", "pypmacct.daemons.nfacctd"]
+IPFIX_TEMPLATE = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (2, 8), (1, 8)]
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1") -> int:
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=15.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def send(port, payloads, host="127.0.0.1", src=None, family=socket.AF_INET):
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        if src:
+            s.bind((src, 0))
+        for p in payloads:
+            s.sendto(p, (host, port))
+
+
+def rows(path: Path):
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def conf(tmp, port, extra="", aggregate="peer_src_ip, src_host, dst_host"):
+    path = tmp / "nfacctd.conf"
+    path.write_text(f"nfacctd_port: {port}\n"
+                    f"logfile: {tmp}/nfacctd.log\n"
+                    f"pidfile: {tmp}/nfacctd.pid\n"
+                    f"plugins: print[p]\n"
+                    f"aggregate[p]: {aggregate}\n"
+                    f"print_output[p]: csv\n"
+                    f"print_output_file[p]: {tmp}/out.csv\n"
+                    f"print_refresh_time[p]: 3600\n" + extra)
+    return path
+
+
+def start(path: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(NFACCTD + ["-f", str(path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    log = path.parent / "nfacctd.log"
+    marker = "waiting for NetFlow/IPFIX data"
+    before = log.read_text().count(marker) if log.exists() else 0
+    wait_for(lambda: log.exists() and log.read_text().count(marker) > before,
+             what="the collector to listen")
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=30)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_daemonize_detaches_and_files_get_pmacct_mode(tmp_path):
+    port = free_port()
+    path = conf(tmp_path, port, "daemonize: true\nnfacctd_ip: 127.0.0.1\n")
+    r = subprocess.run(NFACCTD + ["-f", str(path)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr           # the launching process returns at once
+    pidfile = tmp_path / "nfacctd.pid"
+    wait_for(pidfile.exists, what="pid file")
+    pid = int(pidfile.read_text())
+    try:
+        assert pid != os.getpid() and pid_alive(pid)
+        assert os.getsid(pid) != os.getsid(0)     # a session of its own: detached
+        wait_for(lambda: "waiting for NetFlow/IPFIX" in (tmp_path / "nfacctd.log").read_text(),
+                 what="listening")
+        send(port, [v5([v5_record(pkts=4, octets=400)])])
+        time.sleep(0.5)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not pid_alive(pid), what="daemon exit")
+    out = tmp_path / "out.csv"
+    assert [(r["SRC_IP"], r["PACKETS"], r["BYTES"]) for r in rows(out)] == [("10.0.0.1", "4", "400")]
+    # pmacct's default files_umask is 077: output, log and pid files are private
+    for f in (out, tmp_path / "nfacctd.log"):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+def test_ipv6_listener(tmp_path):
+    port = free_port(socket.AF_INET6, "::1")
+    proc = start(conf(tmp_path, port, "nfacctd_ip: ::1\n"))
+    send(port, [v5([v5_record(pkts=2, octets=80)])], host="::1", family=socket.AF_INET6)
+    time.sleep(0.5)
+    assert stop(proc) == 0
+    assert [(r["PEER_SRC_IP"], r["PACKETS"]) for r in rows(tmp_path / "out.csv")] == [("::1", "2")]
+
+
+def test_allow_file_and_sigusr2_reload(tmp_path):
+    port = free_port()
+    allow = tmp_path / "allow.lst"
+    allow.write_text("127.0.0.2\n")
+    proc = start(conf(tmp_path, port, f"nfacctd_ip: 127.0.0.1\nnfacctd_allow_file: {allow}\n"))
+    send(port, [v5([v5_record(src="10.1.1.1", pkts=1)])], src="127.0.0.1")   # refused
+    send(port, [v5([v5_record(src="10.2.2.2", pkts=2)])], src="127.0.0.2")   # allowed
+    time.sleep(0.5)
+    allow.write_text("127.0.0.0/30\n")
+    proc.send_signal(signal.SIGUSR2)
+    log = tmp_path / "nfacctd.log"
+    wait_for(lambda: "allow list reloaded" in log.read_text(), what="reload")
+    send(port, [v5([v5_record(src="10.3.3.3", pkts=3)])], src="127.0.0.1")   # allowed now
+    time.sleep(0.5)
+    assert stop(proc) == 0
+    got = sorted((r["PEER_SRC_IP"], r["SRC_IP"], r["PACKETS"]) for r in rows(tmp_path / "out.csv"))
+    assert got == [("127.0.0.1", "10.3.3.3", "3"), ("127.0.0.2", "10.2.2.2", "2")]
+
+
+def test_templates_file_keeps_templates_across_a_restart(tmp_path):
+    port = free_port()
+    templates = tmp_path / "templates.json"
+    extra = f"nfacctd_ip: 127.0.0.1\nnfacctd_templates_file: {templates}\n"
+
+    def data(seq, src):
+        return ipfix([data_set(300, [record(IPFIX_TEMPLATE, [src, "10.9.9.9", 1000, 53, 17, 5, 500])])],
+                     seq=seq)
+
+    proc = start(conf(tmp_path, port, extra))
+    send(port, [ipfix([template_set(10, [(300, IPFIX_TEMPLATE)])]), data(0, "10.0.0.7")])
+    wait_for(lambda: templates.exists() and templates.stat().st_size > 0, what="templates file")
+    assert stop(proc) == 0
+    first = rows(tmp_path / "out.csv")
+    assert [(r["SRC_IP"], r["PACKETS"]) for r in first] == [("10.0.0.7", "5")]
+
+    proc = start(conf(tmp_path, port, extra))       # no template is sent this time
+    send(port, [data(1, "10.0.0.8")])
+    time.sleep(0.5)
+    assert stop(proc) == 0
+    assert [(r["SRC_IP"], r["PACKETS"]) for r in rows(tmp_path / "out.csv")] == [("10.0.0.8", "5")]
+
+
+def test_two_collectors_share_a_port(tmp_path):
+    port = free_port()
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    pa = start(conf(a, port, "nfacctd_ip: 127.0.0.1\n"))
+    pb = start(conf(b, port, "nfacctd_ip: 127.0.0.1\n"))   # SO_REUSEPORT: no bind error
+    try:
+        assert pa.poll() is None and pb.poll() is None
+    finally:
+        assert stop(pa) == 0 and stop(pb) == 0
+
+
+def test_garbage_is_counted_and_logged_with_the_exporter(tmp_path):
+    port = free_port()
+    proc = start(conf(tmp_path, port, "nfacctd_ip: 127.0.0.1\n"))
+    send(port, [b"\x00\x09garbage", b"\xff" * 40, b"\x00\x05" + b"\x00" * 10,
+                v5([v5_record(pkts=7, octets=70)])], src="127.0.0.3")
+    log = tmp_path / "nfacctd.log"
+
+    def counted():
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.2)
+        return "agent=127.0.0.3 time=" in log.read_text() and "bad=3" in log.read_text()
+
+    wait_for(counted, what="bad datagrams in the SIGUSR1 stats")
+    assert proc.poll() is None                      # the core is still running
+    assert stop(proc) == 0
+    text = log.read_text()
+    assert "127.0.0.3" in text and ("WARN" in text or "INFO" in text)
+    assert [(r["SRC_IP"], r["PACKETS"]) for r in rows(tmp_path / "out.csv")] == [("10.0.0.1", "7")]
