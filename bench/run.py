@@ -197,6 +197,29 @@ DIGITS = {"wall s": 2, "fixed s": 2, "CPU s (user+sys)": 2, "peak RSS MiB (tree 
           "peak PSS MiB (tree sum)": 1, "max RSS MiB (one process)": 1}
 
 
+def summarise(rows) -> list[str]:
+    """A few sentences with the ranges of the main ratios, computed from this run."""
+    def span(metric):
+        vals = [b[metric] / a[metric] for _, a, b in rows
+                if isinstance(a.get(metric), (int, float)) and a.get(metric)
+                and isinstance(b.get(metric), (int, float))]
+        return (min(vals), max(vals)) if vals else None
+
+    out = []
+    parts = [("records/s (wall)", "records per wall-second, pmacct's fixed sleeps included"),
+             ("records/s (net of fixed)", "records per wall-second net of each daemon's fixed cost"),
+             ("CPU s (user+sys)", "CPU seconds for the same work"),
+             ("peak PSS MiB (tree sum)", "peak memory (PSS over the process tree)")]
+    for metric, words in parts:
+        sp = span(metric)
+        if sp:
+            out.append(f"- Ours / pmacct, {words}: {sp[0]:.2f}x to {sp[1]:.2f}x.")
+    if out:
+        out = ["In short (ratios over the cases below; higher is better for rates, lower for "
+               "CPU and memory):", ""] + out + [""]
+    return out
+
+
 def render_table(rows: list[tuple[str, dict, dict]]) -> str:
     """Markdown table: case, metric, pmacct, ours, ratio (ours / pmacct)."""
     out = ["| case | metric | pmacct 1.7.7 | ours | ours / pmacct |", "|---|---|---:|---:|---:|"]
@@ -334,6 +357,7 @@ def write_docs(path: Path, mach: dict, records: int, versions, aggs, rows, extra
         "## Results",
         "",
     ]
+    lines += summarise(rows)
     if a.only:
         other = "ours" if a.only == "pmacct" else "pmacct"
         lines += [f"**Only {a.only} was run (`--only {a.only}`); the {other} column is empty.**", ""]
