@@ -190,3 +190,34 @@ def test_garbage_is_counted_and_logged_with_the_exporter(tmp_path):
     text = log.read_text()
     assert "127.0.0.3" in text and ("WARN" in text or "INFO" in text)
     assert [(r["SRC_IP"], r["PACKETS"]) for r in rows(tmp_path / "out.csv")] == [("10.0.0.1", "7")]
+
+
+def test_a_full_ring_drops_visibly_and_the_totals_reconcile(tmp_path):
+    """A plugin that cannot keep up loses records, but never silently: the drop is warned
+    about (naming the plugin), counted, and what was written plus what was dropped is
+    exactly what was received."""
+    port = free_port()
+    tiny = "nfacctd_ip: 127.0.0.1\nplugin_pipe_size: 4096\nplugin_buffer_size: 2048\n"
+    proc = start(conf(tmp_path, port, tiny, aggregate="src_host"))
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        for i in range(400):
+            recs = [v5_record(src=f"10.{i % 200}.{j}.1", pkts=1, octets=10) for j in range(30)]
+            s.sendto(v5(recs, seq=sent), ("127.0.0.1", port))
+            sent += 30
+    log = tmp_path / "nfacctd.log"
+
+    def all_received():
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.2)
+        return f"records={sent}" in log.read_text()
+
+    wait_for(all_received, what="every record received (else the kernel dropped some)")
+    assert stop(proc) == 0
+    text = log.read_text()
+    assert "plugin 'p/print' is not keeping up" in text
+    dropped = int(text.split("plugin 'p/print': ")[1].split(" records were dropped")[0])
+    written = sum(int(r["PACKETS"]) for r in rows(tmp_path / "out.csv"))
+    assert dropped > 0
+    assert written + dropped == sent
