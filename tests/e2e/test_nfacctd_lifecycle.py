@@ -2,48 +2,22 @@
 signals (SIGUSR1 stats, SIGHUP log reopen, SIGTERM purge), a dying plugin."""
 from __future__ import annotations
 
-import csv
-import io
 import os
 import signal
-import socket
-import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-NFACCTD = [sys.executable, "-m", "pypmacct.daemons.nfacctd"]
+from tests.unit.nfbuild import v5, v5_record
+
+from .common import NFACCTD, free_port, read_csv, send, wait_for
 
 
-def v5_datagram(seq: int, records: list[tuple[str, str, int, int]], uptime=60_000,
-                unix_secs=1_700_000_000) -> bytes:
-    """A NetFlow v5 datagram; records are (src, dst, packets, bytes), TCP 1024->80."""
-    hdr = struct.pack("!HHIIIIBBH", 5, len(records), uptime, unix_secs, 0, seq, 0, 0, 0)
-    body = b""
-    for src, dst, pkts, octets in records:
-        body += struct.pack("!4s4s4sHHIIIIHHBBBBHHBBH",
-                            socket.inet_aton(src), socket.inet_aton(dst), bytes(4), 1, 2,
-                            pkts, octets, uptime - 1000, uptime - 10, 1024, 80, 0, 0x18, 6, 0,
-                            0, 0, 0, 0, 0)
-    return hdr + body
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(pred, timeout=10.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+def v5_datagram(seq: int, records: list[tuple[str, str, int, int]]) -> bytes:
+    """A NetFlow v5 datagram; records are (src, dst, packets, bytes)."""
+    return v5([v5_record(src=s, dst=d, pkts=p, octets=b) for s, d, p, b in records], seq=seq)
 
 
 def title_of(pid: int) -> str:
@@ -52,7 +26,7 @@ def title_of(pid: int) -> str:
 
 @pytest.fixture
 def daemon(tmp_path):
-    port = free_udp_port()
+    port = free_port()
     conf = tmp_path / "nfacctd.conf"
     conf.write_text(
         f"nfacctd_ip: 127.0.0.1\n"
@@ -77,16 +51,6 @@ def daemon(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def send(port, datagrams):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for d in datagrams:
-            s.sendto(d, ("127.0.0.1", port))
-
-
-def read_csv(path: Path):
-    return list(csv.DictReader(io.StringIO(path.read_text())))
 
 
 def test_titles_pidfiles_stats_and_clean_shutdown(daemon):

@@ -2,48 +2,20 @@
 and its SIGUSR2 reload, templates kept across a restart, SO_REUSEPORT, bad input."""
 from __future__ import annotations
 
-import csv
-import io
 import os
 import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from tests.unit.nfbuild import data_set, ipfix, record, template_set, v5, v5_record
 
-NFACCTD = [sys.executable, "-m", "pypmacct.daemons.nfacctd"]
+from .common import NFACCTD, free_port, read_csv, send, wait_for
+
 IPFIX_TEMPLATE = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (2, 8), (1, 8)]
-
-
-def free_port(family=socket.AF_INET, host="127.0.0.1") -> int:
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def wait_for(pred, timeout=15.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def send(port, payloads, host="127.0.0.1", src=None, family=socket.AF_INET):
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        if src:
-            s.bind((src, 0))
-        for p in payloads:
-            s.sendto(p, (host, port))
-
-
-def rows(path: Path):
-    return list(csv.DictReader(io.StringIO(path.read_text())))
+rows = read_csv
 
 
 def conf(tmp, port, extra="", aggregate="peer_src_ip, src_host, dst_host"):
