@@ -13,6 +13,7 @@ reads and how it becomes part of an aggregate's key:
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 DAEMONS = ("pmacctd", "uacctd", "nfacctd", "sfacctd")
@@ -173,7 +174,10 @@ def parse_aggregate(value: str, daemon: str) -> tuple[str, ...]:
     for n in names:
         p = PRIMITIVES.get(n)
         if p is None:
-            raise AggregateError(f"unknown primitive '{n}'")
+            close = difflib.get_close_matches(n, [q.name for q in _TABLE
+                                                  if q.available_in(daemon)], n=1)
+            hint = f". Did you mean '{close[0]}'?" if close else ""
+            raise AggregateError(f"unknown primitive '{n}'{hint}")
         if not p.available_in(daemon):
             raise AggregateError(f"primitive '{n}' is not supported by {daemon}")
     sums = [n for n in names if n in SUM_PRIMITIVES]

@@ -6,10 +6,15 @@ warning per key (for example per exporter), counting what it suppressed.
 """
 from __future__ import annotations
 
+import os
+import socket
 import sys
 import syslog
 import threading
 import time
+
+# Where syslog datagrams go; tests point it at a socket of their own.
+SYSLOG_SOCKET = os.environ.get("PYPMACCT_SYSLOG_SOCKET", "/dev/log")
 
 LEVELS = {"DEBUG": syslog.LOG_DEBUG, "INFO": syslog.LOG_INFO, "NOTICE": syslog.LOG_NOTICE,
           "WARN": syslog.LOG_WARNING, "ERROR": syslog.LOG_ERR}
@@ -29,6 +34,8 @@ class Sink:
         self.facility: int | None = None
         self.debug = False
         self.utc = False
+        self.ident = "pypmacct"
+        self._syslog = None
         self._fh = None
         self._lock = threading.Lock()
 
@@ -42,8 +49,18 @@ class Sink:
             if fac is None:
                 raise ValueError(f"unknown syslog facility '{syslog_facility}'")
             self.facility = fac
-            syslog.openlog(ident, syslog.LOG_PID, fac)
+            self.ident = ident
+            self._syslog = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.reopen()
+
+    def _send_syslog(self, priority: int, line: str) -> None:
+        """One RFC 3164-style datagram, as syslog(3) with LOG_PID would send it."""
+        stamp = time.strftime("%b %d %H:%M:%S")
+        msg = f"<{self.facility | priority}>{stamp} {self.ident}[{os.getpid()}]: {line}"
+        try:
+            self._syslog.sendto(msg.encode("utf-8", "replace"), SYSLOG_SOCKET)
+        except OSError:
+            pass  # no syslog daemon listening: like syslog(3), drop silently
 
     def reopen(self) -> None:
         with self._lock:
@@ -59,9 +76,11 @@ class Sink:
     def write(self, level: str, line: str) -> None:
         if level == "DEBUG" and not self.debug:
             return
+        # as pmacct: syslog and/or the log file when configured, stderr otherwise
         if self.facility is not None:
-            syslog.syslog(LEVELS[level], line)
-            return
+            self._send_syslog(LEVELS[level], line)
+            if self._fh is None:
+                return
         with self._lock:
             if self._fh is not None:
                 out, line = self._fh, f"{rfc3339_now(self.utc)} {line}"

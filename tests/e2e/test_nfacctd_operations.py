@@ -193,3 +193,29 @@ def test_a_full_ring_drops_visibly_and_the_totals_reconcile(tmp_path):
     written = sum(int(r["PACKETS"]) for r in rows(tmp_path / "out.csv"))
     assert dropped > 0
     assert written + dropped == sent
+
+
+def test_syslog_facility(tmp_path, monkeypatch):
+    """-S local3: log lines reach syslog with facility local3 and the right severity."""
+    sock_path = str(tmp_path / "log.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(sock_path)
+    listener.settimeout(15)
+    monkeypatch.setenv("PYPMACCT_SYSLOG_SOCKET", sock_path)
+    port = free_port()
+    proc = subprocess.Popen(NFACCTD + ["-L", "127.0.0.1", "-l", str(port), "-S", "local3",
+                                       "-P", "print", "-O", "csv", "-o", str(tmp_path / "o.csv")],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        got = []
+        while not any("waiting for NetFlow/IPFIX data" in m for m in got):
+            got.append(listener.recv(65536).decode())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        listener.close()
+    local3_info = 19 * 8 + 6
+    banner = next(m for m in got if "NetFlow Accounting Daemon" in m)
+    assert banner.startswith(f"<{local3_info}>")
+    assert f"nfacctd[{proc.pid}]: INFO ( default/core ): NetFlow Accounting Daemon" in banner
+    assert proc.stderr.read() == ""        # nothing on stderr once syslog is set

@@ -78,3 +78,14 @@ def test_string_fields_are_remapped():
     lut = np.array([0, 7, 9], np.int32)
     keys, _, _ = kb.build(r, lut)
     assert keys["as_path"].tolist() == [7, 9]
+
+
+def test_misspelt_primitive_gets_a_suggestion():
+    import pytest
+    from pypmacct.primitives import AggregateError, parse_aggregate
+    with pytest.raises(AggregateError, match="unknown primitive 'src_hots'. Did you mean 'src_host'"):
+        parse_aggregate("src_hots, dst_port", "nfacctd")
+    with pytest.raises(AggregateError, match="not supported by nfacctd"):
+        parse_aggregate("tunnel_src_host", "nfacctd")
+    with pytest.raises(AggregateError, match="mutually exclusive"):
+        parse_aggregate("sum_host, dst_port", "nfacctd")
