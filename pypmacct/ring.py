@@ -128,10 +128,11 @@ class Ring:
             chunk[f] = np.searchsorted(used, chunk[f])
         return chunk, [strings[i] for i in used.tolist()]
 
-    def write(self, batch: Batch, wait: bool = False) -> int:
+    def write(self, batch: Batch, wait=False) -> int:
         """Write a batch; returns the number of records dropped (0 when all made it).
 
-        ``wait``: wait for free slots instead of dropping (savefile replay).
+        ``wait``: wait for free slots instead of dropping (savefile replay). It may be a
+        callable: waiting goes on only while it returns true (the reader is alive).
         """
         recs = batch.records
         step = max(1, self.max_records)
@@ -141,7 +142,7 @@ class Ring:
         self.wake()
         return dropped
 
-    def _write_chunk(self, chunk: np.ndarray, strings: list[str], wait: bool) -> int:
+    def _write_chunk(self, chunk: np.ndarray, strings: list[str], wait) -> int:
         chunk, table = self._localise_strings(chunk, strings)
         payload = chunk.tobytes()
         encoded = _encode_strings(table)
@@ -152,9 +153,11 @@ class Ring:
                 return (self._write_chunk(chunk[:half], table, wait)
                         + self._write_chunk(chunk[half:], table, wait))
             return self._drop(1)
+        polls = 0
         while self.ctl[W_WRITTEN] - self.ctl[W_READ] >= self.nslots:
-            if not wait:
+            if not wait or (callable(wait) and polls % 200 == 0 and not wait()):
                 return self._drop(len(chunk))
+            polls += 1
             self.wake()
             time.sleep(0.0005)
         off = int(self.ctl[W_WRITTEN] % self.nslots) * self.slot_size

@@ -24,6 +24,7 @@ from .signals import SignalFlags
 DEFAULT_PIPE_SIZE = 4 * 1024 * 1024
 DEFAULT_BUFFER_SIZE = 64 * 1024
 SHUTDOWN_TIMEOUT = 300.0  # plugins purging big caches to slow backends may need a while
+STOP_WAIT = 10.0          # after a stop signal, how long a savefile replay waits for ring space
 
 
 class Channel:
@@ -60,6 +61,7 @@ class Core:
         self.on_stats = None   # callable(log) the daemon sets to print its own counters
         self.on_reload = None  # callable() for SIGUSR2
         self._arrival_base = 0  # records dispatched so far: makes arrival_seq absolute
+        self._stop_seen = None
 
     # ---- set-up -------------------------------------------------------------
     def add_plugin(self, plugin) -> None:
@@ -136,7 +138,8 @@ class Core:
             if len(sel) == 0:
                 continue
             wire = Batch(project(sel.records, ch.wire_dtype), sel.strings)
-            dropped = ch.ring.write(wire, wait=wait)
+            dropped = ch.ring.write(wire, wait=(lambda ch=ch: self._still_alive(ch)) if wait
+                                    else False)
             ch.sent_records += len(wire) - dropped
             if dropped:
                 self.log.limited(
@@ -159,6 +162,20 @@ class Core:
     @property
     def stopping(self) -> bool:
         return self.flags.stop
+
+    def _still_alive(self, ch: Channel) -> bool:
+        """While waiting for ring space: is the plugin still there to read it? After a
+        stop signal the wait is bounded, so a plugin that stopped reading cannot keep
+        the daemon from exiting (what is then dropped is counted)."""
+        if ch.alive and self.flags.child:
+            self.flags.child = False
+            self.reap()
+        if self.flags.stop:
+            if self._stop_seen is None:
+                self._stop_seen = time.monotonic()
+            elif time.monotonic() - self._stop_seen > STOP_WAIT:
+                return False
+        return ch.alive
 
     def reap(self) -> None:
         while True:

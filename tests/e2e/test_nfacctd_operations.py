@@ -219,3 +219,36 @@ def test_syslog_facility(tmp_path, monkeypatch):
     assert banner.startswith(f"<{local3_info}>")
     assert f"nfacctd[{proc.pid}]: INFO ( default/core ): NetFlow Accounting Daemon" in banner
     assert proc.stderr.read() == ""        # nothing on stderr once syslog is set
+
+
+def test_savefile_replay_does_not_hang_when_its_plugin_dies(tmp_path):
+    """Reading a savefile the core waits for ring space rather than drop; if the plugin
+    it waits for dies, the core reports it and finishes instead of waiting forever."""
+    from tests.support.flowgen import write_capture
+    cap = tmp_path / "big.pcap"
+    write_capture(cap, version=5, records=300_000, seed=5)
+    path = tmp_path / "nfacctd.conf"
+    path.write_text(f"pcap_savefile: {cap}\npcap_savefile_replay: 0\n"
+                    f"logfile: {tmp_path}/nfacctd.log\npidfile: {tmp_path}/nfacctd.pid\n"
+                    "plugins: print[slow], print[other]\n"
+                    "plugin_pipe_size: 8192\nplugin_buffer_size: 4096\n"
+                    f"print_output_file: {tmp_path}/$tag.csv\nprint_output: csv\n")
+    proc = subprocess.Popen(NFACCTD + ["-f", str(path)], stderr=subprocess.PIPE, text=True)
+    try:
+        plugin_pid = tmp_path / "nfacctd.pid-print-slow"
+        wait_for(plugin_pid.exists, what="plugin pid file")
+        pid = int(plugin_pid.read_text())
+        os.kill(pid, signal.SIGSTOP)        # the plugin stops reading: its tiny ring fills up
+        time.sleep(1.0)                     # the core is now waiting for ring space
+        os.kill(pid, signal.SIGKILL)
+        log = tmp_path / "nfacctd.log"
+        wait_for(lambda: "exited unexpectedly" in log.read_text(), what="the death report")
+        # replay is endless (0): the core keeps feeding the other plugin until told to stop
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            subprocess.run(["pkill", "-9", "-P", str(proc.pid)])
+            proc.kill()
+            proc.wait()
