@@ -113,3 +113,17 @@ def test_dead_plugin_is_reported_and_others_keep_working(daemon):
     os.kill(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
     assert [(r["PACKETS"], r["BYTES"]) for r in read_csv(d / "total.csv")] == [("1", "40")]
+
+
+def test_plugins_purge_what_they_hold_when_the_core_is_killed(daemon):
+    proc, port, d = daemon
+    send(port, [v5_datagram(0, [("10.0.0.5", "10.0.0.6", 2, 200)])])
+    time.sleep(0.5)
+    hosts_pid = int((d / "nfacctd.pid-print-hosts").read_text())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    wait_for(lambda: not Path(f"/proc/{hosts_pid}").exists()
+             or Path(f"/proc/{hosts_pid}/stat").read_text().split()[2] == "Z",
+             what="the plugin to finish")
+    rows = read_csv(d / "hosts.csv")
+    assert [(r["SRC_IP"], r["PACKETS"], r["BYTES"]) for r in rows] == [("10.0.0.5", "2", "200")]
