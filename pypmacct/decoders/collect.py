@@ -1,14 +1,21 @@
 """Gathering one decode() call's records, then decoding them group by group.
 
-Parsing a datagram only records *where* its records are: a "chunk" is a run of
-records of one template (or of one v5 datagram) plus the datagram they came in.
-Chunks of the same template are concatenated and decoded in one vectorised pass, in
-blocks that stay in the CPU cache while the wide output records are written.
+Parsing only records *where* records are: a "chunk" is a run of records of one group
+(a template, or all v5 records) in one datagram: its group, where its first record
+starts, how many records, the datagram it came in and the context (options data state)
+its records decode with. Records lie either in the batch buffer (all datagrams back to
+back: fixed-length templates and v5 are never copied) or in an extra buffer (records of
+templates with variable-length fields, re-laid out to a fixed size).
 
-Output order: records come grouped by template (v5: all together); within a group, in
-the order the datagrams arrived. Keeping arrival order across templates would cost a
-scatter of every output row, so each record carries its arrival index instead
-(``arrival_seq``), which plugins use where order matters.
+Each group is decoded in one vectorised pass: its records' rows are gathered from the
+buffer with one fancy index over a sliding-window view, then ``decode_group`` fills the
+output in blocks that stay in the CPU cache.
+
+Output order: records come grouped by template (v5: all together), groups in the order
+their first record arrived; within a group, in the order the datagrams arrived. Keeping
+arrival order across templates would cost a scatter of every output row, so each record
+carries its arrival index instead (``arrival_seq``), which plugins use where order
+matters.
 """
 from __future__ import annotations
 
@@ -17,15 +24,14 @@ import socket
 import numpy as np
 
 from ..record import ADDR_DTYPE
-from .plan import Env
+from .plan import DgColumns, Env
 
-BLOCK = 4096            # records decoded per pass: output rows stay in cache meanwhile
+BLOCK = 4096                 # records decoded per pass, at least
+BLOCK_BYTES = 1 << 21        # ... or as many as fill this many output bytes
 
 _ADDR_CACHE: dict[str, tuple] = {}
 
-DG_DTYPE = np.dtype([("version", "u2"), ("unix", "i8"), ("uptime", "i8"), ("seq", "u4"),
-                     ("sysid", "u4"), ("arrival", "i8"), ("exporter", "i8"),
-                     ("sampling", "u2"), ("engine", "u2")])
+SRC_BATCH, SRC_EXTRA = 0, 1
 
 
 def addr_of(text: str) -> tuple[int, bytes]:
@@ -46,115 +52,219 @@ def addr_of(text: str) -> tuple[int, bytes]:
     return got
 
 
+def window(buf, dtype: np.dtype) -> np.ndarray:
+    """Every offset of ``buf`` read as one ``dtype`` item: element i starts at byte i."""
+    n = len(buf) - dtype.itemsize + 1
+    if n <= 0:
+        return np.zeros(0, dtype)
+    return np.ndarray((n,), dtype=dtype, buffer=buf, strides=(1,))
+
+
 class Collector:
-    """Chunks and datagram headers of one decode() call."""
+    """Datagram headers and chunks of one decode() call.
 
-    def __init__(self):
-        # (group key, bytes, count, datagram index, context) per chunk, in arrival order
-        self.chunks: list[tuple] = []
-        # (version, unix, uptime, seq, sysid, arrival, exporter, sampling, engine)
-        self.dgs: list[tuple] = []
-        self.exporters: dict[str, int] = {}
-        self.exporter_list: list[str] = []
+    ``buf`` is the batch buffer and ``srcs`` the batch's exporter addresses (datagram
+    headers name them by index). Chunk order is given by an order key: datagram number
+    times 65536 plus the set's position in its datagram.
+    """
+
+    def __init__(self, buf, ndg: int, srcs: list[str]):
+        self.buf = buf
+        self.d = DgColumns(ndg)
+        self.exporter_list = srcs
         self.vvalues: list[bytes] = []
-        self.dtypes: dict = {}          # group key -> numpy dtype of its records
+        self._parts: list[tuple] = []       # bulk chunks: tuples of arrays
+        self._singles: list[tuple] = []     # one chunk each
+        self._extra: list[bytes] = []
+        self._extra_len = 0
+        self._gids: dict = {}               # group key -> group number
+        self.gkeys: list = []
+        self.gdtypes: list[np.dtype] = []
+        self._ctx_ids: dict[int, int] = {}
+        self.contexts: list = []
 
-    def exporter(self, src: str) -> int:
-        e = self.exporters.get(src)
-        if e is None:
-            e = self.exporters[src] = len(self.exporter_list)
-            self.exporter_list.append(src)
-        return e
+    # --- registries ---
+    def group(self, key, raw_dtype: np.dtype) -> int:
+        g = self._gids.get(key)
+        if g is None:
+            g = self._gids[key] = len(self.gkeys)
+            self.gkeys.append(key)
+            self.gdtypes.append(raw_dtype)
+        return g
+
+    def ctx_id(self, ctx) -> int:
+        k = self._ctx_ids.get(id(ctx))
+        if k is None:
+            k = self._ctx_ids[id(ctx)] = len(self.contexts)
+            self.contexts.append(ctx)
+        return k
+
+    def header(self, di: int, version: int, unix: int, uptime: int, seq: int, sysid: int,
+               arrival: int, exporter: int, sampling: int = 0, engine: int = 0) -> None:
+        """The header values of datagram ``di`` (the one-at-a-time path)."""
+        d = self.d
+        d.version[di] = version
+        d.unix[di] = unix
+        d.uptime[di] = uptime
+        d.seq[di] = seq
+        d.sysid[di] = sysid
+        d.arrival[di] = arrival
+        d.exporter[di] = exporter
+        d.sampling[di] = sampling
+        d.engine[di] = engine
+
+    # --- chunks ---
+    def add(self, gid: int, off: int, count: int, di: int, ctx, order: int) -> None:
+        """A chunk whose records lie in the batch buffer from ``off``."""
+        self._singles.append((gid, SRC_BATCH, off, count, di, self.ctx_id(ctx), order))
+
+    def add_bytes(self, gid: int, data: bytes, count: int, di: int, ctx, order: int) -> None:
+        """A chunk whose records are ``data`` (kept in the extra buffer)."""
+        self._singles.append((gid, SRC_EXTRA, self._extra_len, count, di, self.ctx_id(ctx), order))
+        self._extra.append(data)
+        self._extra_len += len(data)
+
+    def add_many(self, gid, off, count, di, ctx_ids, order) -> None:
+        """Chunks in the batch buffer, one per array element (``gid`` may be a scalar)."""
+        n = len(off)
+        if not n:
+            return
+        self._parts.append((np.broadcast_to(np.asarray(gid, np.int64), (n,)), np.zeros(n, np.int64),
+                            np.asarray(off, np.int64), np.asarray(count, np.int64),
+                            np.asarray(di, np.int64), np.broadcast_to(np.asarray(ctx_ids, np.int64), (n,)),
+                            np.asarray(order, np.int64)))
+
+    def _columns(self):
+        parts = list(self._parts)
+        if self._singles:
+            cols = list(zip(*self._singles))
+            parts.append(tuple(np.array(c, np.int64) for c in cols))
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate(c) for c in zip(*parts))
+
+    # --- decoding ---
+    def peers(self):
+        """A function (rdg, rctx) -> ADDR_DTYPE per record: the exporter's address, or
+        the one options data announced for the record's context."""
+        exp_addr = np.zeros(len(self.exporter_list), dtype=ADDR_DTYPE)
+        for i, src in enumerate(self.exporter_list):
+            exp_addr[i] = addr_of(src)
+        ctxs = self.contexts
+        ctx_addr = np.zeros(len(ctxs), dtype=ADDR_DTYPE)
+        ctx_has = np.zeros(len(ctxs), bool)
+        for i, ctx in enumerate(ctxs):
+            if ctx is not None and ctx.exporter_addr:
+                ctx_addr[i] = ctx.exporter_addr
+                ctx_has[i] = True
+        any_ctx = bool(ctx_has.any())
+        exporter = self.d.exporter
+
+        def peers(rdg, rctx):
+            peer = exp_addr[exporter[rdg]]
+            if any_ctx:
+                sel = ctx_has[rctx]
+                peer[sel] = ctx_addr[rctx[sel]]
+            return peer
+        return peers
 
     def assemble(self, record_dtype, decode_group, strings, on_error):
         """Decode every group into one record array (group after group). ``decode_group``
         is called as (key, raw, tgt, env) and may return a keep mask. Returns the
         records and the exporter index of each."""
-        chunks = self.chunks
-        nchunks = len(chunks)
+        cols = self._columns()
+        if cols is None:
+            return np.zeros(0, record_dtype), np.zeros(0, np.int64)
+        gid, src, off, cnt, di, ctx, order = cols
+        nz = cnt > 0
+        if not nz.all():
+            gid, src, off, cnt, di, ctx, order = (c[nz] for c in cols)
+        if len(order) > 1 and not (order[1:] >= order[:-1]).all():
+            o = np.argsort(order, kind="stable")
+            gid, src, off, cnt, di, ctx = gid[o], src[o], off[o], cnt[o], di[o], ctx[o]
+        nchunks = len(cnt)
         if not nchunks:
             return np.zeros(0, record_dtype), np.zeros(0, np.int64)
-        counts = np.fromiter((c[2] for c in chunks), np.int64, nchunks)
-        c_dg = np.fromiter((c[3] for c in chunks), np.int64, nchunks)
-        total = int(counts.sum())
+        total = int(cnt.sum())
         out = np.zeros(total, dtype=record_dtype)
-        d = np.array(self.dgs, dtype=DG_DTYPE)
-        # contexts and peers (the exporter address, or the one options data gave)
-        ctx_ids: dict[int, int] = {}
-        ctx_list: list = []
-        c_ctx = np.empty(nchunks, np.int64)
-        groups: dict = {}
-        for i, c in enumerate(chunks):
-            ctx = c[4]
-            k = ctx_ids.get(id(ctx))
-            if k is None:
-                k = ctx_ids[id(ctx)] = len(ctx_list)
-                ctx_list.append(ctx)
-            c_ctx[i] = k
-            g = groups.get(c[0])
-            if g is None:
-                groups[c[0]] = [i]
-            else:
-                g.append(i)
-        exp_addr = np.zeros(len(self.exporter_list), dtype=ADDR_DTYPE)
-        for i, src in enumerate(self.exporter_list):
-            exp_addr[i] = addr_of(src)
-        ctx_addr = np.zeros(len(ctx_list), dtype=ADDR_DTYPE)
-        ctx_has = np.zeros(len(ctx_list), bool)
-        for i, ctx in enumerate(ctx_list):
-            if ctx is not None and ctx.exporter_addr:
-                ctx_addr[i] = ctx.exporter_addr
-                ctx_has[i] = True
-        keep = np.ones(total, bool)
-        dropped = False
-        # where each chunk's records start in arrival order
-        chunk_first = np.cumsum(counts) - counts
+        has_seq = "arrival_seq" in record_dtype.names
+        chunk_first = np.cumsum(cnt) - cnt           # arrival index of each chunk's first record
+        # groups, in the order of their first chunk; each group's chunks in order
+        if len(self.gkeys) == 1:
+            gorder = [int(gid[0])]
+            bounds = {gorder[0]: np.arange(nchunks)}
+        else:
+            srt = np.argsort(gid, kind="stable")
+            sg = gid[srt]
+            ug, ufirst = np.unique(gid, return_index=True)
+            gorder = [int(g) for g in ug[np.argsort(ufirst)]]
+            lo = np.searchsorted(sg, ug, "left")
+            hi = np.searchsorted(sg, ug, "right")
+            bounds = {int(g): srt[a:b] for g, a, b in zip(ug, lo, hi)}
+        extra = None
+        peers = self.peers()
+        block = max(BLOCK, BLOCK_BYTES // max(record_dtype.itemsize, 1))
+        keep = None
         rec_exporter = np.empty(total, np.int64)
+        exporter = self.d.exporter
         pos = 0
-        for key, idx in groups.items():
-            cidx = np.asarray(idx, dtype=np.int64)
-            gcounts = counts[cidx]
-            gn = int(gcounts.sum())
-            if gn == 0:
-                continue
+        for g in gorder:
+            cidx = bounds[g]
+            gcnt = cnt[cidx]
+            gn = int(gcnt.sum())
             base = pos
             pos += gn
+            key = self.gkeys[g]
             try:
-                if len(idx) == 1:
-                    raw = np.frombuffer(chunks[idx[0]][1], dtype=self.dtypes[key], count=gn)
+                rdt = self.gdtypes[g]
+                if len(cidx) == 1:
+                    within = np.arange(gn, dtype=np.int64)
+                    c0 = int(cidx[0])
+                    roff = off[c0] + within * rdt.itemsize
+                    rdg = np.full(gn, di[c0], np.int64)
+                    rctx = np.full(gn, ctx[c0], np.int64)
+                    if has_seq:
+                        out["arrival_seq"][base:pos] = chunk_first[c0] + within
                 else:
-                    raw = np.frombuffer(b"".join([chunks[i][1] for i in idx]),
-                                        dtype=self.dtypes[key], count=gn)
-                rc = np.repeat(np.arange(len(cidx)), gcounts)
-                rdg = c_dg[cidx][rc]
-                rctx = c_ctx[cidx][rc]
-                dd = d[rdg]
-                rec_exporter[base:base + gn] = dd["exporter"]
-                within = np.arange(gn) - np.repeat(np.cumsum(gcounts) - gcounts, gcounts)
-                out["arrival_seq"][base:base + gn] = chunk_first[cidx][rc] + within
-                peer = exp_addr[dd["exporter"]]
-                if ctx_has.any():
-                    sel = ctx_has[rctx]
-                    peer[sel] = ctx_addr[rctx[sel]]
-                for b0 in range(0, gn, BLOCK):
-                    b1 = min(gn, b0 + BLOCK)
-                    sl = slice(b0, b1)
-                    blk = dd[sl]
-                    env = Env(n=b1 - b0, version=blk["version"], unix_secs=blk["unix"],
-                              uptime=blk["uptime"], seqno=blk["seq"], sysid=blk["sysid"],
-                              arrival=blk["arrival"], peer=peer[sl], ctx_index=rctx[sl],
-                              contexts=ctx_list, vvalues=self.vvalues, strings=strings)
-                    env.sampling = blk["sampling"]
-                    env.engine = blk["engine"]
-                    kg = decode_group(key, raw[sl], out[base + b0:base + b1], env)
+                    rc = np.repeat(np.arange(len(cidx)), gcnt)
+                    within = np.arange(gn, dtype=np.int64) - (np.cumsum(gcnt) - gcnt)[rc]
+                    roff = off[cidx][rc] + within * rdt.itemsize
+                    rdg = di[cidx][rc]
+                    rctx = ctx[cidx][rc]
+                    if has_seq:
+                        out["arrival_seq"][base:pos] = chunk_first[cidx][rc] + within
+                rec_exporter[base:pos] = exporter[rdg]
+                gsrc = src[cidx]
+                if not gsrc.any():
+                    buf = self.buf
+                else:
+                    if extra is None:
+                        extra = b"".join(self._extra)
+                    if gsrc.all():
+                        buf = extra
+                    else:           # not made by the parsers today; kept correct anyway
+                        buf = bytes(self.buf) + extra
+                        roff = roff + src[cidx][rc] * len(self.buf)
+                # gather whole rows as plain bytes (a structured dtype would copy field
+                # by field), then read them through the template's dtype
+                raw = window(buf, np.dtype(f"V{rdt.itemsize}"))[roff].view(rdt)
+                for b0 in range(0, gn, block):
+                    b1 = min(gn, b0 + block)
+                    env = Env(rdg[b0:b1], rctx[b0:b1], self.d, self.contexts, self.vvalues,
+                              strings, peers)
+                    kg = decode_group(key, raw[b0:b1], out[base + b0:base + b1], env)
                     if kg is not None and not kg.all():
+                        if keep is None:
+                            keep = np.ones(total, bool)
                         keep[base + b0:base + b1] = kg
-                        dropped = True
             except Exception as e:          # never let one group sink the batch
                 on_error(key, e)
-                keep[base:base + gn] = False
-                dropped = True
-        if dropped:
+                if keep is None:
+                    keep = np.ones(total, bool)
+                keep[base:pos] = False
+        if keep is not None:
             out = out[keep]
             rec_exporter = rec_exporter[keep]
         return out, rec_exporter

@@ -1,10 +1,13 @@
 """NetFlow v5: a 24-byte header and up to 30 fixed 48-byte records.
 
-All v5 records of a batch are decoded together: their bytes are concatenated and read
-with one ``np.frombuffer``; header values come in as per-record arrays.
+All v5 records of a batch are decoded together: their rows are gathered from the
+batch's datagrams into one array; header values come in as per-record arrays.
 Field semantics follow pmacct 1.7.7 (NF_*_handler for version 5): ports only for TCP and
 UDP (destination port also for ICMP), TCP flags only for TCP, one flow per record,
 sampling rate from the low 14 bits of the header's sampling field.
+
+``compile_fill(fields, opts)`` returns the decoding steps for the record fields asked
+for; nothing is computed for fields the record does not hold.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import struct
 import numpy as np
 
 from ..record import SAMPLE_FLOW
-from .plan import US, _U32, _addr_bytes, _trunc_div
+from .plan import US, _U32, _trunc_div, col_bytes, put_addr
 
 HEADER = struct.Struct("!HHIIIIBBH")      # version, count, uptime, secs, nsecs, seq, etype, eid, sampling
 HEADER_LEN = 24
@@ -21,7 +24,7 @@ RECORD_LEN = 48
 MAX_RECORDS = 30
 
 RECORD_DTYPE_V5 = np.dtype([
-    ("src", "u1", (4,)), ("dst", "u1", (4,)), ("nexthop", "u1", (4,)),
+    ("src", "V4"), ("dst", "V4"), ("nexthop", "V4"),
     ("input", ">u2"), ("output", ">u2"), ("packets", ">u4"), ("bytes", ">u4"),
     ("first", ">u4"), ("last", ">u4"), ("sport", ">u2"), ("dport", ">u2"),
     ("pad1", "u1"), ("tcp_flags", "u1"), ("proto", "u1"), ("tos", "u1"),
@@ -39,73 +42,109 @@ def _uptime_delta_secs(uptime: np.ndarray, t: np.ndarray) -> np.ndarray:
     return _trunc_div(d, 1000)
 
 
-def fill(raw: np.ndarray, tgt: np.ndarray, env, opts) -> None:
-    """Decode v5 records ``raw`` (RECORD_DTYPE_V5) into ``tgt``; ``env`` carries the
-    per-record header values, with ``env.sampling`` and ``env.engine`` for v5."""
-    n = len(raw)
-    proto = raw["proto"]
-    tcp_udp = (proto == 6) | (proto == 17)
-    tgt["src_host"]["af"] = 4
-    tgt["src_host"]["addr"] = _addr_bytes(raw["src"], 4)
-    tgt["dst_host"]["af"] = 4
-    tgt["dst_host"]["addr"] = _addr_bytes(raw["dst"], 4)
-    tgt["nexthop"]["af"] = 4
-    tgt["nexthop"]["addr"] = _addr_bytes(raw["nexthop"], 4)
-    if opts.use_ip_next_hop:
-        tgt["peer_dst_ip"] = tgt["nexthop"]
-    tgt["in_iface"] = raw["input"]
-    tgt["out_iface"] = raw["output"]
-    pk = raw["packets"].astype(np.uint64)
-    by = raw["bytes"].astype(np.uint64)
-    tgt["flows"] = 1
-    tgt["src_port"] = np.where(tcp_udp, raw["sport"], 0)
-    tgt["dst_port"] = np.where(tcp_udp | (proto == 1) | (proto == 58), raw["dport"], 0)
-    tgt["tcp_flags"] = np.where(proto == 6, raw["tcp_flags"], 0)
-    tgt["proto"] = proto
-    tgt["tos"] = raw["tos"]
-    tgt["src_as"] = raw["src_as"]
-    tgt["dst_as"] = raw["dst_as"]
-    tgt["src_mask"] = raw["src_mask"]
-    tgt["dst_mask"] = raw["dst_mask"]
-    tgt["etype"] = 0x0800
+def _copy(name, src):
+    return lambda raw, tgt, env: tgt.__setitem__(name, raw[src])
 
-    unix = env.unix_secs
-    up = env.uptime
-    first = raw["first"].astype(np.int64)
-    last = raw["last"].astype(np.int64)
+
+def _const(name, value):
+    return lambda raw, tgt, env: tgt.__setitem__(name, value)
+
+
+def compile_fill(fields, opts) -> list:
+    """The steps (raw, tgt, env) that fill ``fields`` (a set of record field names) from
+    v5 records ``raw`` (RECORD_DTYPE_V5); ``env`` carries the per-record header values."""
+    f = fields
+    steps = []
+    add = steps.append
+    for name, src in (("src_host", "src"), ("dst_host", "dst"), ("nexthop", "nexthop")):
+        if name in f:
+            add(lambda raw, tgt, env, name=name, src=src: put_addr(tgt, name, 4, raw[src], 4))
+    if opts.use_ip_next_hop and "peer_dst_ip" in f:
+        add(lambda raw, tgt, env: put_addr(tgt, "peer_dst_ip", 4, raw["nexthop"], 4))
+    for name, src in (("in_iface", "input"), ("out_iface", "output"), ("proto", "proto"),
+                      ("tos", "tos"), ("src_as", "src_as"), ("dst_as", "dst_as"),
+                      ("src_mask", "src_mask"), ("dst_mask", "dst_mask")):
+        if name in f:
+            add(_copy(name, src))
+    if "flows" in f:
+        add(_const("flows", 1))
+    if "src_port" in f:
+        def sport(raw, tgt, env):
+            proto = raw["proto"]
+            tgt["src_port"] = np.where((proto == 6) | (proto == 17), raw["sport"], 0)
+        add(sport)
+    if "dst_port" in f:
+        def dport(raw, tgt, env):
+            proto = raw["proto"]
+            tgt["dst_port"] = np.where((proto == 6) | (proto == 17) | (proto == 1) | (proto == 58),
+                                       raw["dport"], 0)
+        add(dport)
+    if "tcp_flags" in f:
+        add(lambda raw, tgt, env: tgt.__setitem__("tcp_flags", np.where(raw["proto"] == 6, raw["tcp_flags"], 0)))
+    if "etype" in f:
+        add(_const("etype", 0x0800))
+
     # timestamp_start/end: export time minus the age of the flow, in whole seconds
-    tgt["ts_start"] = (unix - _uptime_delta_secs(up, first)) * US
-    tgt["ts_end"] = (unix - _uptime_delta_secs(up, last)) * US
+    for name, src in (("ts_start", "first"), ("ts_end", "last")):
+        if name in f:
+            add(lambda raw, tgt, env, name=name, src=src: tgt.__setitem__(
+                name, (env.unix_secs - _uptime_delta_secs(env.uptime, raw[src].astype(np.int64))) * US))
     if not opts.time_new:
-        if opts.time_secs:
-            # 32-bit arithmetic as in pmacct (meant for exporters counting seconds)
-            tgt["time_start"] = ((unix - (up - first)) % _U32) * US
-            tgt["time_end"] = ((unix - (up - last)) % _U32) * US
-        else:
-            # pmacct's time bins round uptime and switched times to seconds apart
-            tgt["time_start"] = (unix - up // 1000 + first // 1000) * US
-            tgt["time_end"] = (unix - up // 1000 + last // 1000) * US
-    tgt["ts_export"] = unix * US
-    tgt["ts_arrival"] = env.arrival
-    tgt["export_proto_seqno"] = env.seqno
-    tgt["export_proto_version"] = 5
-    tgt["export_proto_sysid"] = env.engine & 0xFF          # the engine id
-    tgt["engine_id"] = env.engine & 0xFF
-    tgt["engine_type"] = env.engine >> 8
-    tgt["peer_src_ip"] = env.peer
-    tgt["sample_type"] = SAMPLE_FLOW
-    tgt["sampling_direction"] = ord("u")
-    rate = (env.sampling & 0x3FFF).astype(np.uint64)
+        for name, src in (("time_start", "first"), ("time_end", "last")):
+            if name not in f:
+                continue
+            if opts.time_secs:
+                # 32-bit arithmetic as in pmacct (meant for exporters counting seconds)
+                add(lambda raw, tgt, env, name=name, src=src: tgt.__setitem__(
+                    name, ((env.unix_secs - (env.uptime - raw[src].astype(np.int64))) % _U32) * US))
+            else:
+                # pmacct's time bins round uptime and switched times to seconds apart
+                add(lambda raw, tgt, env, name=name, src=src: tgt.__setitem__(
+                    name, (env.unix_secs - env.uptime // 1000 + raw[src].astype(np.int64) // 1000) * US))
+    if "ts_export" in f:
+        add(lambda raw, tgt, env: tgt.__setitem__("ts_export", env.unix_secs * US))
+    if "ts_arrival" in f:
+        add(lambda raw, tgt, env: tgt.__setitem__("ts_arrival", env.arrival))
+    if "export_proto_seqno" in f:
+        add(lambda raw, tgt, env: tgt.__setitem__("export_proto_seqno", env.seqno))
+    if "export_proto_version" in f:
+        add(_const("export_proto_version", 5))
+    for name in ("export_proto_sysid", "engine_id"):            # the engine id
+        if name in f:
+            add(lambda raw, tgt, env, name=name: tgt.__setitem__(name, env.engine & 0xFF))
+    if "engine_type" in f:
+        add(lambda raw, tgt, env: tgt.__setitem__("engine_type", env.engine >> 8))
+    if "peer_src_ip" in f:
+        add(lambda raw, tgt, env: col_bytes(tgt, "peer_src_ip", 0, "V17").__setitem__(
+            Ellipsis, env.peer.view("V17")))
+    if "sample_type" in f:
+        add(_const("sample_type", SAMPLE_FLOW))
+    if "sampling_direction" in f:
+        add(_const("sampling_direction", ord("u")))
+
+    counters = [n for n in ("packets", "bytes") if n in f]
     if opts.renormalize:
-        if opts.ext_sampling_rate:
-            mult = np.uint64(opts.ext_sampling_rate)
-        else:
-            mult = np.where(rate > 0, rate, 1).astype(np.uint64)
-        pk = pk * mult
-        by = by * mult
-        tgt["sampling_rate"] = np.where(rate > 0, 1, 0)
+        def renorm(raw, tgt, env):
+            rate = (env.sampling & 0x3FFF).astype(np.uint64)
+            if opts.ext_sampling_rate:
+                mult = np.uint64(opts.ext_sampling_rate)
+            else:
+                mult = np.where(rate > 0, rate, 1).astype(np.uint64)
+            for n in counters:
+                tgt[n] = raw[n].astype(np.uint64) * mult
+            if "sampling_rate" in f:
+                tgt["sampling_rate"] = np.where(rate > 0, 1, 0)
+        add(renorm)
     else:
-        tgt["sampling_rate"] = rate
-    tgt["packets"] = pk
-    tgt["bytes"] = by
-    del n
+        for n in counters:
+            add(_copy(n, n))
+        if "sampling_rate" in f:
+            add(lambda raw, tgt, env: tgt.__setitem__("sampling_rate", env.sampling & 0x3FFF))
+    return steps
+
+
+def fill(raw: np.ndarray, tgt: np.ndarray, env, steps) -> None:
+    """Decode v5 records ``raw`` (RECORD_DTYPE_V5) into ``tgt`` with ``compile_fill``'s
+    steps."""
+    for step in steps:
+        step(raw, tgt, env)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
+
 from . import ie as E
 from .templates import MAX_FIELDS, Field, Template
 
@@ -28,6 +30,15 @@ class Malformed(Exception):
     pass
 
 
+# why a datagram's walk stops (pmacct's words)
+M_INCOMPLETE = "unable to read next Flowset (incomplete NetFlow v9/IPFIX packet)"
+M_DATA = "unable to read next Data Flowset (incomplete NetFlow v9/IPFIX packet)"
+M_ZERO = "unable to read next Flowset (NetFlow v9/IPFIX packet claiming flow_len 0!)"
+M_SHORTSET = "unable to read next Flowset (NetFlow v9/IPFIX packet (flowsetlen < NfDataHdrV9Sz)"
+M_TEMPLATE = "unable to read next Template Flowset (incomplete NetFlow v9/IPFIX packet)"
+M_OPTIONS = "unable to read next Options Template Flowset (incomplete NetFlow v9/IPFIX packet)"
+
+
 def _uint(b: bytes) -> int:
     return int.from_bytes(b, "big")
 
@@ -35,10 +46,15 @@ def _uint(b: bytes) -> int:
 class V9Parser:
     def __init__(self, dec):
         self.dec = dec          # the NetflowDecoder: options, log, stats, caches
+        self.changes = 0        # templates stored or withdrawn (identical resends aside)
+        # template sets known to hold only identical resends (see BatchParse.run)
+        self.resends: dict[tuple, int] = {}
+        self.resends_gen = -1
 
-    # --- datagram ---
-    def parse(self, dg, version: int, coll) -> None:
-        """Parse one v9/IPFIX datagram into ``coll``."""
+    # --- datagram, one at a time (debug logging on: the reference path) ---
+    def parse(self, dg, version: int, coll, di: int, exp: int, base: int) -> None:
+        """Parse one v9/IPFIX datagram (number ``di`` of the batch, exporter index
+        ``exp``, payload at ``base`` in the batch buffer) into ``coll``."""
         dec = self.dec
         p = dg.payload
         plen = len(p)
@@ -63,29 +79,23 @@ class V9Parser:
         if st is None:
             st = states.domain(src, 9, sid)
         if st is not None:
-            if st.seqno and seq == ((st.seqno + st.inc) & 0xFFFFFFFF) and not dec.opts.disable_checks:
-                st.good += 1                      # the common case, inline
-                st.packets += 1
-                st.bytes += plen
-                st.seqno = seq
-            else:
-                dec.check_sequence(st, dg, seq, sid, plen)
+            dec.check_sequence(st, dg, seq, sid, plen)
             st.inc = 1
-        di = len(coll.dgs)
-        coll.dgs.append((version, unix, uptime, seq, sid, dg.ts_us, coll.exporter(src), 0, 0))
+        coll.header(di, version, unix, uptime, seq, sid, dg.ts_us, exp)
         ctx = states.context(src, sid, st)
-        chunks = coll.chunks
         tget = dec.templates._t.get
         seq_inc = 0
+        order = di << 16
         try:
             while off < plen:
                 if off + 4 > plen:
-                    raise Malformed("unable to read next Flowset (incomplete NetFlow v9/IPFIX packet)")
+                    raise Malformed(M_INCOMPLETE)
                 fid, flen = _SET.unpack_from(p, off)
                 end = off + flen
+                order += 1
                 if fid >= 256 and flen >= 4:
                     if end > plen:
-                        raise Malformed("unable to read next Data Flowset (incomplete NetFlow v9/IPFIX packet)")
+                        raise Malformed(M_DATA)
                     tpl = tget((src, sid, fid))
                     if tpl is None:
                         dec.no_template(dg, sid, fid)
@@ -95,30 +105,20 @@ class V9Parser:
                         if n:
                             ctx = states.context(src, sid, st)
                             if dec.opts.account_options:
-                                self._queue(tpl, p, off + 4, end, coll, di, ctx)
-                    elif tpl.wire_len:
-                        n = (flen - 4) // tpl.wire_len
-                        if n:
-                            if tpl.plan is None:
-                                dec.plan_for(tpl)
-                                coll.dtypes[tpl] = tpl.plan.dtype
-                            elif tpl not in coll.dtypes:
-                                coll.dtypes[tpl] = tpl.plan.dtype
-                            chunks.append((tpl, p[off + 4:off + 4 + n * tpl.wire_len], n, di, ctx))
-                            seq_inc += n
+                                self._queue(tpl, p, off + 4, end, coll, di, ctx, order, base)
                     else:
-                        seq_inc += self._queue(tpl, p, off + 4, end, coll, di, ctx)
+                        seq_inc += self._queue(tpl, p, off + 4, end, coll, di, ctx, order, base)
                 elif flen == 0:
-                    raise Malformed("unable to read next Flowset (NetFlow v9/IPFIX packet claiming flow_len 0!)")
+                    raise Malformed(M_ZERO)
                 elif flen < 4:
-                    raise Malformed("unable to read next Flowset (NetFlow v9/IPFIX packet (flowsetlen < NfDataHdrV9Sz)")
+                    raise Malformed(M_SHORTSET)
                 elif fid in (0, 2):
                     if end > plen:
-                        raise Malformed("unable to read next Template Flowset (incomplete NetFlow v9/IPFIX packet)")
+                        raise Malformed(M_TEMPLATE)
                     self._templates(dg, version, p, off + 4, end, sid)
                 elif fid in (1, 3):
                     if end > plen:
-                        raise Malformed("unable to read next Options Template Flowset (incomplete NetFlow v9/IPFIX packet)")
+                        raise Malformed(M_OPTIONS)
                     self._options_templates(dg, version, p, off + 4, end, sid)
                 else:
                     if end > plen:
@@ -133,17 +133,21 @@ class V9Parser:
             st.inc = seq_inc
 
     # --- data ---
-    def _queue(self, tpl, p, start, end, coll, di, ctx) -> int:
+    def _queue(self, tpl, p, start, end, coll, di, ctx, order, base) -> int:
+        """Queue the records of a data set at ``p[start:end]`` (``p`` lies at ``base`` in
+        the batch buffer); returns how many."""
         plan = self.dec.plan_for(tpl)
-        coll.dtypes[tpl] = plan.dtype
+        gid = coll.group(tpl, plan.dtype)
         if not tpl.vlen:
+            if not tpl.reclen:
+                return 0
             n = (end - start) // tpl.reclen
             if n:
-                coll.chunks.append((tpl, p[start:start + n * tpl.reclen], n, di, ctx))
+                coll.add(gid, base + start, n, di, ctx, order)
             return n
         recs = self._walk_vlen(tpl, p, start, end, coll.vvalues)
         if recs:
-            coll.chunks.append((tpl, b"".join(recs), len(recs), di, ctx))
+            coll.add_bytes(gid, b"".join(recs), len(recs), di, ctx, order)
         return len(recs)
 
     @staticmethod
@@ -295,6 +299,7 @@ class V9Parser:
     # --- templates ---
     def _store(self, dg, tpl: Template) -> None:
         dec = self.dec
+        self.changes += 1
         dec.stats.exporter(dg.src).templates += 1
         if tpl.reclen == 0:
             raise Malformed("unable to read Data Template (zero-length records)")
@@ -348,6 +353,7 @@ class V9Parser:
                     break                                # padding
                 pos += 4
                 dec.stats.exporter(dg.src).templates += 1
+                self.changes += 1
                 if tid == 2:
                     dec.templates.withdraw_all(dg.src, sid, options=False)
                 else:
@@ -381,6 +387,7 @@ class V9Parser:
                         break
                     pos += 4
                     dec.stats.exporter(dg.src).templates += 1
+                    self.changes += 1
                     if tid == 3:
                         dec.templates.withdraw_all(dg.src, sid, options=True)
                     else:
@@ -414,3 +421,373 @@ class V9Parser:
             tpl = Template(dg.src, sid, tid, fields, options=True, scope_count=scope, version=version)
             tpl.wire = bytes(p[begin:pos])
             self._store(dg, tpl)
+
+
+# --- many datagrams at once (the fast path) ---------------------------------------------
+
+K_DATA, K_TEMPLATE, K_OPTIONS = 0, 1, 2
+_TERMS = (None, M_INCOMPLETE, M_DATA, M_ZERO, M_SHORTSET, M_TEMPLATE, M_OPTIONS)
+_VECTOR_STEPS = 24          # sets walked vectorised per datagram; the rest one by one
+
+
+def _walk_one(p, off: int, plen: int, sets: list, d: int, k: int) -> int:
+    """Walk the remaining sets of one datagram (p: the batch buffer, ``plen`` the end of
+    the datagram in it) as the vectorised walk does; returns the termination code."""
+    u = _SET.unpack_from
+    while off < plen:
+        if off + 4 > plen:
+            return 1
+        fid, flen = u(p, off)
+        end = off + flen
+        if fid >= 256 and flen >= 4:
+            if end > plen:
+                return 2
+            sets.append((d, k, off, fid, flen, K_DATA))
+        elif flen == 0:
+            return 3
+        elif flen < 4:
+            return 4
+        elif fid in (0, 2):
+            if end > plen:
+                return 5
+            sets.append((d, k, off, fid, flen, K_TEMPLATE))
+        elif fid in (1, 3):
+            if end > plen:
+                return 6
+            sets.append((d, k, off, fid, flen, K_OPTIONS))
+        elif end > plen:
+            return 0                        # an unsupported set cut short: stop quietly
+        off = end
+        k += 1
+    return 0
+
+
+def walk_sets(buf, w16, dgi: np.ndarray, first: np.ndarray, end: np.ndarray):
+    """The sets of many v9/IPFIX datagrams, following pmacct's walk: returns the sets
+    (datagram number, position in its datagram, offset, set id, length, kind) ordered
+    by datagram then position, and per datagram a termination code (0: walked to the
+    end; else an index into ``_TERMS``: the datagram is malformed there)."""
+    n = len(dgi)
+    term = np.zeros(n, np.int8)
+    cur = first.copy()
+    parts = []
+    act = np.nonzero(cur < end)[0]
+    k = 0
+    while len(act) and k < _VECTOR_STEPS:
+        c = cur[act]
+        e = end[act]
+        short = c + 4 > e
+        if short.any():
+            term[act[short]] = 1
+            keep = ~short
+            act, c, e = act[keep], c[keep], e[keep]
+        fid = w16[c].astype(np.int64)
+        flen = w16[c + 2].astype(np.int64)
+        send = c + flen
+        over = send > e
+        data = (fid >= 256) & (flen >= 4)
+        okl = flen >= 4
+        tpl = ~data & okl & ((fid == 0) | (fid == 2))
+        opt = ~data & okl & ((fid == 1) | (fid == 3))
+        t = np.zeros(len(act), np.int8)
+        t[data & over] = 2
+        t[~data & (flen == 0)] = 3
+        t[~data & (flen > 0) & (flen < 4)] = 4
+        t[tpl & over] = 5
+        t[opt & over] = 6
+        quiet = ~data & okl & ~tpl & ~opt & over
+        rec = (data | tpl | opt) & ~over
+        if rec.any():
+            kind = np.where(data, K_DATA, np.where(tpl, K_TEMPLATE, K_OPTIONS))[rec]
+            parts.append((act[rec], np.full(int(rec.sum()), k, np.int64), c[rec], fid[rec],
+                          flen[rec], kind))
+        bad = t > 0
+        if bad.any():
+            term[act[bad]] = t[bad]
+        go = ~bad & ~quiet
+        act = act[go]
+        cur[act] = send[go]
+        act = act[cur[act] < end[act]]
+        k += 1
+    if len(act):                             # datagrams with many sets: one by one
+        rest: list = []
+        for i in act.tolist():
+            term[i] = _walk_one(buf, int(cur[i]), int(end[i]), rest, i, k)
+        if rest:
+            parts.append(tuple(np.array(c, np.int64) for c in zip(*rest)))
+    if not parts:
+        z = np.zeros(0, np.int64)
+        return (z, z, z, z, z, z), term
+    cols = tuple(np.concatenate(c) for c in zip(*parts))
+    o = np.lexsort((cols[1], cols[0]))
+    return tuple(c[o] for c in cols), term
+
+
+class BatchParse:
+    """One decode() call's v9/IPFIX datagrams, parsed together.
+
+    Sets are walked vectorised. Template and options template sets are then applied in
+    arrival order; data sets are resolved to their templates in bulk, between template
+    changes (an identical resend changes nothing). Data sets of options templates are
+    applied in order as they come (they may change sampling rates and such); data sets
+    of fixed-length templates become chunks without a Python step per set.
+    """
+
+    def __init__(self, parser: V9Parser, coll, pk, idx, version, seq, sid, dom, dstates):
+        self.p = parser
+        self.dec = parser.dec
+        self.coll = coll
+        self.pk = pk
+        self.idx = idx                  # batch datagram number of each parsed datagram
+        self.version = version          # per parsed datagram
+        self.seq = seq
+        self.sid = sid
+        self.dom = dom                  # index into ``dstates`` per parsed datagram
+        self.dstates = dstates          # DomainState (or None) per exporter domain
+        self.cut: dict[int, int] = {}   # parsed datagram -> position of the set that stopped it
+        self.seq_inc = np.zeros(len(idx), np.int64)
+        self._dg: dict[int, object] = {}
+
+    def dgram(self, j: int):
+        """Who sent parsed datagram ``j`` (for counters and log lines)."""
+        g = self._dg.get(j)
+        if g is None:
+            g = self._dg[j] = self.pk.ref(int(self.idx[j]))
+        return g
+
+    def st(self, j: int):
+        return self.dstates[self.dom[j]]
+
+    def run(self, sets, term) -> np.ndarray:
+        """Apply the sets; returns each datagram's sequence increment (IPFIX: its data
+        records; v9: 1; 1 for a datagram that turned out malformed)."""
+        dec = self.dec
+        sd, sk, soff, sfid, sflen, skind = sets
+        self.sets = sets
+        self.nsets = len(sd)
+        cache = dec.templates
+        parser = self.p
+        resends = parser.resends
+        buf = self.pk.buf
+        ctrl = np.nonzero(skind != K_DATA)[0]
+        pos = 0
+        cache.journal = journal = []
+        try:
+            for ci in ctrl.tolist():
+                j = int(sd[ci])
+                k = int(sk[ci])
+                c = self.cut.get(j)
+                if c is not None and k > c:
+                    continue
+                mark = len(journal)
+                dg = self.dgram(j)
+                off, flen = int(soff[ci]), int(sflen[ci])
+                # exporters resend their templates all the time: a set seen before, made
+                # only of identical resends while the cache has not changed since, is
+                # counted and skipped
+                if parser.resends_gen != cache.generation:
+                    resends.clear()
+                    parser.resends_gen = cache.generation
+                rkey = (dg.src, int(self.sid[j]), int(self.version[j]), int(skind[ci]),
+                        buf[off + 4:off + flen])
+                known = resends.get(rkey)
+                if known is not None:
+                    dec.stats.exporter(dg.src).templates += known
+                    continue
+                ctr = dec.stats.exporter(dg.src)
+                before = (ctr.templates, parser.changes)
+                try:
+                    if skind[ci] == K_TEMPLATE:
+                        parser._templates(dg, int(self.version[j]), buf, off + 4, off + flen,
+                                          int(self.sid[j]))
+                    else:
+                        parser._options_templates(dg, int(self.version[j]), buf, off + 4,
+                                                  off + flen, int(self.sid[j]))
+                except Malformed as e:
+                    dec.malformed(dg, str(e), int(self.seq[j]))
+                    self.cut[j] = k
+                except Exception as e:
+                    self._internal(j, k, e)
+                else:
+                    if parser.changes == before[1] and cache.generation == parser.resends_gen:
+                        if len(resends) >= 4096:
+                            resends.clear()
+                        resends[rkey] = ctr.templates - before[0]
+                if len(journal) > mark:
+                    # the cache changed: what came before it saw the old templates
+                    old: dict = {}
+                    for key, tpl in journal[mark:]:
+                        old.setdefault(key, tpl)
+                    self.flush(pos, ci, old)
+                    pos = ci + 1
+                    del journal[:]
+            self.flush(pos, self.nsets, None)
+        finally:
+            cache.journal = None
+        inc = np.where(self.version == 10, self.seq_inc, 1)
+        malformed = term > 0
+        if self.cut:
+            malformed[list(self.cut)] = True
+        inc[malformed] = 1
+        for j in np.nonzero(term > 0)[0].tolist():
+            if j not in self.cut:
+                dec.malformed(self.dgram(j), _TERMS[term[j]], int(self.seq[j]))
+        return inc
+
+    def _internal(self, j: int, k: int, e: Exception) -> None:
+        """An unexpected error on one set: counted and logged, the rest of its datagram
+        skipped (as the one-at-a-time path does)."""
+        import traceback
+        dec = self.dec
+        dec.errors += 1
+        dec.last_error = traceback.format_exc()
+        self.cut[j] = k
+        try:
+            dec.malformed(self.dgram(j), f"internal error decoding datagram ({type(e).__name__}: {e})",
+                          key="internal")
+        except Exception:
+            pass
+
+    def flush(self, a: int, b: int, old: dict | None) -> None:
+        """Resolve and queue the data sets among sets [a, b): the template cache is as it
+        was for all of them (with ``old`` entries restored)."""
+        if b <= a:
+            return
+        sd, sk, soff, sfid, sflen, skind = (c[a:b] for c in self.sets)
+        data = skind == K_DATA
+        if self.cut:
+            for j, kc in self.cut.items():
+                data &= ~((sd == j) & (sk > kc))
+        pos = np.nonzero(data)[0]
+        if not len(pos):
+            return
+        dec = self.dec
+        coll = self.coll
+        pk = self.pk
+        d = sd[pos]
+        exp = pk.exp[self.idx[d]]
+        sid = self.sid[d].astype(np.int64)
+        fid = sfid[pos]
+        key = (exp << 48) | (sid << 16) | fid
+        ukey, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        tget = dec.templates._t.get
+        srcs = pk.srcs
+        # per distinct (exporter, domain, template id): 0 no template, 1 fixed, 2 other
+        ukind = np.zeros(len(ukey), np.int8)
+        ugid = np.zeros(len(ukey), np.int64)
+        ulen = np.ones(len(ukey), np.int64)
+        utpl = []
+        for u, f in enumerate(first.tolist()):
+            tk = (srcs[int(exp[f])], int(sid[f]), int(fid[f]))
+            tpl = old[tk] if old is not None and tk in old else tget(tk)
+            utpl.append(tpl)
+            if tpl is None:
+                continue
+            if tpl.options or tpl.vlen or not tpl.wire_len:
+                ukind[u] = 2
+                continue
+            try:
+                plan = dec.plan_for(tpl)
+            except Exception:
+                ukind[u] = 2            # the one-by-one walk below reports it
+                continue
+            ukind[u] = 1
+            ugid[u] = coll.group(tpl, plan.dtype)
+            ulen[u] = tpl.wire_len
+        kind = ukind[inv]
+        bulk = kind == 1
+        nrec = np.where(bulk, (sflen[pos] - 4) // ulen[inv], 0)
+        # (exporter, domain) of the bulk sets, for their contexts
+        ekey = (exp << 32) | sid
+        ekeys = {}
+        if bulk.any():
+            uk, ui = np.unique(ekey[bulk], return_index=True)
+            bq0 = np.nonzero(bulk)[0]
+            for kk, f in zip(uk.tolist(), ui.tolist()):
+                ekeys.setdefault(int(exp[bq0[f]]), []).append((kk, int(sid[bq0[f]]), int(d[bq0[f]])))
+        # sets that need a Python step, in order. Options data may change contexts:
+        # before each, the contexts of its exporter's domains are noted for the bulk
+        # sets before it; where it changed something, a new context segment starts
+        splits: list[int] = []
+        seg_maps: list[dict] = []
+        cur: dict = {}
+        states = dec.states
+        for q in np.nonzero(~bulk)[0].tolist():
+            j = int(d[q])
+            k = int(sk[pos[q]])
+            c = self.cut.get(j)
+            if c is not None and k > c:
+                continue
+            tpl = utpl[inv[q]]
+            dg = self.dgram(j)
+            s = int(sid[q])
+            if tpl is None:
+                dec.no_template(dg, s, int(fid[q]))
+                continue
+            off = int(soff[pos[q]])
+            end = off + int(sflen[pos[q]])
+            di = int(self.idx[j])
+            order = (di << 16) + k
+            src = dg.src
+            try:
+                if tpl.options:
+                    for kk, ks, kj in ekeys.get(int(exp[q]), ()):
+                        if kk not in cur:
+                            cur[kk] = self._context(int(exp[q]), ks, kj)
+                    before = self._versions(src, s)
+                    n = self.p._options_data(dg, tpl, pk.buf, off + 4, end, s)
+                    self.seq_inc[j] += n
+                    if n:
+                        ctx = states.context(src, s, self.st(j))
+                        if dec.opts.account_options:
+                            self.p._queue(tpl, pk.buf, off + 4, end, coll, di, ctx, order, 0)
+                    if self._versions(src, s) != before:
+                        splits.append(q + 1)
+                        seg_maps.append(cur)
+                        cur = {}
+                else:
+                    n = self.p._queue(tpl, pk.buf, off + 4, end, coll, di,
+                                      states.context(src, s, self.st(j)), order, 0)
+                    self.seq_inc[j] += n
+            except Exception as e:
+                self._internal(j, k, e)
+                # sets after it in its datagram are dropped, bulk ones included
+                later = (d == j) & (sk[pos] > k)
+                bulk &= ~later
+                nrec = np.where(later, 0, nrec)
+        if not bulk.any():
+            return
+        seg_maps.append(cur)
+        # a domain's context in a segment: as noted there, else as noted in the next
+        # segment that noted it, else as it is now
+        latest = {}
+        for e, lst in ekeys.items():
+            for kk, ks, kj in lst:
+                latest[kk] = self._context(e, ks, kj)
+        seg_ctx: list[dict] = [None] * len(seg_maps)
+        for i in range(len(seg_maps) - 1, -1, -1):
+            latest = {**latest, **seg_maps[i]}
+            seg_ctx[i] = {kk: coll.ctx_id(ctx) for kk, ctx in latest.items()}
+        bq = np.nonzero(bulk)[0]
+        bk = ekey[bq]
+        if len(seg_ctx) == 1 and len(seg_ctx[0]) == 1:
+            ctx_ids = next(iter(seg_ctx[0].values()))
+        else:
+            seg = np.searchsorted(np.asarray(splits, np.int64), bq, side="right")
+            uk, uinv = np.unique(bk, return_inverse=True)
+            table = np.array([[m[int(kk)] for kk in uk] for m in seg_ctx], np.int64)
+            ctx_ids = table[seg, uinv]
+        bd = d[bq]
+        di = self.idx[bd]
+        n = nrec[bq]
+        np.add.at(self.seq_inc, bd, n)
+        coll.add_many(ugid[inv[bq]], soff[pos[bq]] + 4, n, di, ctx_ids, (di << 16) + sk[pos[bq]])
+
+    def _context(self, e: int, s: int, j: int):
+        return self.dec.states.context(self.pk.srcs[e], s, self.st(j))
+
+    def _versions(self, src: str, sid: int):
+        st = self.dec.states.domains
+        a = st.get((src, 9, sid))
+        b = st.get((src, 0, 0))
+        return (a.version if a is not None else -1, b.version if b is not None else -1)

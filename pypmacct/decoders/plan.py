@@ -1,17 +1,22 @@
 """Compiled decoding plans: from a template to record columns, one numpy step per field.
 
-``Plan(template, opts)`` looks at which elements the template carries, picks for every
-record field the element pmacct 1.7.7 would read (see ``ie``), and builds a numpy dtype
-with a named view at each needed offset. ``Plan.fill`` then turns the concatenated data
-records of that template (any number of data sets, from any number of datagrams) into
+``Plan(template, opts, record_dtype)`` looks at which elements the template carries,
+picks for every record field the element pmacct 1.7.7 would read (see ``ie``), and
+builds a numpy dtype with a named view at each needed offset. ``Plan.fill`` then turns
+the records of that template (gathered from any number of data sets and datagrams) into
 record columns: every step is a vectorised operation over all of them.
 
-Header values (export time, uptime, sequence number, exporter...) arrive as per-record
-arrays in ``Env``.
+Only the fields of ``record_dtype`` are decoded: a step whose output fields are all
+absent from it is not compiled at all, so a narrow record (the fields the plugins need)
+costs only what it holds. Any dtype whose fields are a subset of ``RECORD_DTYPE``'s
+(with the same field dtypes) plus custom fields works.
+
+Header values (export time, uptime, sequence number, exporter...) come per record
+through ``Env``, gathered on first use.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -24,21 +29,74 @@ US = 1_000_000
 _U32 = 1 << 32
 
 
-@dataclass
+class DgColumns:
+    """Header values of the datagrams of one decode() call, one array per value,
+    indexed by datagram number."""
+    __slots__ = ("version", "unix", "uptime", "seq", "sysid", "arrival", "exporter",
+                 "sampling", "engine")
+
+    def __init__(self, n: int):
+        self.version = np.zeros(n, np.uint16)
+        self.unix = np.zeros(n, np.int64)
+        self.uptime = np.zeros(n, np.int64)
+        self.seq = np.zeros(n, np.uint32)
+        self.sysid = np.zeros(n, np.uint32)
+        self.arrival = np.zeros(n, np.int64)
+        self.exporter = np.zeros(n, np.int64)
+        self.sampling = np.zeros(n, np.uint16)
+        self.engine = np.zeros(n, np.uint16)
+
+
 class Env:
-    """Per-record header values for one group of records."""
-    n: int
-    version: np.ndarray        # u2
-    unix_secs: np.ndarray      # i8, header export time
-    uptime: np.ndarray         # i8, v9 header sysUptime (ms)
-    seqno: np.ndarray          # u4
-    sysid: np.ndarray          # u4
-    arrival: np.ndarray        # i8 microseconds
-    peer: np.ndarray           # ADDR_DTYPE, exporter address per record
-    ctx_index: np.ndarray      # int, index into ``contexts``
-    contexts: list             # exporters.Context per distinct value of ctx_index
-    vvalues: list = field(default_factory=list)   # variable-length field values
-    strings: object = None     # record.StringTable
+    """Per-record header values for one block of records of one group. Each value is
+    gathered from the datagram columns the first time a step asks for it."""
+
+    def __init__(self, rdg, rctx, dgs: DgColumns, contexts, vvalues, strings, peers):
+        self.n = len(rdg)
+        self.rdg = rdg                # datagram number of each record
+        self.ctx_index = rctx         # index into ``contexts`` of each record
+        self.contexts = contexts      # exporters.Context (or None) per distinct context
+        self.vvalues = vvalues        # variable-length field values
+        self.strings = strings        # record.StringTable
+        self._d = dgs
+        self._peers = peers           # callable (rdg, rctx) -> ADDR_DTYPE per record
+
+    @cached_property
+    def version(self):
+        return self._d.version[self.rdg]
+
+    @cached_property
+    def unix_secs(self):
+        return self._d.unix[self.rdg]
+
+    @cached_property
+    def uptime(self):
+        return self._d.uptime[self.rdg]
+
+    @cached_property
+    def seqno(self):
+        return self._d.seq[self.rdg]
+
+    @cached_property
+    def sysid(self):
+        return self._d.sysid[self.rdg]
+
+    @cached_property
+    def arrival(self):
+        return self._d.arrival[self.rdg]
+
+    @cached_property
+    def sampling(self):
+        return self._d.sampling[self.rdg]
+
+    @cached_property
+    def engine(self):
+        return self._d.engine[self.rdg]
+
+    @cached_property
+    def peer(self):
+        """The exporter's address per record, or the one options data announced."""
+        return self._peers(self.rdg, self.ctx_index)
 
 
 def _addr_bytes(u1: np.ndarray, width: int) -> np.ndarray:
@@ -54,13 +112,36 @@ def _trunc_div(a: np.ndarray, b: int) -> np.ndarray:
     return np.where(a < 0, -q, q)
 
 
+def col_bytes(tgt: np.ndarray, name: str, start: int, fmt) -> np.ndarray:
+    """A 1-D view of ``fmt`` at byte ``start`` of field ``name`` in every row of the
+    (contiguous) record array ``tgt``: writes land in the records."""
+    off = tgt.dtype.fields[name][1] + start
+    return np.ndarray((len(tgt),), dtype=fmt, buffer=tgt, offset=off, strides=(tgt.strides[0],))
+
+
+def put_addr(tgt: np.ndarray, name: str, af: int, raw_addr: np.ndarray, width: int, sel=None) -> None:
+    """Write address ``raw_addr`` (a 1-D ``V<width>`` column) into the address field
+    ``name`` with family ``af``, in all rows or the rows of mask ``sel``. The rest of
+    the 16 address bytes are left as they are: the output starts zeroed and every
+    address field is written at most once per row."""
+    afv = col_bytes(tgt, name, 0, np.uint8)
+    adv = col_bytes(tgt, name, 1, f"V{width}")
+    if sel is None:
+        afv[...] = af
+        adv[...] = raw_addr
+    else:
+        afv[sel] = af
+        adv[sel] = raw_addr[sel]
+
+
 class Plan:
-    """How to decode the records of one template."""
+    """How to decode the records of one template into ``record_dtype``."""
 
     def __init__(self, tpl, opts, record_dtype):
         self.tpl = tpl
         self.opts = opts
         self.record_dtype = record_dtype
+        self.fields = frozenset(record_dtype.names)
         self._views: list[tuple[str, object, int]] = []
         self._names: dict[tuple, str] = {}
         self.steps: list = []
@@ -69,6 +150,14 @@ class Plan:
         self.dtype = np.dtype({"names": names, "formats": [v[1] for v in self._views],
                                "offsets": [v[2] for v in self._views],
                                "itemsize": max(tpl.reclen, 1)})
+
+    def want(self, *names) -> bool:
+        """Does the record hold any of these fields?"""
+        f = self.fields
+        return any(n in f for n in names)
+
+    def _step(self, fn) -> None:
+        self.steps.append(fn)
 
     # --- views into the record ---
     def _view(self, offset: int, fmt) -> str:
@@ -110,6 +199,13 @@ class Plan:
         name = self._view(slot.offset, ("u1", (n,)))
         return lambda raw, name=name: raw[name]
 
+    def _vbytes(self, slot, n: int):
+        """raw -> (records,) V<n>: the first n bytes of the slot, or None if shorter."""
+        if slot is None or slot.vlen or slot.length < n:
+            return None
+        name = self._view(slot.offset, f"V{n}")
+        return lambda raw, name=name: raw[name]
+
     def _first(self, chain, lengths=None):
         for ie in chain:
             s = self.tpl.find(ie)
@@ -120,7 +216,7 @@ class Plan:
     # --- compile ---
     def _compile(self):
         t, o = self.tpl, self.opts
-        st = self.steps
+        want = self.want
 
         # what kind of records: traffic, event (NEL/NSEL, no byte counters) or option
         if t.options:
@@ -136,20 +232,22 @@ class Plan:
         pchain = E.PACKETS_CHAIN + ((E.RESPONDER_OCTETS,) if o.asa_bi_flow else ())
         self._simple("bytes", self._int(self._first(bchain)))
         self._simple("packets", self._int(self._first(pchain)))
-        fl = self._int(self._first((E.FLOWS,)))
-        if fl is None:
-            st.append(lambda raw, tgt, env, m: tgt.__setitem__("flows", 1))
-        else:
-            st.append(lambda raw, tgt, env, m: tgt.__setitem__("flows", np.maximum(fl(raw), 1)))
+        if want("flows"):
+            fl = self._int(self._first((E.FLOWS,)))
+            if fl is None:
+                self._step(lambda raw, tgt, env, m: tgt.__setitem__("flows", 1))
+            else:
+                self._step(lambda raw, tgt, env, m: tgt.__setitem__("flows", np.maximum(fl(raw), 1)))
 
         self._compile_addresses()
         self._simple("proto", self._int(self._first((E.PROTOCOL,))))
         self._simple("tos", self._int(self._first((E.SRC_TOS,))))
         # pmacct 1.7.7 reads tcp flags only when sent in one byte; IPFIX's two-byte
         # tcpControlBits carries the same flags in its low byte (newer pmacct reads it)
-        tf = self._int(self._first((E.TCP_FLAGS,), (1, 2)))
-        if tf is not None:
-            st.append(lambda raw, tgt, env, m: tgt.__setitem__("tcp_flags", tf(raw) & 0xFF))
+        if want("tcp_flags"):
+            tf = self._int(self._first((E.TCP_FLAGS,), (1, 2)))
+            if tf is not None:
+                self._step(lambda raw, tgt, env, m: tgt.__setitem__("tcp_flags", tf(raw) & 0xFF))
         self._simple("src_port", self._int(self._first(E.SRC_PORT_CHAIN)))
         self._simple("dst_port", self._int(self._first(E.DST_PORT_CHAIN)))
         self._simple("in_iface", self._int(self._first(E.IN_IFACE_CHAIN)))
@@ -175,8 +273,8 @@ class Plan:
         self._compile_custom()
 
     def _simple(self, name, reader):
-        if reader is not None:
-            self.steps.append(lambda raw, tgt, env, m: tgt.__setitem__(name, reader(raw)))
+        if reader is not None and name in self.fields:
+            self._step(lambda raw, tgt, env, m: tgt.__setitem__(name, reader(raw)))
 
     def _compile_l3(self):
         """Per record: is it IPv6 (else IPv4) and is it kept at all."""
@@ -213,55 +311,48 @@ class Plan:
         self.l3 = l3
 
     def _addr_reader(self, chain, width):
+        """raw -> V<width> column of the first element of ``chain``, or None."""
         s = self._first(chain)
         if s is None or s.length < width:
             return None
-        return self._bytes(s, width)
+        return self._vbytes(s, width)
 
     def _set_addr(self, name, r4, r6, event_both=False, v4_only=False):
         """Address field from an IPv4 and/or IPv6 element, chosen by the record's l3."""
+        if name not in self.fields:
+            return
         if r4 is None and (r6 is None or v4_only):
             return
 
         def step(raw, tgt, env, m, r4=r4, r6=r6):
-            col = tgt[name]
-            is6 = m["is6"]
             if self.mode != "traffic":
                 # option/event records travel as IPv4; events also read IPv6 elements
                 if r6 is not None and (event_both and self.mode == "event") and not v4_only:
-                    col["af"] = 6
-                    col["addr"] = _addr_bytes(r6(raw), 16)
+                    put_addr(tgt, name, 6, r6(raw), 16)
                 elif r4 is not None:
-                    col["af"] = 4
-                    col["addr"] = _addr_bytes(r4(raw), 4)
+                    put_addr(tgt, name, 4, r4(raw), 4)
                 return
+            is6 = m["is6"]
             if r4 is not None and not m["all6"]:
-                sel = ~is6
-                if m["all4"]:
-                    col["af"] = 4
-                    col["addr"] = _addr_bytes(r4(raw), 4)
-                else:
-                    col["af"][sel] = 4
-                    col["addr"][sel] = _addr_bytes(r4(raw)[sel], 4)
+                put_addr(tgt, name, 4, r4(raw), 4, None if m["all4"] else ~is6)
             if r6 is not None and not v4_only and not m["all4"]:
-                if m["all6"]:
-                    col["af"] = 6
-                    col["addr"] = _addr_bytes(r6(raw), 16)
-                else:
-                    col["af"][is6] = 6
-                    col["addr"][is6] = _addr_bytes(r6(raw)[is6], 16)
-        self.steps.append(step)
+                put_addr(tgt, name, 6, r6(raw), 16, None if m["all6"] else is6)
+        self._step(step)
 
     def _compile_addresses(self):
         o = self.opts
         A = self._addr_reader
-        self._set_addr("src_host", A((E.IPV4_SRC_ADDR, E.IPV4_SRC_PREFIX), 4),
-                       A((E.IPV6_SRC_ADDR, E.IPV6_SRC_PREFIX), 16), event_both=True)
-        self._set_addr("dst_host", A((E.IPV4_DST_ADDR, E.IPV4_DST_PREFIX), 4),
-                       A((E.IPV6_DST_ADDR, E.IPV6_DST_PREFIX), 16), event_both=True)
+        if self.want("src_host"):
+            self._set_addr("src_host", A((E.IPV4_SRC_ADDR, E.IPV4_SRC_PREFIX), 4),
+                           A((E.IPV6_SRC_ADDR, E.IPV6_SRC_PREFIX), 16), event_both=True)
+        if self.want("dst_host"):
+            self._set_addr("dst_host", A((E.IPV4_DST_ADDR, E.IPV4_DST_PREFIX), 4),
+                           A((E.IPV6_DST_ADDR, E.IPV6_DST_PREFIX), 16), event_both=True)
         # masks: IPv4 elements for IPv4 records (and events/options), IPv6 ones for IPv6
         for name, i4, i6 in (("src_mask", E.SRC_MASK, E.IPV6_SRC_MASK),
                              ("dst_mask", E.DST_MASK, E.IPV6_DST_MASK)):
+            if name not in self.fields:
+                continue
             r4 = self._int(self._first((i4,)))
             r6 = self._int(self._first((i6,)))
             if r4 is None and r6 is None:
@@ -280,9 +371,12 @@ class Plan:
                         tgt[name] = v
                     else:
                         tgt[name][m["is6"]] = v[m["is6"]]
-            self.steps.append(step)
+            self._step(step)
         # IP next hop (15/62) and BGP next hop (18, 47, 63, 140; 15/62 with use_ip_next_hop)
-        self._set_addr("nexthop", A((E.IPV4_NEXT_HOP,), 4), A((E.IPV6_NEXT_HOP,), 16))
+        if self.want("nexthop"):
+            self._set_addr("nexthop", A((E.IPV4_NEXT_HOP,), 4), A((E.IPV6_NEXT_HOP,), 16))
+        if not self.want("peer_dst_ip"):
+            return
         t = self.tpl
         chain = [(E.BGP_IPV4_NEXT_HOP, 4), (E.MPLS_TOP_LABEL_ADDR, 4), (E.IPV4_NEXT_HOP, 4),
                  (E.BGP_IPV6_NEXT_HOP, 16), (E.MPLS_TOP_LABEL_IPV6_ADDR, 16),
@@ -294,53 +388,57 @@ class Plan:
                 r = A((ie,), width)
                 if r is not None:
                     def step(raw, tgt, env, m, r=r, width=width):
-                        tgt["peer_dst_ip"]["af"] = 4 if width == 4 else 6
-                        tgt["peer_dst_ip"]["addr"] = _addr_bytes(r(raw), width)
-                    self.steps.append(step)
+                        put_addr(tgt, "peer_dst_ip", 4 if width == 4 else 6, r(raw), width)
+                    self._step(step)
                 break
 
     def _compile_l2(self):
         for name, chain in (("src_mac", E.SRC_MAC_CHAIN), ("dst_mac", E.DST_MAC_CHAIN)):
-            r = self._bytes(self._first(chain), 6)
+            if name not in self.fields:
+                continue
+            r = self._vbytes(self._first(chain), 6)
             if r is not None:
-                self.steps.append(lambda raw, tgt, env, m, r=r, name=name:
-                                  tgt.__setitem__(name, np.ascontiguousarray(r(raw)).view("V6").reshape(-1)))
-        rin = self._int(self._first((E.SRC_VLAN, E.DOT1Q_VLAN_ID)))
-        rout = self._int(self._first((E.DST_VLAN, E.POST_DOT1Q_VLAN_ID)))
-        dirn = self._int(self._first((E.DIRECTION,)))
-        if dirn is not None:
-            if rin is not None or rout is not None:
-                def vlan(raw, tgt, env, m):
-                    d = dirn(raw)
-                    v = np.zeros(len(d), np.uint64)
-                    if rin is not None:
-                        v = np.where(d == 0, rin(raw), v)
-                    if rout is not None:
-                        v = np.where(d == 1, rout(raw), v)
-                    tgt["vlan"] = v
-                self.steps.append(vlan)
-        else:
-            r = self._int(self._first((E.SRC_VLAN, E.DST_VLAN, E.DOT1Q_VLAN_ID, E.POST_DOT1Q_VLAN_ID)))
-            self._simple("vlan", r)
-        et = self._int(self._first((E.ETHERTYPE,), (2,)))
-
-        def etype(raw, tgt, env, m):
-            if et is not None:
-                tgt["etype"] = et(raw)
-            elif self.mode == "traffic" and not m["all4"]:
-                tgt["etype"] = np.where(m["is6"], 0x86DD, 0x0800)
+                self._step(lambda raw, tgt, env, m, r=r, name=name: tgt.__setitem__(name, r(raw)))
+        if self.want("vlan"):
+            rin = self._int(self._first((E.SRC_VLAN, E.DOT1Q_VLAN_ID)))
+            rout = self._int(self._first((E.DST_VLAN, E.POST_DOT1Q_VLAN_ID)))
+            dirn = self._int(self._first((E.DIRECTION,)))
+            if dirn is not None:
+                if rin is not None or rout is not None:
+                    def vlan(raw, tgt, env, m):
+                        d = dirn(raw)
+                        v = np.zeros(len(d), np.uint64)
+                        if rin is not None:
+                            v = np.where(d == 0, rin(raw), v)
+                        if rout is not None:
+                            v = np.where(d == 1, rout(raw), v)
+                        tgt["vlan"] = v
+                    self._step(vlan)
             else:
-                tgt["etype"] = 0x0800
-        self.steps.append(etype)
+                r = self._int(self._first((E.SRC_VLAN, E.DST_VLAN, E.DOT1Q_VLAN_ID, E.POST_DOT1Q_VLAN_ID)))
+                self._simple("vlan", r)
+        if self.want("etype"):
+            et = self._int(self._first((E.ETHERTYPE,), (2,)))
+
+            def etype(raw, tgt, env, m):
+                if et is not None:
+                    tgt["etype"] = et(raw)
+                elif self.mode == "traffic" and not m["all4"]:
+                    tgt["etype"] = np.where(m["is6"], 0x86DD, 0x0800)
+                else:
+                    tgt["etype"] = 0x0800
+            self._step(etype)
 
     def _compile_mpls(self):
         t = self.tpl
+        want = self.want
         labels = [self._int(t.find(ie)) if t.length_of(ie) == 3 else None for ie in E.MPLS_LABELS[:9]]
-        if labels[0] is not None:
-            self.steps.append(lambda raw, tgt, env, m, r=labels[0]:
-                              tgt.__setitem__("mpls_label_top", r(raw) >> 4))
-        if any(r is not None for r in labels):
+        if labels[0] is not None and want("mpls_label_top"):
+            self._step(lambda raw, tgt, env, m, r=labels[0]:
+                       tgt.__setitem__("mpls_label_top", r(raw) >> 4))
+        if any(r is not None for r in labels) and want("mpls_label_bottom", "mpls_stack_depth"):
             present = [r for r in labels if r is not None]
+            w_bottom, w_depth = want("mpls_label_bottom"), want("mpls_stack_depth")
 
             def stack(raw, tgt, env, m):
                 n = len(raw)
@@ -353,9 +451,13 @@ class Plan:
                 first = np.where(anybos, bos.argmax(axis=0), len(present) - 1)
                 cols = np.arange(n)
                 last = vals[first, cols] >> 4
-                tgt["mpls_label_bottom"] = np.where(anybos, last, 0)
-                tgt["mpls_stack_depth"] = np.where((last != 0) | anybos, first + 1, 0)
-            self.steps.append(stack)
+                if w_bottom:
+                    tgt["mpls_label_bottom"] = np.where(anybos, last, 0)
+                if w_depth:
+                    tgt["mpls_stack_depth"] = np.where((last != 0) | anybos, first + 1, 0)
+            self._step(stack)
+        if not want("mpls_vpn_rd"):
+            return
         # route distinguisher: VRF ids mapped through options first, then element 90
         rd = self._bytes(self._first((E.MPLS_VPN_RD,)), 8)
         vin = self._int(self._first((E.INGRESS_VRFID,), (1, 2, 3, 4)))
@@ -398,27 +500,32 @@ class Plan:
                 sel = ~have
                 out[sel] = r[sel]
             tgt["mpls_vpn_rd"] = out.view("V8").reshape(-1)
-        self.steps.append(vpn_rd)
+        self._step(vpn_rd)
 
     def _compile_nat(self):
         A = self._addr_reader
-        self._set_addr("post_nat_src_host", A((E.POST_NAT_IPV4_SRC_ADDR,), 4) or
-                       self._asa_addr(E.ASA_XLATE_SRC_ADDR), A((E.POST_NAT_IPV6_SRC_ADDR,), 16))
-        self._set_addr("post_nat_dst_host", A((E.POST_NAT_IPV4_DST_ADDR,), 4) or
-                       self._asa_addr(E.ASA_XLATE_DST_ADDR), A((E.POST_NAT_IPV6_DST_ADDR,), 16))
+        if self.want("post_nat_src_host"):
+            self._set_addr("post_nat_src_host", A((E.POST_NAT_IPV4_SRC_ADDR,), 4) or
+                           self._asa_addr(E.ASA_XLATE_SRC_ADDR), A((E.POST_NAT_IPV6_SRC_ADDR,), 16))
+        if self.want("post_nat_dst_host"):
+            self._set_addr("post_nat_dst_host", A((E.POST_NAT_IPV4_DST_ADDR,), 4) or
+                           self._asa_addr(E.ASA_XLATE_DST_ADDR), A((E.POST_NAT_IPV6_DST_ADDR,), 16))
         self._simple("post_nat_src_port", self._int(self._first((E.POST_NAT_SRC_PORT, E.ASA_XLATE_SRC_PORT))))
         self._simple("post_nat_dst_port", self._int(self._first((E.POST_NAT_DST_PORT, E.ASA_XLATE_DST_PORT))))
-        ev = self._int(self._first((E.NAT_EVENT, E.ASA_XLATE_EVENT)))
-        if ev is not None:
-            def nat_event(raw, tgt, env, m):
-                v = ev(raw)
-                tgt["nat_event"] = v
-                tgt["fw_event"] = v     # pmacct 1.7.7: fw_event is an alias of nat_event
-            self.steps.append(nat_event)
+        if self.want("nat_event", "fw_event"):
+            ev = self._int(self._first((E.NAT_EVENT, E.ASA_XLATE_EVENT)))
+            if ev is not None:
+                names = [n for n in ("nat_event", "fw_event") if n in self.fields]
+
+                def nat_event(raw, tgt, env, m):
+                    v = ev(raw)
+                    for n in names:     # pmacct 1.7.7: fw_event is an alias of nat_event
+                        tgt[n] = v
+                self._step(nat_event)
 
     def _asa_addr(self, ie):
         s = self.tpl.find(ie)
-        return self._bytes(s, 4) if s is not None else None
+        return self._vbytes(s, 4) if s is not None else None
 
     # --- time ---
     def _time_reader(self, which: str, order: str):
@@ -441,8 +548,6 @@ class Plan:
             def f_sysup(raw, env, r=r, init=init):
                 v = r(raw).astype(np.int64) if r is not None else np.zeros(len(raw), np.int64)
                 n = len(v)
-                sec = np.zeros(n, np.int64)
-                is9 = env.version == 9
                 if order == "pdata" and self.opts.time_secs:
                     d = (env.uptime - v) % _U32
                     d = np.where(d >= (1 << 31), d - _U32, d)
@@ -454,7 +559,8 @@ class Plan:
                     d = (env.uptime - v) % _U32
                     d = np.where(d >= (1 << 31), d - _U32, d)
                     sec9 = env.unix_secs - _trunc_div(d, 1000)
-                sec = np.where(is9, sec9, sec)
+                # a template's records may come in v9 and IPFIX datagrams alike
+                sec = np.where(env.version == 9, sec9, 0)
                 if init is not None:
                     secx = (init(raw).astype(np.int64) // 1000) % _U32 + v // 1000
                     sec = np.where(env.version == 10, secx, sec)
@@ -523,57 +629,85 @@ class Plan:
 
     def _compile_times(self):
         o = self.opts
-        ts = {w: self._time_reader(w, "timestamp") for w in ("start", "end")}
-        pd = {w: self._time_reader(w, "pdata") for w in ("start", "end")}
         sysup = (E.FIRST_SWITCHED, E.LAST_SWITCHED)
-        # time bins read the same element as the timestamp primitives unless the chains
-        # differ or nfacctd_time_secs changes the arithmetic: then copy, don't recompute
-        same = {w: pd[w][0] == ts[w][0] and not (o.time_secs and ts[w][0] in sysup)
-                for w in ("start", "end")}
+        for w in ("start", "end"):
+            w_ts = self.want("ts_" + w)
+            w_bin = self.want("time_" + w) and not o.time_new
+            if not (w_ts or w_bin):
+                continue
+            ts = self._time_reader(w, "timestamp")
+            pd = self._time_reader(w, "pdata")
+            # time bins read the same element as the timestamp primitives unless the
+            # chains differ or nfacctd_time_secs changes the arithmetic: then copy
+            same = pd[0] == ts[0] and not (o.time_secs and ts[0] in sysup)
+            self._step(self._times_step(w, ts[1], pd[1], w_ts, w_bin, same))
 
-        def column(f, raw, env, start):
+    @staticmethod
+    def _time_column(f, raw, env, start):
+        if f is not None:
+            sec, us = f(raw, env)
+        else:
             n = len(raw)
-            if f is not None:
-                sec, us = f(raw, env)
-            else:
-                sec = us = np.zeros(n, np.int64)
-            if start:                       # no time reference: the header export time
-                fb = sec == 0
-                if fb.any():
-                    sec = np.where(fb, env.unix_secs, sec)
-                    us = np.where(fb, 0, us)
-            return np.where(sec == 0, 0, sec * US + us)
+            sec = us = np.zeros(n, np.int64)
+        if start:                       # no time reference: the header export time
+            fb = sec == 0
+            if fb.any():
+                sec = np.where(fb, env.unix_secs, sec)
+                us = np.where(fb, 0, us)
+        return np.where(sec == 0, 0, sec * US + us)
+
+    def _times_step(self, w, f_ts, f_pd, w_ts, w_bin, same):
+        column = self._time_column
+        start = w == "start"
+        ts_name, bin_name = "ts_" + w, "time_" + w
 
         def times(raw, tgt, env, m):
-            for w in ("start", "end"):
-                tgt["ts_" + w] = col = column(ts[w][1], raw, env, w == "start")
-                if not o.time_new:
-                    tgt["time_" + w] = col if same[w] else column(pd[w][1], raw, env, w == "start")
-        self.steps.append(times)
+            col = None
+            if w_ts:
+                tgt[ts_name] = col = column(f_ts, raw, env, start)
+            if w_bin:
+                if same:
+                    tgt[bin_name] = col if col is not None else column(f_ts, raw, env, start)
+                else:
+                    tgt[bin_name] = column(f_pd, raw, env, start)
+        return times
 
     def _compile_export(self):
-        def export(raw, tgt, env, m):
-            tgt["ts_export"] = env.unix_secs * US
-            tgt["ts_arrival"] = env.arrival
-            tgt["export_proto_seqno"] = env.seqno
-            tgt["export_proto_version"] = env.version
-            tgt["export_proto_sysid"] = env.sysid
-            tgt["peer_src_ip"] = env.peer
-            tgt["sample_type"] = {"traffic": SAMPLE_FLOW, "event": SAMPLE_EVENT,
-                                  "option": SAMPLE_OPTION}[self.mode]
-        self.steps.append(export)
+        f = self.fields
+        if "ts_export" in f:
+            self._step(lambda raw, tgt, env, m: tgt.__setitem__("ts_export", env.unix_secs * US))
+        if "ts_arrival" in f:
+            self._step(lambda raw, tgt, env, m: tgt.__setitem__("ts_arrival", env.arrival))
+        if "export_proto_seqno" in f:
+            self._step(lambda raw, tgt, env, m: tgt.__setitem__("export_proto_seqno", env.seqno))
+        if "export_proto_version" in f:
+            self._step(lambda raw, tgt, env, m: tgt.__setitem__("export_proto_version", env.version))
+        if "export_proto_sysid" in f:
+            self._step(lambda raw, tgt, env, m: tgt.__setitem__("export_proto_sysid", env.sysid))
+        if "peer_src_ip" in f:
+            self._step(lambda raw, tgt, env, m:
+                       col_bytes(tgt, "peer_src_ip", 0, "V17").__setitem__(Ellipsis, env.peer.view("V17")))
+        if "sample_type" in f:
+            st = {"traffic": SAMPLE_FLOW, "event": SAMPLE_EVENT, "option": SAMPLE_OPTION}[self.mode]
+            self._step(lambda raw, tgt, env, m: tgt.__setitem__("sample_type", st))
+        w_dir, w_sdir = self.want("direction"), self.want("sampling_direction")
         dirn = self._int(self._first((E.DIRECTION,)))
         if dirn is not None:
-            def direction(raw, tgt, env, m):
-                d = dirn(raw)
-                tgt["direction"] = d
-                if self.tpl.length_of(E.DIRECTION) == 1:
-                    tgt["sampling_direction"] = np.where(d == 0, ord("i"), np.where(d == 1, ord("e"), ord("u")))
-                else:
-                    tgt["sampling_direction"] = ord("u")
-            self.steps.append(direction)
-        else:
-            self.steps.append(lambda raw, tgt, env, m: tgt.__setitem__("sampling_direction", ord("u")))
+            if w_dir or w_sdir:
+                one_byte = self.tpl.length_of(E.DIRECTION) == 1
+
+                def direction(raw, tgt, env, m):
+                    d = dirn(raw)
+                    if w_dir:
+                        tgt["direction"] = d
+                    if w_sdir:
+                        if one_byte:
+                            tgt["sampling_direction"] = np.where(d == 0, ord("i"), np.where(d == 1, ord("e"), ord("u")))
+                        else:
+                            tgt["sampling_direction"] = ord("u")
+                self._step(direction)
+        elif w_sdir:
+            self._step(lambda raw, tgt, env, m: tgt.__setitem__("sampling_direction", ord("u")))
 
     def _compile_sampling(self):
         t, o = self.tpl, self.opts
@@ -613,23 +747,28 @@ class Plan:
                     out[sel] = lookup_many(c.samplers, c.system_samplers, ids[sel], tid)
             return out
         self.rates = rates
+        w_rate = self.want("sampling_rate")
+        renorm = [n for n in ("packets", "bytes") if n in self.fields] if o.renormalize else []
+        if not (w_rate or renorm):
+            return
 
         def sampling(raw, tgt, env, m):
             r = rates(raw, env)
             if o.renormalize:
                 mult = np.uint64(o.ext_sampling_rate) if o.ext_sampling_rate else np.where(r > 0, r, 1)
-                tgt["packets"] = tgt["packets"] * mult
-                tgt["bytes"] = tgt["bytes"] * mult
-                tgt["sampling_rate"] = np.where(r > 0, 1, 0)
+                for n in renorm:
+                    tgt[n] = tgt[n] * mult
+                if w_rate:
+                    tgt["sampling_rate"] = np.where(r > 0, 1, 0)
             else:
                 tgt["sampling_rate"] = r
-        self.steps.append(sampling)
+        self._step(sampling)
 
     def _compile_misc(self):
         t = self.tpl
         # application id -> name learned from options: the 'class' primitive
         app = t.find(E.APPLICATION_ID)
-        if app is not None and 2 <= app.length <= 5 and not app.vlen:
+        if app is not None and 2 <= app.length <= 5 and not app.vlen and self.want("class"):
             r = self._int(app)
             n = app.length
 
@@ -637,7 +776,8 @@ class Plan:
                 ids = r(raw) & ((1 << (8 * (n - 1))) - 1)
                 out = np.zeros(len(ids), np.int32)
                 for k in np.unique(env.ctx_index):
-                    apps = env.contexts[k].apps
+                    ctx = env.contexts[k]
+                    apps = ctx.apps if ctx is not None else None
                     if not apps:
                         continue
                     sel = env.ctx_index == k
@@ -646,22 +786,22 @@ class Plan:
                                       for x in u], np.int32)
                     out[sel] = names[inv]
                 tgt["class"] = out
-            self.steps.append(klass)
+            self._step(klass)
         # VXLAN VNI from layer2SegmentId (type 1 in the top octet, VNI in the low 24 bits)
         seg = self._int(t.find(E.LAYER2_SEGMENT_ID)) if t.length_of(E.LAYER2_SEGMENT_ID) == 8 else None
-        if seg is not None:
+        if seg is not None and self.want("vxlan"):
             def vxlan(raw, tgt, env, m):
                 v = seg(raw)
                 tgt["vxlan"] = np.where((v >> np.uint64(56)) == 1, v & np.uint64(0xFFFFFF), 0)
-            self.steps.append(vxlan)
+            self._step(vxlan)
         # pmacct's own elements (IPFIX, PEN 43874): tag, tag2, label
         for name, ie in (("tag", E.PMACCT_TAG), ("tag2", E.PMACCT_TAG2)):
             s = t.find(ie, E.PMACCT_PEN)
             if s is not None and not s.vlen and 1 <= s.length <= 8:
                 self._simple(name, self._int(s))
         s = t.find(E.PMACCT_LABEL, E.PMACCT_PEN)
-        if s is not None:
-            self.steps.append(self._string_step("label", s, "str"))
+        if s is not None and self.want("label"):
+            self._step(self._string_step("label", s, "str"))
 
     def _string_step(self, name, slot, semantics):
         """Fill a string-table column from a fixed or variable-length element."""
@@ -693,7 +833,7 @@ class Plan:
 
     def _compile_custom(self):
         for cf in self.opts.custom_fields:
-            if cf.name not in self.record_dtype.names:
+            if cf.name not in self.fields:
                 continue
             s = self.tpl.find(cf.field_type, cf.pen, cf.repeat if cf.repeat else None)
             if s is None:
@@ -708,7 +848,7 @@ class Plan:
                     def step(raw, tgt, env, m, r=r, width=width, name=cf.name):
                         tgt[name]["af"] = 4 if width == 4 else 6
                         tgt[name]["addr"] = _addr_bytes(r(raw), width)
-                    self.steps.append(step)
+                    self._step(step)
             elif dt.kind in "ui" and cf.name not in ("label", "class") and dt.itemsize <= 8 \
                     and not (dt == np.int32 and cf.semantics in ("str", "raw")):
                 self._simple(cf.name, self._int(s))
@@ -722,9 +862,9 @@ class Plan:
                         full = np.zeros((len(b), w), np.uint8)
                         full[:, :b.shape[1]] = b
                         tgt[name] = full.view(f"V{w}").reshape(-1)
-                    self.steps.append(step)
+                    self._step(step)
             elif dt == np.int32:
-                self.steps.append(self._string_step(cf.name, s, cf.semantics))
+                self._step(self._string_step(cf.name, s, cf.semantics))
 
     def _compile_dlfs(self):
         """Records carrying a packet section: parse it and fill what the template lacks."""
@@ -747,8 +887,11 @@ class Plan:
                          ("vlan", (58, 59, 243, 254)), ("cos", (244,)), ("etype", (256,)),
                          ("mpls_label_top", (70,)), ("mpls_label_bottom", E.MPLS_LABELS),
                          ("mpls_stack_depth", E.MPLS_LABELS)):
-            if not has(*ies):
+            if not has(*ies) and key in self.fields:
                 fill_keys.append(key)
+        counters = "packets" in self.fields and "bytes" in self.fields
+        if not fill_keys and not counters:
+            return
         from .dlfs import parse_frame
 
         def dlfs(raw, tgt, env, m):
@@ -767,10 +910,10 @@ class Plan:
                         row[k] = (v[0], v[1] + bytes(16 - len(v[1])))
                     else:
                         row[k] = v
-                if row["packets"] == 0 and row["bytes"] == 0 and "ip_len" in h:
+                if counters and row["packets"] == 0 and row["bytes"] == 0 and "ip_len" in h:
                     row["packets"] = 1
                     row["bytes"] = h["ip_len"]
-        self.steps.append(dlfs)
+        self._step(dlfs)
 
     # --- run ---
     def fill(self, raw: np.ndarray, tgt: np.ndarray, env: Env) -> np.ndarray | None:

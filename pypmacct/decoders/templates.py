@@ -237,6 +237,10 @@ class TemplateCache:
         self._t: dict[tuple, Template] = {}
         self._per_exporter: dict[str, int] = {}
         self.dirty = False
+        # when a list: (key, previous template or None) is appended before every change,
+        # so that the decoder can tell what data sets queued before the change saw
+        self.journal: list | None = None
+        self.generation = 0         # bumped on every change (a template's wire included)
 
     def __len__(self):
         return len(self._t)
@@ -258,21 +262,32 @@ class TemplateCache:
                 # same layout, details the templates file does not keep (scope count)
                 old.scope_count = tpl.scope_count
                 old.wire = tpl.wire
+                self.generation += 1
                 return "same"
+            self.generation += 1
+            if self.journal is not None:
+                self.journal.append((key, old))
             self._t[key] = tpl
             self.dirty = True
             return "changed"
         n = self._per_exporter.get(tpl.exporter, 0)
         if n >= self.max_per_exporter or len(self._t) >= self.max_total:
             return "full"
+        self.generation += 1
+        if self.journal is not None:
+            self.journal.append((key, None))
         self._t[key] = tpl
         self._per_exporter[tpl.exporter] = n + 1
         self.dirty = True
         return "new"
 
     def withdraw(self, exporter: str, domain: int, tid: int) -> bool:
-        if self._t.pop((exporter, domain, tid), None) is None:
+        old = self._t.pop((exporter, domain, tid), None)
+        if old is None:
             return False
+        self.generation += 1
+        if self.journal is not None:
+            self.journal.append(((exporter, domain, tid), old))
         self._per_exporter[exporter] -= 1
         self.dirty = True
         return True
@@ -285,6 +300,7 @@ class TemplateCache:
         return len(keys)
 
     def clear(self):
+        self.generation += 1
         self._t.clear()
         self._per_exporter.clear()
         self.dirty = True
