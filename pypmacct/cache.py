@@ -1,107 +1,124 @@
 """The aggregation cache: sums value columns over rows with equal keys, vectorised.
 
-Keys are rows of a packed structured dtype. Each row gets a 64-bit hash of its bytes;
-grouping is a sort by hash followed by ``reduceat`` over runs of equal hashes. Equal
-hashes with different keys (a collision) are detected and resolved exactly.
+The cache is an open-addressing hash table (linear probing) over the key bytes, worked
+a batch at a time. Aggregates live in dense columns indexed by an aggregate id: the key
+as a row of uint64 words, one column per value, the sequence number of the first row
+and, for ``LAST`` values, the (sequence, value) of the most recent row. A slot table of
+int32 maps hash positions to ids.
 
-To avoid re-sorting the whole table for every batch, the cache is log-structured: each
-batch is reduced on its own and queued; queued runs are merged into the main table only
-when they outgrow it (a stable sort of already-sorted runs is cheap). ``len()`` is exact
-after ``compact()``. Rows keep the sequence number of their first appearance so that
-purges come out in arrival order, as pmacct's do.
+Adding a batch:
+
+1. hash every key (one integer matrix product over the key words and a mix);
+2. probe the slot table for all rows at once, one linear-probing step per round: a row
+   meets either an empty slot, an aggregate (compare the key words, exact), or a row of
+   this same batch that claimed the slot in an earlier step. Empty slots are claimed
+   with ``np.minimum.at``, so that of the rows racing for one slot the earliest wins:
+   the first occurrence of a new key in the batch represents it. Rows with equal keys
+   follow the same probe sequence, so they meet their representative;
+3. new aggregates get ids in the order of their first occurrence in the batch;
+4. the value columns are updated with unbuffered ``ufunc.at`` (sum, or, max of
+   (sequence, value) for ``LAST``), which is exact with repeated ids.
+
+A batch never needs sorting, the table is never re-sorted or merged, and the columns
+grow in anonymous private mappings (``mremap``: no copy, untouched capacity costs no
+memory). Ids follow first-seen order whenever rows arrive in sequence order, which is
+how plugins feed the cache; otherwise ``drain()`` sorts by first sequence number. Either
+way purges come out in arrival order, as pmacct's do.
 """
 from __future__ import annotations
 
-import numpy as np
+import mmap
 
-_PRIME = np.uint64(0x100000001B3)
-_SEED = np.uint64(0xCBF29CE484222325)
+import numpy as np
 
 SUM, OR, LAST = "sum", "or", "last"  # LAST: the value of the most recent row (u1)
 
+# odd multipliers for the key words (a multilinear hash), then a murmur-style mix
+_MULT = np.random.default_rng(0x9E3779B9).integers(
+    1 << 32, 1 << 63, 1024, dtype=np.int64).astype(np.uint64) | np.uint64(1)
+_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+_HASH_BLOCK = 1 << 16
 
-def _words(keys: np.ndarray) -> np.ndarray:
-    """The key bytes as a (n, w) uint64 matrix, zero padded."""
+_CLAIM = np.int32(2 ** 31 - 1)    # a slot claimed by batch row r holds r - _CLAIM (< 0)
+_LOAD = 0.5                       # slot table load factor before it doubles...
+_MAX_LOAD = 0.6                  # ...or would reach while a block goes in
+_MIN_SLOTS = 1024
+_NO_SEQ = np.iinfo(np.int64).max
+BLOCK_ROWS = 1 << 16              # small batches are gathered into blocks of this size
+
+
+def key_words(keys: np.ndarray) -> np.ndarray:
+    """The key bytes as a (n, w) uint64 matrix, zero padded: a view when the key
+    dtype's size is a multiple of 8 (``KeyBuilder`` pads its keys so), else a copy."""
     n = len(keys)
     size = keys.dtype.itemsize
     if size == 0:  # 'aggregate: none': every row has the same (empty) key
         return np.zeros((n, 1), dtype=np.uint64)
-    raw = np.ascontiguousarray(keys).view(np.uint8).reshape(n, size)
-    pad = (-size) % 8
-    if pad:
-        raw = np.concatenate([raw, np.zeros((n, pad), dtype=np.uint8)], axis=1)
-    return raw.view(np.uint64).reshape(n, -1)
+    keys = np.ascontiguousarray(keys)
+    if size % 8 == 0:
+        return keys.view(np.uint64).reshape(n, size // 8)
+    raw = keys.view(np.uint8).reshape(n, size)
+    out = np.zeros((n, (size + 7) // 8), dtype=np.uint64)
+    out.view(np.uint8)[:, :size] = raw
+    return out
 
 
 def hash_words(w: np.ndarray) -> np.ndarray:
-    h = np.full(len(w), _SEED, dtype=np.uint64)
-    for j in range(w.shape[1]):
-        h ^= w[:, j]
-        h *= _PRIME
-        h ^= h >> np.uint64(29)
+    """64-bit hashes of the rows of a (n, k) uint64 matrix (in blocks of rows, so that
+    the temporaries stay in the CPU cache)."""
+    n, k = w.shape
+    if n > _HASH_BLOCK:
+        out = np.empty(n, dtype=np.uint64)
+        for a in range(0, n, _HASH_BLOCK):
+            out[a:a + _HASH_BLOCK] = hash_words(w[a:a + _HASH_BLOCK])
+        return out
+    mult = _MULT[np.arange(k) % len(_MULT)]
+    h = np.einsum("ij,j->i", w, mult)
+    h ^= h >> np.uint64(33)
+    h *= _MIX1
+    h ^= h >> np.uint64(29)
+    h *= _MIX2
+    h ^= h >> np.uint64(32)
     return h
 
 
 def hash_keys(keys: np.ndarray) -> np.ndarray:
-    return hash_words(_words(keys))
+    return hash_words(key_words(keys))
 
 
-class Table:
-    """Unique keys (as uint64 word rows) sorted by hash, with their value columns and
-    first-seen sequence numbers."""
-
-    __slots__ = ("words", "hashes", "values", "seq")
-
-    def __init__(self, words, hashes, values, seq):
-        self.words, self.hashes, self.values, self.seq = words, hashes, values, seq
-
-    def __len__(self):
-        return len(self.words)
+def _rows_equal(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    eq = a[:, 0] == b[:, 0]
+    for j in range(1, a.shape[1]):
+        eq &= a[:, j] == b[:, j]
+    return eq
 
 
-def _reduce(values, seq, order, starts, ops):
-    out = {}
-    s = seq[order]
-    for name, col in values.items():
-        c = col[order]
-        op = ops.get(name, SUM)
-        if op == LAST:
-            # the row with the highest sequence number wins: pack (seq, value), take the max
-            packed = (s.astype(np.int64) << 8) | c.astype(np.int64)
-            out[name] = (np.maximum.reduceat(packed, starts) & 0xFF).astype(np.uint8)
+class _Column:
+    """A growable array of rows in an anonymous private mapping."""
+
+    __slots__ = ("dtype", "shape", "cap", "_mm", "arr")
+
+    def __init__(self, dtype, width: int | None = None):
+        self.dtype = np.dtype(dtype)
+        self.shape = () if width is None else (width,)
+        self.cap = 0
+        self._mm = None
+        self.arr = np.zeros((0,) + self.shape, dtype=self.dtype)
+
+    def reserve(self, rows: int) -> None:
+        if rows <= self.cap:
+            return
+        cap = max(rows, 2 * self.cap, 4096)
+        row_bytes = self.dtype.itemsize * (self.shape[0] if self.shape else 1)
+        size = cap * row_bytes
+        self.arr = None     # release the export so that the mapping can be resized
+        if self._mm is None:
+            self._mm = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
         else:
-            red = np.bitwise_or if op == OR else np.add
-            out[name] = red.reduceat(c, starts)
-    return out, np.minimum.reduceat(s, starts)
-
-
-def _group(words, hashes, values, seq, ops, presorted=False) -> Table:
-    """Reduce rows with equal keys. ``presorted``: rows are runs sorted by hash."""
-    n = len(words)
-    if n == 0:
-        return Table(words, hashes, values, seq)
-    order = np.argsort(hashes, kind="stable" if presorted else "quicksort")
-    h = hashes[order]
-    bounds = np.flatnonzero(h[1:] != h[:-1]) + 1
-    starts = np.concatenate([[0], bounds])
-    w = words[order]
-    if len(starts) != n:
-        # collision check: every row must equal the first row of its hash run
-        firsts = np.repeat(starts, np.diff(np.append(starts, n)))
-        if not (w == w[firsts]).all():
-            return _group_exact(words, hashes, values, seq, ops)
-    vals, first = _reduce(values, seq, order, starts, ops)
-    return Table(w[starts], h[starts], vals, first)
-
-
-def _group_exact(words, hashes, values, seq, ops) -> Table:
-    """Exact grouping by (hash, key words), for the rare case of a hash collision."""
-    order = np.lexsort(tuple(words[:, j] for j in range(words.shape[1] - 1, -1, -1)) + (hashes,))
-    ws = words[order]
-    diff = np.any(ws[1:] != ws[:-1], axis=1)
-    starts = np.concatenate([[0], np.flatnonzero(diff) + 1])
-    vals, first = _reduce(values, seq, order, starts, ops)
-    return Table(ws[starts], hashes[order][starts], vals, first)
+            self._mm.resize(size)
+        self.cap = cap
+        self.arr = np.frombuffer(self._mm, dtype=self.dtype).reshape((cap,) + self.shape)
 
 
 class AggregationCache:
@@ -109,75 +126,293 @@ class AggregationCache:
     first-seen order and empties the cache."""
 
     def __init__(self, key_dtype: np.dtype, value_ops: dict[str, str]):
-        self.key_dtype = key_dtype
+        self.key_dtype = np.dtype(key_dtype)
         self.ops = dict(value_ops)
+        self._width = max(1, -(-self.key_dtype.itemsize // 8))
         self._seq = 0
+        self._block = None
         self._clear()
 
     def _clear(self):
-        self._main: Table | None = None
-        self._runs: list[Table] = []
-        self._queued = 0
+        self._n = 0
+        self._words = _Column(np.uint64, self._width)
+        self._vals = {name: _Column(np.uint64 if op == SUM else np.int64 if op == LAST
+                                    else np.uint8)
+                      for name, op in self.ops.items()}
+        self._first = _Column(np.int64)
+        self._slots = np.zeros(_MIN_SLOTS, dtype=np.int32)
+        self._fps = np.zeros(_MIN_SLOTS, dtype=np.uint8)
+        self._hi = None          # the highest sequence number added so far
+        self._ordered = True     # ids are in first-seen order
+        self._pending = 0        # rows waiting in self._block
 
     def _empty_values(self):
         return {n: np.zeros(0, dtype=np.uint64 if op == SUM else np.uint8)
                 for n, op in self.ops.items()}
 
+    # ---- adding -----------------------------------------------------------------------
     def add(self, keys: np.ndarray, values: dict[str, np.ndarray],
             seq: np.ndarray | None = None) -> None:
         """Add rows. ``seq`` orders them in time (arrival order); rows added later
-        count as newer when it is not given."""
+        count as newer when it is not given.
+
+        Small batches are gathered into a block of ``BLOCK_ROWS`` rows before they go
+        into the table (every method that reads the cache takes them in first)."""
         n = len(keys)
         if n == 0:
             return
         if seq is None:
             seq = np.arange(self._seq, self._seq + n, dtype=np.int64)
             self._seq += n
-        words = _words(keys)
-        run = _group(words, hash_words(words), values, seq, self.ops)
-        self._runs.append(run)
-        self._queued += len(run)
-        main = len(self._main) if self._main is not None else 0
-        if self._queued > max(main, 65536):
-            self.compact()
-
-    def compact(self) -> None:
-        if not self._runs:
+        words = key_words(keys)
+        if words.shape[1] != self._width:
+            raise ValueError("keys do not match the cache's key dtype")
+        if self._pending + n > BLOCK_ROWS:
+            self._flush()
+        if n >= BLOCK_ROWS:
+            self._insert(words, values, np.asarray(seq).astype(np.int64, copy=False))
             return
-        tables = ([self._main] if self._main is not None else []) + self._runs
-        if len(tables) == 1:
-            self._main = tables[0]
+        if self._block is None:
+            self._block = (np.empty((BLOCK_ROWS, self._width), dtype=np.uint64),
+                           {name: np.empty(BLOCK_ROWS, dtype=np.uint64 if op == SUM else np.uint8)
+                            for name, op in self.ops.items()},
+                           np.empty(BLOCK_ROWS, dtype=np.int64))
+        bw, bv, bs = self._block
+        a, b = self._pending, self._pending + n
+        bw[a:b] = words
+        for name in self.ops:
+            bv[name][a:b] = values[name]
+        bs[a:b] = seq
+        self._pending = b
+
+    def _flush(self) -> None:
+        if self._pending:
+            bw, bv, bs = self._block
+            n, self._pending = self._pending, 0
+            self._insert(bw[:n], {name: v[:n] for name, v in bv.items()}, bs[:n])
+
+    def _insert(self, words, values, seq) -> None:
+        n = len(words)
+        self._reserve(self._n + n)
+        ids, reps = self._ids(words, hash_words(words))
+        base = self._n
+        k = len(reps)
+        self._n = base + k
+        if k:
+            np.take(words, reps, axis=0, out=self._words.arr[base:base + k])
+        smin, smax = int(seq.min()), int(seq.max())
+        # in order: rows sorted by sequence, all newer than what the cache holds
+        in_order = ((self._hi is None or smin > self._hi)
+                    and (n == 1 or bool((seq[1:] >= seq[:-1]).all())))
+        self._hi = smax if self._hi is None else max(self._hi, smax)
+        first = self._first.arr
+        if in_order:
+            np.take(seq, reps, out=first[base:base + k])
         else:
-            words = np.concatenate([t.words for t in tables])
-            hashes = np.concatenate([t.hashes for t in tables])
-            values = {n: np.concatenate([t.values[n] for t in tables]) for n in self.ops}
-            seq = np.concatenate([t.seq for t in tables])
-            self._main = _group(words, hashes, values, seq, self.ops, presorted=True)
-        self._runs = []
-        self._queued = 0
+            self._ordered = False
+            first[base:base + k] = _NO_SEQ
+            np.minimum.at(first, ids, seq)
+        for name, op in self.ops.items():
+            col = self._vals[name].arr
+            v = values[name]
+            if op == LAST:
+                col[base:base + k] = -1
+                packed = (seq << 8) | np.asarray(v).astype(np.int64) & 0xFF
+                np.maximum.at(col, ids, packed)
+            else:
+                col[base:base + k] = 0
+                (np.bitwise_or if op == OR else np.add).at(col, ids, v)
+
+    def _reserve(self, rows: int) -> None:
+        """Room for ``rows`` aggregates in the columns and the slot table."""
+        self._words.reserve(rows)
+        self._first.reserve(rows)
+        for c in self._vals.values():
+            c.reserve(rows)
+        size = len(self._slots)
+        while self._n > size * _LOAD or rows > size * _MAX_LOAD:
+            size *= 2
+        if size != len(self._slots):
+            self._rehash(size)
+
+    def _rehash(self, size: int) -> None:
+        """A new slot table of ``size`` slots holding every aggregate."""
+        slots = np.zeros(size, dtype=np.int32)
+        fps = np.zeros(size, dtype=np.uint8)
+        # a block of aggregates at a time: keys are distinct, so any order of insertion
+        # makes a valid table, and the temporaries stay small
+        for a in range(0, self._n, _HASH_BLOCK):
+            h = hash_words(self._words.arr[a:min(a + _HASH_BLOCK, self._n)])
+            fp = (h >> np.uint64(56)).astype(np.uint8)
+            pos = (h & np.uint64(size - 1)).astype(np.intp)
+            ids = np.arange(a + 1, a + 1 + len(h), dtype=np.int32)
+            while len(ids):
+                free = slots[pos] == 0
+                slots[pos[free]] = ids[free]          # any one of the racers wins
+                placed = slots[pos] == ids
+                fps[pos[placed]] = fp[ids[placed] - 1 - a]
+                left = ~placed
+                ids = ids[left]
+                pos = (pos[left] + 1) & (size - 1)
+        self._slots, self._fps = slots, fps
+
+    def _ids(self, words: np.ndarray, h: np.ndarray):
+        """Aggregate id of every row, new aggregates included (numbered from
+        ``self._n`` in order of first occurrence), and the rows that represent the new
+        aggregates, ascending.
+
+        A slot holds 0 (empty), an aggregate id + 1, or, while the batch is being
+        placed, ``r - _CLAIM`` for the batch row r that claimed it; ``self._fps`` holds
+        the top byte of the hash of whatever is in the slot, so that keys are compared
+        only when it matches."""
+        n = len(words)
+        slots, fps = self._slots, self._fps
+        table = self._words.arr
+        mask = len(slots) - 1
+        fp = (h >> np.uint64(56)).astype(np.uint8)
+        out = np.empty(n, dtype=np.int64)     # id, or (representative row - n) if new
+        claimed_at = np.empty(n, dtype=np.intp)
+        pos = (h & np.uint64(mask)).astype(np.intp)
+        rows, pos = self._first_probe(words, fp, pos, out, claimed_at)
+        width = 2
+        while len(rows):
+            # look at `width` slots from each row's position: the first slot that is
+            # empty or holds the row's key ends its search
+            m = len(rows)
+            cols = (pos[:, None] + np.arange(width)) & mask
+            occ = slots[cols]
+            stop = occ == 0
+            cand = ~stop & (fps[cols] == fp[rows][:, None])
+            if cand.any():
+                r, c = np.nonzero(cand)
+                o = occ[r, c].astype(np.intp)
+                old = o > 0
+                eq = np.empty(len(r), dtype=bool)
+                if old.any():
+                    eq[old] = _rows_equal(table.take(o[old] - 1, axis=0),
+                                          words.take(rows[r[old]], axis=0))
+                if not old.all():
+                    b = ~old
+                    eq[b] = _rows_equal(words.take(o[b] + int(_CLAIM), axis=0),
+                                        words.take(rows[r[b]], axis=0))
+                stop[r, c] = eq
+            first = stop.argmax(axis=1)
+            ar = np.arange(m)
+            found = stop[ar, first]
+            at = cols[ar, first]
+            hit = occ[ar, first].astype(np.int64)
+            done = found & (hit != 0)
+            out[rows[done]] = np.where(hit[done] > 0, hit[done] - 1,
+                                       hit[done] + (int(_CLAIM) - n))
+            nxt = np.where(found, at + 1, pos + width) & mask
+            empty = np.flatnonzero(found & (hit == 0))
+            if len(empty):
+                same = self._claim(words, fp, rows[empty], at[empty], out, claimed_at)
+                done[empty[same]] = True
+            left = ~done
+            rows = rows[left]
+            pos = nxt[left]
+            width = min(width * 2, 64)
+        new = out < 0
+        if not new.any():
+            return out, np.zeros(0, dtype=np.intp)
+        rep_of = out[new] + n
+        is_rep = np.zeros(n, dtype=bool)
+        is_rep[rep_of] = True
+        reps = np.flatnonzero(is_rep)
+        rank = np.empty(n, dtype=np.int64)
+        rank[reps] = np.arange(self._n, self._n + len(reps))
+        out[new] = rank[rep_of]
+        slots[claimed_at[reps]] = (rank[reps] + 1).astype(np.int32)
+        return out, reps
+
+    def _claim(self, words, fp, rows, at, out, claimed_at):
+        """Rows found empty slots ``at``: claim them. Of the rows racing for one slot
+        the earliest wins and represents a new key; racers with the same key join it.
+        Returns which rows are settled (the others go on after the slot)."""
+        slots = self._slots
+        np.minimum.at(slots, at, (rows - _CLAIM).astype(np.int32))
+        winner = slots[at].astype(np.intp) + int(_CLAIM)
+        mine = winner == rows
+        claimed_at[rows[mine]] = at[mine]
+        self._fps[at[mine]] = fp[rows[mine]]
+        same = mine
+        if not mine.all():
+            o = np.flatnonzero(~mine)
+            same = mine.copy()
+            same[o] = _rows_equal(words.take(winner[o], axis=0), words.take(rows[o], axis=0))
+        out[rows[same]] = winner[same] - len(words)
+        return same
+
+    def _first_probe(self, words, fp, pos, out, claimed_at):
+        """The first probing step of ``_ids`` (every row at its home slot, where most
+        end), in one dimension. Returns the rows left and their next positions."""
+        slots = self._slots
+        mask = len(slots) - 1
+        occ = slots[pos]
+        used = occ != 0
+        cand = np.flatnonzero(used & (self._fps[pos] == fp))
+        agg = occ[cand].astype(np.intp) - 1
+        eq = _rows_equal(self._words.arr.take(agg, axis=0), words.take(cand, axis=0))
+        out[cand[eq]] = agg[eq]
+        settled = np.zeros(len(words), dtype=bool)
+        settled[cand[eq]] = True
+        free = np.flatnonzero(~used)
+        if len(free):
+            settled[free] = self._claim(words, fp, free, pos[free], out, claimed_at)
+        rows = np.flatnonzero(~settled)
+        return rows, (pos[rows] + 1) & mask
+
+    # ---- reading ----------------------------------------------------------------------
+    def compact(self) -> None:
+        """Take in the rows waiting in the block."""
+        self._flush()
 
     def __len__(self) -> int:
-        self.compact()
-        return 0 if self._main is None else len(self._main)
+        self._flush()
+        return self._n
 
     def upper_bound(self) -> int:
-        """Number of aggregates, possibly overcounted, without compacting."""
-        main = 0 if self._main is None else len(self._main)
-        return main + self._queued
+        """Number of aggregates, possibly overcounted (rows still waiting in the block
+        count as new), without taking them in."""
+        return self._n + self._pending
+
+    def nbytes(self) -> int:
+        """Bytes held per the aggregates stored (capacity not counted)."""
+        per = self._words.arr.itemsize * self._width + self._first.arr.itemsize
+        per += sum(c.arr.itemsize for c in self._vals.values())
+        return per * self._n + self._slots.nbytes + self._fps.nbytes
 
     def drain(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """All aggregates in first-seen order; the cache is left empty."""
-        self.compact()
-        t = self._main
-        self._clear()
-        if t is None:
+        self._flush()
+        n = self._n
+        if n == 0:
+            self._clear()
             return np.zeros(0, dtype=self.key_dtype), self._empty_values()
-        order = np.argsort(t.seq, kind="stable")
-        return self._unwords(t.words[order]), {n: v[order] for n, v in t.values.items()}
+        words = self._words.arr[:n]
+        cols = {name: c.arr[:n] for name, c in self._vals.items()}
+        order = None
+        if not self._ordered:
+            first = self._first.arr[:n]
+            if not bool((first[1:] >= first[:-1]).all()):
+                order = np.argsort(first, kind="stable")
+        self._clear()      # the returned arrays keep the old mappings alive
+        if order is not None:
+            words = words[order]
+            cols = {name: c[order] for name, c in cols.items()}
+        values = {}
+        for name, op in self.ops.items():
+            c = cols[name]
+            values[name] = (c & 0xFF).astype(np.uint8) if op == LAST else c
+        return self._unwords(words), values
 
     def _unwords(self, words: np.ndarray) -> np.ndarray:
         size = self.key_dtype.itemsize
+        n = len(words)
         if size == 0:
-            return np.zeros(len(words), dtype=self.key_dtype)
-        raw = np.ascontiguousarray(words).view(np.uint8).reshape(len(words), -1)[:, :size]
+            return np.zeros(n, dtype=self.key_dtype)
+        if size % 8 == 0:
+            return np.ascontiguousarray(words).view(self.key_dtype).reshape(n)
+        raw = np.ascontiguousarray(words).view(np.uint8).reshape(n, -1)[:, :size]
         return np.ascontiguousarray(raw).view(self.key_dtype).reshape(-1)

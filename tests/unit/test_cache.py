@@ -116,3 +116,114 @@ def test_last_value_follows_the_most_recent_row_across_runs():
     c.add(rows([9]), v)
     keys, out = c.drain()
     assert dict(zip(keys["a"].tolist(), out["flow_type"].tolist())) == {1: 3, 2: 1, 9: 3}
+
+
+# ---- the hash table: probing, claims, order, growth -------------------------------------
+def _reference(batches):
+    """(first-seen order, sums, last flow_type) from (keys, packets, flow_type, seq)."""
+    first, sums, last = {}, {}, {}
+    for a, p, ft, s in batches:
+        for x, y, f, q in zip(a.tolist(), p.tolist(), ft.tolist(), s.tolist()):
+            if x not in first or q < first[x]:
+                first[x] = q
+            sums[x] = sums.get(x, 0) + y
+            if x not in last or q >= last[x][0]:
+                last[x] = (q, f)
+    order = sorted(first, key=lambda k: (first[k], k))
+    return order, sums, {k: v[1] for k, v in last.items()}
+
+
+def _feed(c, batches):
+    for a, p, ft, s in batches:
+        v = vals(len(a))
+        v["packets"] = p
+        v["flow_type"] = ft
+        c.add(rows(a), v, s)
+
+
+@pytest.mark.parametrize("buckets", [1, 3, 64, None])
+def test_clustered_hashes_match_reference(monkeypatch, buckets):
+    # few distinct hashes make long probe clusters, claims racing for slots and keys
+    # met again in later batches; the result must not depend on the hash at all
+    if buckets is not None:
+        monkeypatch.setattr(cache_mod, "hash_words",
+                            lambda w: (w[:, 0] % np.uint64(buckets)) * np.uint64(0x9E3779B97F4A7C15))
+    rng = np.random.default_rng(buckets or 0)
+    batches, seq = [], 0
+    for _ in range(12):
+        n = int(rng.integers(1, 3000))
+        a = rng.integers(0, 700, n).astype(np.uint32)
+        s = np.arange(seq, seq + n, dtype=np.int64)
+        seq += n
+        batches.append((a, rng.integers(1, 9, n).astype(np.uint64),
+                        rng.integers(1, 4, n).astype(np.uint8), s))
+    c = AggregationCache(KEY, dict(OPS, flow_type=cache_mod.LAST))
+    _feed(c, batches)
+    order, sums, last = _reference(batches)
+    keys, v = c.drain()
+    assert keys["a"].tolist() == order
+    assert v["packets"].tolist() == [sums[k] for k in order]
+    assert v["flow_type"].tolist() == [last[k] for k in order]
+
+
+def test_rows_out_of_sequence_order():
+    # a decoder may hand records over in another order than they arrived: first-seen
+    # order and the last value follow the sequence numbers, not the row order
+    batches = [(np.array([5, 6, 5, 7], np.uint32), np.ones(4, np.uint64),
+                np.array([1, 2, 3, 1], np.uint8), np.array([40, 10, 20, 30])),
+               (np.array([7, 8, 6], np.uint32), np.ones(3, np.uint64),
+                np.array([3, 3, 1], np.uint8), np.array([5, 50, 60]))]
+    c = AggregationCache(KEY, dict(OPS, flow_type=cache_mod.LAST))
+    _feed(c, batches)
+    keys, v = c.drain()
+    order, sums, last = _reference(batches)
+    assert keys["a"].tolist() == order == [7, 6, 5, 8]
+    assert v["flow_type"].tolist() == [last[k] for k in order] == [1, 1, 1, 3]
+
+
+def test_small_batches_wait_in_a_block_and_reads_take_them_in():
+    c = AggregationCache(KEY, OPS)
+    c.add(rows([1, 2, 2]), vals(3))
+    assert c.upper_bound() == 3          # rows still waiting count as new
+    assert len(c) == 2 and c.upper_bound() == 2
+    c.add(rows([3]), vals(1))
+    keys, v = c.drain()
+    assert keys["a"].tolist() == [1, 2, 3] and v["packets"].tolist() == [1, 2, 1]
+
+
+def test_a_million_rows_grow_the_table(monkeypatch):
+    monkeypatch.setattr(cache_mod, "BLOCK_ROWS", 1 << 12)
+    rng = np.random.default_rng(9)
+    a = rng.integers(0, 300_000, 400_000).astype(np.uint32)
+    c = AggregationCache(KEY, OPS)
+    for i in range(0, len(a), 5000):
+        c.add(rows(a[i:i + 5000]), vals(len(a[i:i + 5000])))
+    keys, v = c.drain()
+    uniq, first, counts = np.unique(a, return_index=True, return_counts=True)
+    assert keys["a"].tolist() == a[np.sort(first)].tolist()
+    assert dict(zip(keys["a"].tolist(), v["packets"].tolist())) == \
+        dict(zip(uniq.tolist(), counts.tolist()))
+
+
+def test_keys_a_multiple_of_eight_bytes_are_used_in_place():
+    key = np.dtype({"names": ["a", "b"], "formats": ["u4", "u1"], "offsets": [0, 4],
+                    "itemsize": 8})
+    k = np.zeros(3, key)
+    k["a"] = [1, 2, 1]
+    assert cache_mod.key_words(k).base is not None      # a view, not a copy
+    c = AggregationCache(key, OPS)
+    c.add(k, vals(3))
+    keys, v = c.drain()
+    assert keys.dtype == key and keys["a"].tolist() == [1, 2]
+    assert v["packets"].tolist() == [2, 1]
+
+
+def test_drained_arrays_survive_the_next_interval():
+    c = AggregationCache(KEY, OPS)
+    c.add(rows([1, 2]), vals(2, p=3))
+    keys, v = c.drain()
+    c.add(rows([2, 9]), vals(2, p=5))
+    c.add(rows(np.arange(100, 20000)), vals(19900))      # grows the new columns
+    assert keys["a"].tolist() == [1, 2] and v["packets"].tolist() == [3, 3]
+    k2, v2 = c.drain()
+    assert k2["a"][:2].tolist() == [2, 9] and v2["packets"][:2].tolist() == [5, 5]
