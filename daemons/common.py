@@ -17,14 +17,22 @@ from pypmacct.runtime.log import SINK, Logger
 from pypmacct.runtime.process import daemonize
 from pypmacct.plugins import PLUGIN_CLASSES
 from pypmacct.plugins.base import PluginContext
+from pypmacct.record import subset_dtype
+
+
+# Record fields the core itself uses, whatever the plugins ask for.
+CORE_FIELDS = ("arrival_seq",)
 
 
 class Collector:
-    """A daemon's source + decoder. ``batches()`` yields (Batch, wait) pairs until the
-    source is exhausted or ``stop()`` is called; ``wait`` tells the core to wait for
-    ring space rather than drop (savefiles)."""
+    """A daemon's source + decoder, built with ``(cfg, log, record_dtype)``:
+    ``record_dtype`` holds the fields the plugins and the core need, and is what the
+    collector's batches carry. ``batches()`` yields (Batch, wait) pairs until the source
+    is exhausted or the core stops; ``wait`` tells the core to wait for ring space
+    rather than drop (savefiles)."""
 
-    record_dtype = None
+    def __init__(self, cfg, log, record_dtype):
+        self.cfg, self.log, self.record_dtype = cfg, log, record_dtype
 
     def open(self) -> None:
         pass
@@ -88,10 +96,11 @@ def run_daemon(daemon: str, make_collector, argv=None) -> int:
         log.warn(w)
 
     try:
-        collector = make_collector(cfg, log)
-        ctx = PluginContext(daemon=daemon, record_dtype=collector.record_dtype,
-                            pidfile=cfg.get("pidfile"))
+        ctx = PluginContext(daemon=daemon, pidfile=cfg.get("pidfile"))
         plugins = build_plugins(cfg, ctx, log)
+        # the core decodes only what some plugin (or the core itself) needs
+        fields = set(CORE_FIELDS).union(*(p.wire_fields() for p in plugins))
+        collector = make_collector(cfg, log, subset_dtype(ctx.record_dtype, fields))
     except (ConfigError, ValueError, KeyError) as e:
         log.error(str(e))
         return 1

@@ -19,12 +19,11 @@ SAVEFILE_DATAGRAMS = 2048    # per batch read from a savefile
 
 
 class NetflowCollector(Collector):
-    record_dtype = RECORD_DTYPE
-
-    def __init__(self, cfg, log):
-        self.cfg, self.log = cfg, log
+    def __init__(self, cfg, log, record_dtype=RECORD_DTYPE):
+        super().__init__(cfg, log, record_dtype)
         self.stats = Stats()
-        self.decoder = NetflowDecoder(netflow_options(cfg), log=log, stats=self.stats)
+        self.decoder = NetflowDecoder(netflow_options(cfg, record_dtype), log=log,
+                                      stats=self.stats)
         self.allow = None
         path = cfg.get("nfacctd_allow_file")
         if path:
@@ -107,9 +106,10 @@ class NetflowCollector(Collector):
                 close()
 
 
-def netflow_options(cfg) -> NetflowOptions:
+def netflow_options(cfg, record_dtype=RECORD_DTYPE) -> NetflowOptions:
     """The decoder's options from the nfacctd_* keys."""
     return NetflowOptions(
+        record_dtype=record_dtype,
         time_secs=bool(cfg.get("nfacctd_time_secs")),
         time_new=bool(cfg.get("nfacctd_time_new")),
         renormalize=bool(cfg.get("nfacctd_renormalize")),
