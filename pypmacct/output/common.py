@@ -117,23 +117,24 @@ class Formatter:
             return v if v is not None else np.zeros(len(keys), dtype=np.uint8)
         return keys[col.field]
 
-    def text(self, col: Column, keys, values, strings, empty: bytes = b"") -> np.ndarray:
+    def text(self, col: Column, keys, values, strings, empty: bytes = b"",
+             compact: bool = False) -> np.ndarray:
         """The column's texts for these rows (JSON strings escaped, no quotes); unset
-        addresses give ``empty``."""
+        addresses give ``empty``. NUL padding may be anywhere unless ``compact``."""
         o = self.options
         a = self.raw(col, keys, values)
         k = col.kind
         if k == "uint":
-            return V.uint_text(a)
+            return V.uint_text(a, compact)
         if k == "addr":
-            return V.addr_text(a, empty)
+            return V.addr_text(a, empty, compact)
         if k == "nexthop":
             if "flow_af" in keys.dtype.names:
-                return V.nexthop_text(a, keys["flow_af"], empty)
-            return V.addr_text(a, empty)
+                return V.nexthop_text(a, keys["flow_af"], empty, compact)
+            return V.addr_text(a, empty, compact)
         if k == "timestamp":
             return V.timestamp_text(a, usec=True, since_epoch=o.since_epoch,
-                                    rfc3339=o.rfc3339, utc=o.utc)
+                                    rfc3339=o.rfc3339, utc=o.utc, compact=compact)
         if k == "proto":
             return V.proto_text(a, o.num_protos)
         if k == "mac":

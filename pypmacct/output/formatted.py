@@ -7,6 +7,8 @@ whole and shifts the rest of its line. Unset addresses print as ``::`` here.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import values as V
 from .columns import BYTES, COUNTER_WIDTH, FLOWS, PACKETS
 from .common import Formatter, FormatterError
@@ -37,21 +39,53 @@ class FormattedFormatter(Formatter):
 
     def _render_chunk(self, keys, values, strings, now):
         n = len(keys)
-        parts = []
+        cells = []          # (compact text, width, literal after it)
         for c in self.columns:
             empty = c.fmt_empty.encode() if c.fmt_empty else b""
-            t = self.text(c, keys, values, strings, empty)
-            parts.append(V.ljust(t, c.fmt_width))
-            parts.append(c.fmt_gap.encode())
+            cells.append((self.text(c, keys, values, strings, empty, compact=True),
+                          c.fmt_width, c.fmt_gap.encode()))
+        last = None
         if not self.event:
-            parts.append(V.ljust(V.uint_text(values["packets"]), COUNTER_WIDTH))
-            parts.append(b"  ")
+            cells.append((V.uint_text(values["packets"], True), COUNTER_WIDTH, b"  "))
             if self.flows:
-                parts.append(V.ljust(V.uint_text(values["flows"]), COUNTER_WIDTH))
-                parts.append(b"  ")
-            parts.append(V.uint_text(values["bytes"]))
+                cells.append((V.uint_text(values["flows"], True), COUNTER_WIDTH, b"  "))
+            last = V.uint_text(values["bytes"], True)
+        if all(t.shape[1] <= w or not t[:, w].any() for t, w, _ in cells):
+            return fixed_lines(cells, last, n)
+        # a value wider than its column shifts the rest of its line: join padded parts
+        parts = []
+        for t, w, gap in cells:
+            parts += [V.ljust(t, w), gap]
+        if last is not None:
+            parts.append(last)
         parts.append(b"\n")
         return join_lines(parts, n)
+
+
+def fixed_lines(cells, last, n: int) -> bytes:
+    """Lines of cells that fit their widths: each compact text is laid into its
+    space-filled column, so that only the unpadded last cell leaves NULs to delete."""
+    width = sum(w + len(gap) for _, w, gap in cells)
+    tail = (last.shape[1] if last is not None else 0) + 1
+    buf = np.empty((n, width + tail), dtype=np.uint8)
+    buf[:, :width] = 0x20
+    off = 0
+    for t, w, gap in cells:
+        k = min(w, t.shape[1])
+        t = t[:, :k]
+        buf[:, off:off + k] = t | ((t == 0) * np.uint8(0x20))
+        off += w
+        if gap.strip(b" "):
+            buf[:, off:off + len(gap)] = np.frombuffer(gap, dtype=np.uint8)
+        off += len(gap)
+    end = buf[:, width:]
+    end[:] = 0
+    length = 0
+    if last is not None:
+        end[:, :last.shape[1]] = last
+        length = np.count_nonzero(last, axis=1)
+    end[np.arange(n), length] = 0x0A
+    return buf.tobytes().translate(None, b"\0")
 
 
 class EventFormattedFormatter(FormattedFormatter):

@@ -1,17 +1,21 @@
 """Vectorised value -> text conversions for output columns.
 
 A column of texts is held as a ``uint8`` matrix of shape ``(n, w)``: row ``i`` holds the
-bytes of text ``i`` from column 0 on, right-padded with NUL bytes ("compact"). A text
-never contains NUL itself, so a whole output line can be laid out in fixed-width slots
-and have the NUL padding deleted at the end (see :mod:`pypmacct.output.rows`), and a
-compact text is left-justified (printf ``%-Ns``) by turning the NULs of its first
-``N`` bytes into spaces.
+bytes of text ``i`` with NUL bytes as padding. A text never contains NUL itself, so a
+whole output line can be laid out in fixed-width slots and have the NUL padding deleted
+at the end (see :mod:`pypmacct.output.rows`). The padding may be anywhere: numbers are
+right-aligned behind leading NULs, addresses keep a NUL hole after short groups. Texts
+built from lookup tables and strings are "compact" (NULs only at the end);
+:func:`compact` makes any text so. :func:`ljust` (printf ``%-Ns``) appends the spaces a
+text needs, counted from its non-NUL bytes.
 
 Conversions work per column, never per cell: small integers through lookup tables,
-wide integers through digit arithmetic, IPv4 addresses octet by octet, timestamps
-through integer calendar arithmetic. Values with many possible spellings but few
-distinct values in practice (IPv6 addresses, route distinguishers, strings) are
-formatted once per distinct value and spread back with ``np.unique``'s inverse.
+wide integers four digits at a time through a table, IPv4 addresses two octets at a
+time through a table, IPv6 addresses group by group with the zero-run compression of
+``inet_ntop`` done in array arithmetic, timestamps through integer calendar
+arithmetic. Values with many possible spellings but few distinct values in practice
+(route distinguishers, strings, reals) are formatted once per distinct value and
+spread back with ``np.unique``'s inverse.
 """
 from __future__ import annotations
 
@@ -63,16 +67,17 @@ def blank_rows(m: np.ndarray) -> np.ndarray:
 
 def ljust(m: np.ndarray, width: int) -> np.ndarray:
     """Left-justify every text to at least ``width`` characters with spaces (printf
-    ``%-<width>s``: longer texts are kept whole)."""
+    ``%-<width>s``: longer texts are kept whole): the text, then as many spaces as it
+    is short of ``width``, then NULs."""
     n, w = m.shape
-    if w <= width:
-        out = np.full((n, width), 0x20, dtype=np.uint8)
-        np.copyto(out[:, :w], m, where=m != 0)
-        return out
-    out = m.copy()
-    head = out[:, :width]
-    head[head == 0] = 0x20
-    return out
+    if n == 0:
+        return np.zeros((0, max(w, width)), dtype=np.uint8)
+    short = width - np.count_nonzero(m, axis=1)
+    pad_w = int(short.max())
+    if pad_w <= 0:
+        return m
+    pad = (np.arange(pad_w, dtype=np.int64) < short[:, None]).view(np.uint8) * np.uint8(0x20)
+    return np.concatenate([m, pad], axis=1)
 
 
 def compact(m: np.ndarray) -> np.ndarray:
@@ -86,6 +91,9 @@ def compact(m: np.ndarray) -> np.ndarray:
     rows, cols = np.nonzero(nz)
     out[rows, pos[rows, cols]] = m[rows, cols]
     return out
+
+
+compact_text = compact      # for functions whose ``compact`` argument hides the name
 
 
 def where_empty(m: np.ndarray, text: bytes) -> np.ndarray:
@@ -150,48 +158,115 @@ def _digits64(a: np.ndarray, width: int) -> np.ndarray:
     return np.concatenate([_digits64(a // billion, width - 9), _digits32(lo, 9)], axis=1)
 
 
-def uint_text(values) -> np.ndarray:
-    """Decimal text of unsigned integers (``%u``/``%llu``)."""
+def _low_zero_bytes(v: np.ndarray) -> np.ndarray:
+    """How many low-order bytes of each (nonzero) uint64 are zero."""
+    low_bit = v & (~v + np.uint64(1))
+    return (np.log2(low_bit.astype(np.float64)).astype(np.uint64) >> np.uint64(3))
+
+
+def _left_align(m: np.ndarray) -> np.ndarray:
+    """Right-aligned texts (leading NULs) moved to the left: each row's bytes are
+    shifted as one little-endian integer, a word at a time."""
+    n, w = m.shape
+    if n == 0 or w == 0:
+        return m
+    nw = (w + 7) // 8
+    if w == 8 * nw and m.flags.c_contiguous:
+        words = m.view("<u8")
+    else:
+        words = np.zeros((n, nw), dtype="<u8")
+        words.view(np.uint8)[:, :w] = m
+    if nw == 1:
+        v = words[:, 0]
+        drop = _low_zero_bytes(v | np.uint64(1 << 63))
+        return (v >> (drop << np.uint64(3))).view(np.uint8).reshape(n, 8)[:, :w]
+    nonzero = words != 0
+    lead = nonzero.argmax(axis=1)                 # the first word holding text
+    first = words[np.arange(n), lead] | np.where(nonzero.any(axis=1), 0, 1 << 63).astype(np.uint64)
+    drop = lead.astype(np.uint64) * np.uint64(8) + _low_zero_bytes(first)
+    words = np.concatenate([words, np.zeros((n, 1), dtype="<u8")], axis=1)
+    q = (drop >> np.uint64(3)).astype(np.intp)[:, None] + np.arange(nw)
+    r = ((drop & np.uint64(7)) << np.uint64(3))[:, None]
+    lo = np.take_along_axis(words, np.minimum(q, nw), axis=1)     # column nw is zero
+    hi = np.take_along_axis(words, np.minimum(q + 1, nw), axis=1)
+    out = (lo >> r) | ((hi << (np.uint64(63) - r)) << np.uint64(1))
+    return out.view(np.uint8)[:, :w]
+
+
+@lru_cache(maxsize=None)
+def _quads():
+    """Four-digit texts of 0..9999 as uint32 (their bytes): zero padded ("0042"), and
+    right-aligned behind NULs without leading zeros for the leading group ("\0\0" "42",
+    all NUL for 0) and for a number's only group ("\0\0\0" "0" for 0)."""
+    i = np.arange(10000)
+    digits = np.stack([(i // 10 ** k) % 10 for k in (3, 2, 1, 0)], axis=1) + 0x30
+    full = np.ascontiguousarray(digits.astype(np.uint8))
+    ndig = 1 + (i >= 10) + (i >= 100) + (i >= 1000)
+    lead = full.copy()
+    lead[np.arange(4) < (4 - ndig)[:, None]] = 0
+    only = lead.copy()
+    lead[0] = 0
+    return full.view("<u4").ravel(), lead.view("<u4").ravel(), only.view("<u4").ravel()
+
+
+def uint_text(values, compact: bool = False) -> np.ndarray:
+    """Decimal text of unsigned integers (``%u``/``%llu``), right-aligned behind NULs
+    (compact with ``compact``, and always for 8 and 16-bit values)."""
     a = np.asarray(values)
     n = len(a)
     if n == 0:
         return empty(0)
     if a.dtype.kind == "u" and a.dtype.itemsize <= 2:
         return _small_uint_table(a.dtype.itemsize)[a]
+    if a.dtype.kind == "b":
+        a = a.astype(np.uint8)
+        return _small_uint_table(1)[a]
     a = a.astype(np.uint64, copy=False)
-    ndig = 1 + np.searchsorted(_POW10, a, side="right")
-    width = int(ndig.max())
-    digits = _digits64(a, width)
-    if width == 1:
-        return digits
-    # left-align: row i starts at its first significant digit
-    flat = np.concatenate([digits.reshape(-1), np.zeros(width, dtype=np.uint8)])
-    start = np.arange(n, dtype=np.int64) * width + (width - ndig)
-    out = flat[start[:, None] + np.arange(width)[None, :]]
-    out[np.arange(width)[None, :] >= ndig[:, None]] = 0
-    return out
+    top = int(a.max())
+    ngroups = max(1, (len(str(top)) + 3) // 4)
+    if top < 2 ** 32:
+        x = a.astype(np.uint32)
+        base = np.uint32(10000)
+    else:
+        x = a.copy()
+        base = np.uint64(10000)
+    full, lead, only = _quads()
+    out = np.empty((n, ngroups), dtype=np.uint32)
+    # groups of four digits from the right; a group with nothing left of it is leading
+    for c in range(ngroups - 1, -1, -1):
+        last = c == ngroups - 1
+        if c == 0:
+            out[:, c] = (only if last else lead)[x.astype(np.intp)]
+            break
+        q = x // base
+        r = (x - q * base).astype(np.intp)
+        out[:, c] = np.where(q != 0, full[r], (only if last else lead)[r])
+        x = q
+    text = out.view(np.uint8).reshape(n, 4 * ngroups)
+    return _left_align(text) if compact else text
 
 
 @lru_cache(maxsize=None)
 def _small_uint_table(itemsize: int) -> np.ndarray:
     top = 256 if itemsize == 1 else 65536
-    return from_bytes([str(i).encode() for i in range(top)])
+    return np.ascontiguousarray(
+        uint_text(np.arange(top, dtype=np.uint32), compact=True)[:, :3 if top == 256 else 5])
 
 
-def int_text(values) -> np.ndarray:
+def int_text(values, compact: bool = False) -> np.ndarray:
     """Decimal text of signed integers."""
     a = np.asarray(values).astype(np.int64, copy=False)
     neg = a < 0
     if not neg.any():
-        return uint_text(a.astype(np.uint64))
+        return uint_text(a.astype(np.uint64), compact)
     mag = uint_text(np.abs(a).astype(np.uint64))
     sign = np.where(neg, 0x2D, 0).astype(np.uint8)[:, None]
-    return compact(hstack([sign, mag]))
+    return compact_text(hstack([sign, mag]))
 
 
 @lru_cache(maxsize=None)
 def _hex_table() -> np.ndarray:
-    return from_bytes([b"%x" % i for i in range(65536)])
+    return np.ascontiguousarray(_hex_groups()[0].view(np.uint8).reshape(65536, 8)[:, :4])
 
 
 def hex_text(values) -> np.ndarray:
@@ -244,64 +319,151 @@ def json_real_text(values) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def _octet_pairs():
-    """Texts ``a.b`` for every pair of octets, their lengths, and ``.a.b`` variants."""
-    pairs = [b"%d.%d" % (i >> 8, i & 255) for i in range(65536)]
-    lens = np.array([len(p) for p in pairs], dtype=np.int64)
-    return from_bytes(pairs), from_bytes([b"." + p for p in pairs]), lens
+    """Texts of every pair of octets as little-endian uint64 (their bytes, NUL padded):
+    ``a.b.`` and ``c.d``, and the length of the first in bits."""
+    octet = _small_uint_table(1)
+    text = np.zeros((256, 8), dtype=np.uint8)
+    text[:, :3] = octet
+    text = text.view("<u8").ravel()
+    bits = (8 * np.count_nonzero(octet, axis=1)).astype(np.uint64)
+    a, b = np.arange(65536) >> 8, np.arange(65536) & 255
+    dot = np.uint64(0x2E)
+    second = text[a] | (dot << bits[a]) | (text[b] << (bits[a] + np.uint64(8)))
+    first_bits = bits[a] + bits[b] + np.uint64(16)
+    first = second | (dot << (first_bits - np.uint64(8)))
+    return first, second, first_bits
 
 
 def ipv4_text(octets: np.ndarray) -> np.ndarray:
-    """Dotted-quad text of an (n, 4) uint8 array of IPv4 addresses."""
+    """Dotted-quad text of an (n, 4) uint8 array of IPv4 addresses (16 bytes, compact):
+    the texts of the two octet pairs, the second shifted in right after the first."""
     n = len(octets)
-    first, second, lens = _octet_pairs()
-    o = octets.astype(np.uint16)
-    hi = (o[:, 0] << 8) | o[:, 1]
-    lo = (o[:, 2] << 8) | o[:, 3]
-    out = np.zeros((n, 16), dtype=np.uint8)
-    out[:, :7] = first[hi]
-    # the second half goes right after the first, which is 3 to 7 characters long
-    length = lens[hi]
-    tail = second[lo]
-    for k in range(3, 8):
-        rows = np.flatnonzero(length == k)
-        if len(rows):
-            out[rows, k:k + 8] = tail[rows]
-    return out[:, :15]
+    first, second, bits = _octet_pairs()
+    pairs = np.ascontiguousarray(octets[:, :4], dtype=np.uint8).view(">u2").astype(np.intp)
+    hi = pairs[:, 0]
+    a = first[hi]
+    b = second[pairs[:, 1]]
+    shift = bits[hi]                        # 32..64
+    out = np.empty((n, 2), dtype="<u8")
+    out[:, 0] = a | ((b << (shift - np.uint64(1))) << np.uint64(1))
+    out[:, 1] = b >> (np.uint64(64) - shift)
+    return out.view(np.uint8).reshape(n, 16)
 
 
-def _ipv6_bytes(raw16: bytes) -> bytes:
-    return socket.inet_ntop(socket.AF_INET6, raw16).encode()
+@lru_cache(maxsize=None)
+def _hex_groups():
+    """``%x`` of 0..65535 as little-endian uint64 (its bytes, NUL padded) and its
+    length."""
+    i = np.arange(65536, dtype=np.uint64)
+    digits = np.stack([(i >> np.uint64(4 * k)) & np.uint64(15) for k in (3, 2, 1, 0)], axis=1)
+    chars = np.where(digits < 10, digits + 0x30, digits + 0x57).astype(np.uint8)
+    length = 1 + (i >= 16) + (i >= 256) + (i >= 4096)
+    right = np.ascontiguousarray(chars).view("<u4").ravel().astype(np.uint64)
+    text = right >> (np.uint64(8) * (np.uint64(4) - length.astype(np.uint64)))
+    return text, length.astype(np.uint8)
 
 
-def addr_text(addrs: np.ndarray, empty_text: bytes = b"") -> np.ndarray:
+def _concat_words(parts: np.ndarray, lengths: np.ndarray, width: int) -> np.ndarray:
+    """Concatenate, row by row, byte strings held as little-endian uint64 (up to 8 bytes
+    each, ``lengths`` long) into compact texts ``width`` bytes wide."""
+    n, k = parts.shape
+    nw = (width + 7) // 8
+    acc = np.zeros((n, nw + 1), dtype="<u8")
+    flat = acc.reshape(-1)
+    base = np.arange(n, dtype=np.int64) * (nw + 1)     # each row's first word in flat
+    off = np.zeros(n, dtype=np.int64)                  # each row's length so far, bytes
+    for j in range(k):
+        q = base + (off >> 3)
+        r = ((off & 7) << 3).astype(np.uint64)
+        p = parts[:, j]
+        flat[q] |= p << r
+        flat[q + 1] |= (p >> np.uint64(1)) >> (np.uint64(63) - r)
+        off += lengths[:, j]
+    return acc.view(np.uint8)[:, :width]
+
+
+def ipv6_text(raw: np.ndarray, compact: bool = False) -> np.ndarray:
+    """Text of an (n, 16) uint8 array of IPv6 addresses as glibc's ``inet_ntop`` writes
+    it: groups in lower-case hex without leading zeros, the first longest run of two or
+    more zero groups written ``::``, and ``::a.b.c.d`` / ``::ffff:a.b.c.d`` for
+    IPv4-compatible and IPv4-mapped addresses. Each group (with its ``:``) fills a
+    5-byte slot (40 bytes with NUL holes), or, with ``compact``, 40 compact bytes."""
+    n = len(raw)
+    raw = np.ascontiguousarray(raw, dtype=np.uint8)
+    words = raw.view(">u2").astype(np.intp)                 # (n, 8)
+    zero = words == 0
+    cur = np.zeros(n, dtype=np.int8)                        # zero run ending at group j
+    best = np.zeros(n, dtype=np.int8)                       # the first longest run
+    end = np.zeros(n, dtype=np.int8)
+    for j in range(8):
+        cur = (cur + 1) * zero[:, j]
+        longer = cur > best
+        best = np.maximum(best, cur)
+        end[longer] = j
+    start = end - best + 1
+    cols = np.arange(8)
+    in_run = (best >= 2)[:, None] & (cols >= start[:, None]) & (cols <= end[:, None])
+    keep = ~in_run
+    sep = keep.copy()                                       # ':' before the group
+    sep[:, 0] = False
+    sep[:, 1:] &= keep[:, :-1]
+    hexes, hexlen = _hex_groups()
+    parts = hexes[words]
+    parts = np.where(sep, (parts << np.uint64(8)) | np.uint64(0x3A), parts)
+    parts *= keep
+    lengths = (hexlen[words] + sep) * keep
+    r = np.flatnonzero(best >= 2)
+    parts[r, start[r]] = 0x3A3A                             # '::' for the run
+    lengths[r, start[r]] = 2
+    halves = raw.view("<u8")
+    head = (halves[:, 0] == 0) & ((halves[:, 1] & np.uint64(0xFFFF)) == 0)
+    compat = head & ((halves[:, 1] >> np.uint64(16)) & np.uint64(0xFFFF) == 0) & ~zero[:, 6]
+    mapped = head & ((halves[:, 1] >> np.uint64(16)) & np.uint64(0xFFFF) == 0xFFFF)
+    if compact:
+        out = _concat_words(parts, lengths, 40)
+    else:
+        out = parts.view(np.uint8).reshape(n, 8, 8)[:, :, :5].reshape(n, 40)
+    for rows, prefix in ((np.flatnonzero(compat), b"::"), (np.flatnonzero(mapped), b"::ffff:")):
+        if len(rows):                                       # '::a.b.c.d', '::ffff:a.b.c.d'
+            t = np.zeros((len(rows), 40), dtype=np.uint8)
+            t[:, :len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+            t[:, len(prefix):len(prefix) + 16] = ipv4_text(raw[rows, 12:16])
+            out[rows] = t
+    return out
+
+
+def addr_text(addrs: np.ndarray, empty_text: bytes = b"", compact: bool = False) -> np.ndarray:
     """Text of ``ADDR_DTYPE`` addresses as pmacct's addr_to_str prints them; an unset
-    address (family 0) gives ``empty_text``."""
+    address (family 0) gives ``empty_text``. IPv6 texts have NUL holes unless
+    ``compact``."""
     n = len(addrs)
     if n == 0:
         return empty(0)
     af = addrs["af"]
     raw = np.ascontiguousarray(addrs["addr"]).view(np.uint8).reshape(n, 16)
+    four = ipv4_text(raw[:, :4])
     v4 = af == 4
-    v6 = af == 6
-    all4 = bool(v4.all())
-    if all4:
-        return ipv4_text(raw[:, :4])
-    out = np.zeros((n, 40 if v6.any() else max(16, len(empty_text))), dtype=np.uint8)
-    if v4.any():
-        out[v4, :15] = ipv4_text(raw[v4, :4])
-    if v6.any():
-        sub = np.ascontiguousarray(raw[v6]).view("V16").reshape(-1)
-        uniq, inv = np.unique(sub, return_inverse=True)
-        table = from_bytes([_ipv6_bytes(bytes(u)) for u in uniq])
-        out[v6, : table.shape[1]] = table[inv.reshape(-1)]
+    if bool(v4.all()):
+        return four
+    six = np.flatnonzero(af == 6)
+    words = 5 if len(six) else 2
+    words = max(words, (len(empty_text) + 7) // 8)
+    out = np.zeros((n, words), dtype="<u8")
+    out[:, :2] = four.view("<u8") * v4[:, None]
+    if len(six):
+        out[six, :words] = 0
+        t6 = ipv6_text(raw.take(six, axis=0), compact)
+        out[six, :t6.shape[1] // 8] = t6.view("<u8")
     if empty_text:
-        unset = (af != 4) & (af != 6)
-        if unset.any():
-            out[unset, : len(empty_text)] = np.frombuffer(empty_text, dtype=np.uint8)
-    return out
+        unset = np.flatnonzero((af != 4) & (af != 6))
+        if len(unset):
+            e = np.frombuffer(empty_text.ljust(8 * words, b"\0"), dtype="<u8")
+            out[unset] = e
+    return out.view(np.uint8).reshape(n, 8 * words)
 
 
-def nexthop_text(addrs: np.ndarray, flow_af: np.ndarray, empty_text: bytes = b"") -> np.ndarray:
+def nexthop_text(addrs: np.ndarray, flow_af: np.ndarray, empty_text: bytes = b"",
+                 compact: bool = False) -> np.ndarray:
     """pmacct's addr_to_str2: print a BGP next hop in the family of its flow. An IPv4
     next hop of an IPv6 flow prints IPv4-mapped; an IPv4-mapped IPv6 next hop of an
     IPv4 flow prints as IPv4; anything else that does not fit, or a flow of unknown
@@ -329,7 +491,7 @@ def nexthop_text(addrs: np.ndarray, flow_af: np.ndarray, empty_text: bytes = b""
     out_raw[m46, 12:16] = raw[m46, :4]
     conv["af"] = out_af
     conv["addr"] = out_raw.view("V16").reshape(-1)
-    return addr_text(conv, empty_text)
+    return addr_text(conv, empty_text, compact)
 
 
 @lru_cache(maxsize=None)
@@ -570,7 +732,7 @@ def _tz_suffix(offsets: np.ndarray) -> np.ndarray:
 
 
 def timestamp_text(usecs, *, usec: bool = True, since_epoch: bool = False,
-                   rfc3339: bool = False, utc: bool = False) -> np.ndarray:
+                   rfc3339: bool = False, utc: bool = False, compact: bool = False) -> np.ndarray:
     """Timestamps (microseconds since the epoch) as pmacct's compose_timestamp writes
     them: ``YYYY-MM-DD HH:MM:SS[.ffffff]`` in local time (or UTC), ``T`` instead of the
     space and a zone suffix with ``rfc3339``, or ``secs[.ffffff]`` since the epoch. A
@@ -582,11 +744,11 @@ def timestamp_text(usecs, *, usec: bool = True, since_epoch: bool = False,
     secs = us // 1_000_000
     frac = us % 1_000_000
     if since_epoch:
-        parts = [int_text(secs)]
+        parts = [int_text(secs, compact)]
         if usec:
             parts.append(constant(b".", n))
             parts.append(fixed_digits(frac, 6))
-        return compact(hstack(parts)) if usec else parts[0]
+        return compact_text(hstack(parts)) if usec else parts[0]
     offsets = utc_offsets(secs, utc)
     local = secs + offsets
     days = local // 86400

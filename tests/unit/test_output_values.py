@@ -51,10 +51,35 @@ def test_uint_text_matches_str(dtype, top):
     assert texts(V.uint_text(a)) == [str(int(x)) for x in a]
 
 
-def test_uint_text_is_compact_and_left_aligned():
+def test_uint_text_is_right_aligned_behind_nuls():
     m = V.uint_text(np.array([5, 12345, 300], dtype=np.uint32))
-    assert bytes(m[0]) == b"5\0\0\0\0"
-    assert bytes(m[2]) == b"300\0\0"
+    assert bytes(m[0]) == b"\0" * 7 + b"5"
+    assert bytes(m[2]) == b"\0" * 5 + b"300"
+    assert bytes(V.compact(m)[2]) == b"300" + b"\0" * 5
+
+
+def test_ljust_counts_text_bytes_whatever_the_padding():
+    m = V.hstack([V.uint_text(np.array([7, 123456], dtype=np.uint64)),
+                  V.ipv4_text(np.array([[10, 0, 0, 1], [1, 2, 3, 4]], dtype=np.uint8))])
+    assert texts(V.ljust(m, 16)) == ["710.0.0.1       ", "1234561.2.3.4   "]
+
+
+def test_ipv6_text_matches_inet_ntop():
+    rng = np.random.default_rng(11)
+    n = 50000
+    w = rng.integers(0, 65536, (n, 8))
+    w[rng.random((n, 8)) < 0.5] = 0              # zero runs of every length and place
+    w[rng.random(n) < 0.1, 5] = 0xFFFF            # IPv4-mapped
+    w[rng.random(n) < 0.2, :5] = 0
+    w[rng.random(n) < 0.1, :6] = 0                # IPv4-compatible
+    w[rng.random((n, 8)) < 0.05] = 1
+    w[:4] = 0
+    w[1, 7] = 1                                   # ::1
+    w[2, 6:] = [0x0102, 0]                        # ::1.2.0.0
+    w[3, 5] = 0xFFFF                              # ::ffff:0.0.0.0
+    raw = w.astype(">u2").view(np.uint8).reshape(n, 16)
+    assert texts(V.ipv6_text(raw)) == [socket.inet_ntop(socket.AF_INET6, bytes(r))
+                                       for r in raw]
 
 
 def test_int_text_signed():
