@@ -3,8 +3,8 @@ buffer, with per-datagram arrays (where each starts, its length, its exporter's 
 port and arrival time).
 
 ``pack(datagrams)`` accepts a list of ``sources.Datagram`` or any object with a
-``packed()`` method returning a ``Packed`` (the savefile source's batches do, so their
-payloads are never copied one by one).
+``packed()`` method returning ``Packed``'s first seven arguments (the savefile source's
+batches do, so their payloads are never copied one by one).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class Packed:
 def pack(datagrams) -> Packed:
     p = getattr(datagrams, "packed", None)
     if p is not None:
-        return p()
+        return Packed(*p())
     dl = datagrams if isinstance(datagrams, (list, tuple)) else list(datagrams)
     n = len(dl)
     try:                                         # Datagram tuples: columns in one go

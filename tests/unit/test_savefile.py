@@ -1,6 +1,7 @@
 """``pcap_savefile``: classic pcap and pcapng, link types, IPv4/IPv6, fragments, replay."""
 from __future__ import annotations
 
+import functools
 import struct
 from pathlib import Path
 
@@ -245,3 +246,77 @@ def test_pmacct_reads_every_udp_datagram_and_tcp_payloads_too(pmacct_nfacctd, tm
     src = SavefileSource(str(pcap))
     recs = [r for b in src.batches() for r in dec.decode(b).records]
     assert sorted(int(r["packets"]) for r in recs) == [1, 2, 3, 4]
+
+
+MAC = "02:00:00:00:00:01"       # scapy looks a missing one up on the network, slowly
+
+
+@functools.lru_cache(maxsize=1)
+def _mixed_frames():
+    """Frames the batch reader parses itself (Ethernet, one VLAN tag, IPv4/UDP) between
+    frames it leaves to the frame parser (IPv6, QinQ, TCP, fragments, ARP, cut short)."""
+    import random
+    rnd = random.Random(9)
+    ETH = Ether(dst=MAC, src=MAC)
+    kinds = [
+        lambda i: ETH / udp4(src=f"192.0.2.{i % 7}", sport=1000 + i),
+        lambda i: ETH / Dot1Q(vlan=i) / udp4(sport=2000 + i),
+        lambda i: ETH / Dot1AD(vlan=2) / Dot1Q(vlan=i) / udp4(sport=3000 + i),
+        lambda i: ETH / udp6(sport=4000 + i),
+        lambda i: ETH / tcp4(PAYLOAD, sport=4739),
+        lambda i: Ether(dst=MAC, src=MAC, type=0x0806) / Raw(b"\0" * 28),
+        lambda i: ETH / IP(src="192.0.2.1", dst="198.51.100.1", len=0) / UDP(sport=5) / Raw(PAYLOAD),
+        lambda i: ETH / udp4(payload=PAYLOAD * (i % 40)),
+    ]
+    frames = []
+    for i in range(600):
+        fr = bytes(rnd.choice(kinds)(i))
+        if rnd.random() < 0.05:
+            fr = fr[:rnd.randrange(len(fr))]
+        frames.append((1.0 + i / 1000, fr))
+    for f in fragment(udp4(payload=PAYLOAD * 30), fragsize=200):
+        frames.insert(rnd.randrange(len(frames)), (2.0, bytes(ETH / f)))
+    return tuple(frames)
+
+
+@pytest.mark.parametrize("chunk", [64, 999, 1 << 22])
+@pytest.mark.parametrize("size", [1, 7, 2048])
+def test_batches_match_frame_by_frame_reading(tmp_path, monkeypatch, chunk, size):
+    import pypmacct.sources.savefile as sf
+    monkeypatch.setattr(sf, "_READ_CHUNK", chunk)
+    p = str(write_pcap(tmp_path / "m.pcap", _mixed_frames()))
+    want = [tuple(d) for d in read_datagrams(p, arrival="capture")]
+    src = SavefileSource(p, arrival="capture")
+    batches = list(src.batches(size))
+    assert all(isinstance(b, sf.DatagramBatch) for b in batches)
+    assert [len(b) for b in batches[:-1]] == [size] * (len(batches) - 1)
+    assert [tuple(d) for b in batches for d in b] == want
+    assert src.frames == len(_mixed_frames()) and src.skipped == src.frames - len(want)
+    b = batches[-1]
+    assert b[-1] == b[len(b) - 1] and b[0:2] == list(b)[0:2]
+
+
+def test_linux_cooked_and_raw_ip_batches(tmp_path):
+    for lt, wrap in ((113, lambda f: bytes(CookedLinux() / f)), (276, lambda f: bytes(CookedLinuxV2(proto=0x0800) / f)),
+                     (101, bytes), (228, bytes)):
+        frames = [(1.0, wrap(udp4(sport=1000 + i))) for i in range(5)] + [(2.0, wrap(udp6()))]
+        p = str(write_pcap(tmp_path / f"{lt}.pcap", frames, linktype=lt))
+        got = [tuple(d) for b in SavefileSource(p, arrival="capture").batches(4) for d in b]
+        assert got == [tuple(d) for d in read_datagrams(p, arrival="capture")]
+        assert [d[2] for d in got] == [1000, 1001, 1002, 1003, 1004, 2055]
+
+
+def test_a_batch_decodes_like_its_datagrams(tmp_path):
+    from tests.support.flowgen import GenParams, generate
+    exp = generate(GenParams(version=10, records=2000, exporters=3, nat=True, sampling=4))
+    p = str(exp.write_pcap(tmp_path / "g.pcap"))
+    d1, _ = decoder()
+    d2, _ = decoder()
+    n = 0
+    for b in SavefileSource(p, arrival="capture").batches(50):
+        r1, r2 = d1.decode(b), d2.decode(list(b))
+        assert r1.records.tobytes() == r2.records.tobytes()
+        n += len(r1.records)
+    assert n == 2000
+    assert {k: v.as_dict() for k, v in d1.stats.exporters.items()} == \
+        {k: v.as_dict() for k, v in d2.stats.exporters.items()}
