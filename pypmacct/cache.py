@@ -133,15 +133,20 @@ class AggregationCache:
         self._block = None
         self._clear()
 
-    def _clear(self):
+    def _clear(self, expect: int = 0):
+        """Empty the cache; the slot table is sized for ``expect`` aggregates (the
+        last interval's count), so that a steady load does not rehash every interval."""
         self._n = 0
         self._words = _Column(np.uint64, self._width)
         self._vals = {name: _Column(np.uint64 if op == SUM else np.int64 if op == LAST
                                     else np.uint8)
                       for name, op in self.ops.items()}
         self._first = _Column(np.int64)
-        self._slots = np.zeros(_MIN_SLOTS, dtype=np.int32)
-        self._fps = np.zeros(_MIN_SLOTS, dtype=np.uint8)
+        size = _MIN_SLOTS
+        while expect > size * _LOAD:
+            size *= 2
+        self._slots = np.zeros(size, dtype=np.int32)
+        self._fps = np.zeros(size, dtype=np.uint8)
         self._hi = None          # the highest sequence number added so far
         self._ordered = True     # ids are in first-seen order
         self._pending = 0        # rows waiting in self._block
@@ -397,10 +402,10 @@ class AggregationCache:
             first = self._first.arr[:n]
             if not bool((first[1:] >= first[:-1]).all()):
                 order = np.argsort(first, kind="stable")
-        self._clear()      # the returned arrays keep the old mappings alive
+        self._clear(n)     # the returned arrays keep the old mappings alive
         if order is not None:
-            words = words[order]
-            cols = {name: c[order] for name, c in cols.items()}
+            words = np.take(words, order, axis=0)
+            cols = {name: np.take(c, order) for name, c in cols.items()}
         values = {}
         for name, op in self.ops.items():
             c = cols[name]

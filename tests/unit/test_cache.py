@@ -227,3 +227,16 @@ def test_drained_arrays_survive_the_next_interval():
     assert keys["a"].tolist() == [1, 2] and v["packets"].tolist() == [3, 3]
     k2, v2 = c.drain()
     assert k2["a"][:2].tolist() == [2, 9] and v2["packets"][:2].tolist() == [5, 5]
+
+
+def test_the_next_interval_starts_with_a_table_sized_for_the_last(monkeypatch):
+    c = AggregationCache(KEY, OPS)
+    c.add(rows(np.arange(50000)), vals(50000))
+    c.drain()
+    calls = []
+    real = AggregationCache._rehash
+    monkeypatch.setattr(AggregationCache, "_rehash",
+                        lambda self, size: (calls.append(size), real(self, size)))
+    c.add(rows(np.arange(50000)), vals(50000))
+    keys, _ = c.drain()
+    assert len(keys) == 50000 and calls == []
