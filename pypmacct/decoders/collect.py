@@ -27,7 +27,7 @@ from ..record import ADDR_DTYPE
 from .plan import DgColumns, Env
 
 BLOCK = 4096                 # records decoded per pass, at least
-BLOCK_BYTES = 1 << 21        # ... or as many as fill this many output bytes
+BLOCK_BYTES = 1 << 20        # ... or as many as fill this many output bytes
 
 _ADDR_CACHE: dict[str, tuple] = {}
 
@@ -147,8 +147,9 @@ class Collector:
 
     # --- decoding ---
     def peers(self):
-        """A function (rdg, rctx) -> ADDR_DTYPE per record: the exporter's address, or
-        the one options data announced for the record's context."""
+        """A function (rdg, rctx) -> the address (af + 16 bytes, as ``V17``) per
+        record: the exporter's, or the one options data announced for the record's
+        context."""
         exp_addr = np.zeros(len(self.exporter_list), dtype=ADDR_DTYPE)
         for i, src in enumerate(self.exporter_list):
             exp_addr[i] = addr_of(src)
@@ -160,13 +161,15 @@ class Collector:
                 ctx_addr[i] = ctx.exporter_addr
                 ctx_has[i] = True
         any_ctx = bool(ctx_has.any())
+        exp_v = exp_addr.view("V17")
+        ctx_v = ctx_addr.view("V17")
         exporter = self.d.exporter
 
         def peers(rdg, rctx):
-            peer = exp_addr[exporter[rdg]]
+            peer = exp_v[exporter[rdg]]
             if any_ctx:
                 sel = ctx_has[rctx]
-                peer[sel] = ctx_addr[rctx[sel]]
+                peer[sel] = ctx_v[rctx[sel]]
             return peer
         return peers
 
@@ -219,22 +222,23 @@ class Collector:
             key = self.gkeys[g]
             try:
                 rdt = self.gdtypes[g]
+                # per record: where its row starts, its datagram, its context and its
+                # arrival index; each is a per-chunk value repeated plus a running count
+                step = np.arange(gn, dtype=np.int64)
                 if len(cidx) == 1:
-                    within = np.arange(gn, dtype=np.int64)
                     c0 = int(cidx[0])
-                    roff = off[c0] + within * rdt.itemsize
+                    roff = step * rdt.itemsize + off[c0]
                     rdg = np.full(gn, di[c0], np.int64)
                     rctx = np.full(gn, ctx[c0], np.int64)
                     if has_seq:
-                        out["arrival_seq"][base:pos] = chunk_first[c0] + within
+                        out["arrival_seq"][base:pos] = step + chunk_first[c0]
                 else:
-                    rc = np.repeat(np.arange(len(cidx)), gcnt)
-                    within = np.arange(gn, dtype=np.int64) - (np.cumsum(gcnt) - gcnt)[rc]
-                    roff = off[cidx][rc] + within * rdt.itemsize
-                    rdg = di[cidx][rc]
-                    rctx = ctx[cidx][rc]
+                    cstart = np.cumsum(gcnt) - gcnt     # chunk starts within the group
+                    roff = np.repeat(off[cidx] - cstart * rdt.itemsize, gcnt) + step * rdt.itemsize
+                    rdg = np.repeat(di[cidx], gcnt)
+                    rctx = np.repeat(ctx[cidx], gcnt)
                     if has_seq:
-                        out["arrival_seq"][base:pos] = chunk_first[cidx][rc] + within
+                        out["arrival_seq"][base:pos] = np.repeat(chunk_first[cidx] - cstart, gcnt) + step
                 rec_exporter[base:pos] = exporter[rdg]
                 gsrc = src[cidx]
                 if not gsrc.any():
@@ -246,14 +250,16 @@ class Collector:
                         buf = extra
                     else:           # not made by the parsers today; kept correct anyway
                         buf = bytes(self.buf) + extra
-                        roff = roff + src[cidx][rc] * len(self.buf)
+                        roff = roff + np.repeat(src[cidx], gcnt) * len(self.buf)
                 # gather whole rows as plain bytes (a structured dtype would copy field
                 # by field), then read them through the template's dtype
                 raw = window(buf, np.dtype(f"V{rdt.itemsize}"))[roff].view(rdt)
+                vs = self.d.version[di[cidx]]
+                only = int(vs[0]) if (vs == vs[0]).all() else 0
                 for b0 in range(0, gn, block):
                     b1 = min(gn, b0 + block)
                     env = Env(rdg[b0:b1], rctx[b0:b1], self.d, self.contexts, self.vvalues,
-                              strings, peers)
+                              strings, peers, only)
                     kg = decode_group(key, raw[b0:b1], out[base + b0:base + b1], env)
                     if kg is not None and not kg.all():
                         if keep is None:

@@ -16,7 +16,7 @@ import struct
 import numpy as np
 
 from ..record import SAMPLE_FLOW
-from .plan import US, _U32, _trunc_div, col_bytes, put_addr
+from .plan import US, _U32, col_bytes, ms_to_s, put_addr, wrap32
 
 HEADER = struct.Struct("!HHIIIIBBH")      # version, count, uptime, secs, nsecs, seq, etype, eid, sampling
 HEADER_LEN = 24
@@ -37,9 +37,7 @@ assert RECORD_DTYPE_V5.itemsize == RECORD_LEN
 def _uptime_delta_secs(uptime: np.ndarray, t: np.ndarray) -> np.ndarray:
     """(uptime - t) ms in whole seconds, modulo the 32-bit uptime counter; a small
     negative difference (flow stamped after the header) stays negative."""
-    d = (uptime - t) % _U32
-    d = np.where(d >= (1 << 31), d - _U32, d)
-    return _trunc_div(d, 1000)
+    return ms_to_s(wrap32(uptime - t))
 
 
 def _copy(name, src):
@@ -116,7 +114,7 @@ def compile_fill(fields, opts) -> list:
         add(lambda raw, tgt, env: tgt.__setitem__("engine_type", env.engine >> 8))
     if "peer_src_ip" in f:
         add(lambda raw, tgt, env: col_bytes(tgt, "peer_src_ip", 0, "V17").__setitem__(
-            Ellipsis, env.peer.view("V17")))
+            Ellipsis, env.peer))
     if "sample_type" in f:
         add(_const("sample_type", SAMPLE_FLOW))
     if "sampling_direction" in f:

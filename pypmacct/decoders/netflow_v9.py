@@ -519,7 +519,9 @@ def walk_sets(buf, w16, dgi: np.ndarray, first: np.ndarray, end: np.ndarray):
         z = np.zeros(0, np.int64)
         return (z, z, z, z, z, z), term
     cols = tuple(np.concatenate(c) for c in zip(*parts))
-    o = np.lexsort((cols[1], cols[0]))
+    # parts come position by position, each in datagram order: a stable sort by
+    # datagram leaves every datagram's sets in position order
+    o = np.argsort(cols[0], kind="stable")
     return tuple(c[o] for c in cols), term
 
 

@@ -51,8 +51,10 @@ class Env:
     """Per-record header values for one block of records of one group. Each value is
     gathered from the datagram columns the first time a step asks for it."""
 
-    def __init__(self, rdg, rctx, dgs: DgColumns, contexts, vvalues, strings, peers):
+    def __init__(self, rdg, rctx, dgs: DgColumns, contexts, vvalues, strings, peers,
+                 only_version: int = 0):
         self.n = len(rdg)
+        self.only_version = only_version      # 5, 9 or 10 if every record has it, else 0
         self.rdg = rdg                # datagram number of each record
         self.ctx_index = rctx         # index into ``contexts`` of each record
         self.contexts = contexts      # exporters.Context (or None) per distinct context
@@ -95,8 +97,14 @@ class Env:
 
     @cached_property
     def peer(self):
-        """The exporter's address per record, or the one options data announced."""
+        """The exporter's address per record, or the one options data announced, as
+        ``V17`` (an ADDR_DTYPE's bytes)."""
         return self._peers(self.rdg, self.ctx_index)
+
+    @cached_property
+    def any_samplers(self) -> bool:
+        """Does any context of the batch know a sampling rate?"""
+        return any(c is not None and (c.samplers or c.system_samplers) for c in self.contexts)
 
 
 def _addr_bytes(u1: np.ndarray, width: int) -> np.ndarray:
@@ -110,6 +118,18 @@ def _trunc_div(a: np.ndarray, b: int) -> np.ndarray:
     """Integer division rounding toward zero, as C does."""
     q = np.abs(a) // b
     return np.where(a < 0, -q, q)
+
+
+def wrap32(x: np.ndarray) -> np.ndarray:
+    """int64 values taken modulo 2^32 as a signed 32-bit number (a wrapped counter
+    difference): -2^31 .. 2^31-1."""
+    return (x & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+
+
+def ms_to_s(d: np.ndarray) -> np.ndarray:
+    """Signed 32-bit milliseconds to whole seconds, rounding toward zero as C does
+    (exact through float64 at this range)."""
+    return (d / 1000).astype(np.int64)
 
 
 def col_bytes(tgt: np.ndarray, name: str, start: int, fmt) -> np.ndarray:
@@ -528,10 +548,12 @@ class Plan:
         return self._vbytes(s, 4) if s is not None else None
 
     # --- time ---
+    # A time reader is raw, env -> ("su", seconds, microseconds or None) with seconds 0
+    # meaning none, or ("ms", milliseconds) for the *Milliseconds elements.
     def _time_reader(self, which: str, order: str):
-        """A function raw, env -> (seconds, microseconds) int64 arrays (sec 0 = none),
-        following pmacct's chain for start or end time. ``order`` is 'timestamp' (the
-        timestamp_* primitives) or 'pdata' (the time bins), whose chains differ a bit."""
+        """(element, reader) for start or end time, following pmacct's chain.
+        ``order`` is 'timestamp' (the timestamp_* primitives) or 'pdata' (the time
+        bins), whose chains differ a bit."""
         t = self.tpl
         start = which == "start"
         sysup = E.FIRST_SWITCHED if start else E.LAST_SWITCHED
@@ -544,62 +566,62 @@ class Plan:
         if t.has(sysup):
             r = self._int(t.find(sysup))
             init = self._int(t.find(E.SYSTEM_INIT_TIME_MSEC)) if t.length_of(E.SYSTEM_INIT_TIME_MSEC) == 8 else None
+            secs_arith = order == "pdata" and self.opts.time_secs
 
             def f_sysup(raw, env, r=r, init=init):
                 v = r(raw).astype(np.int64) if r is not None else np.zeros(len(raw), np.int64)
-                n = len(v)
-                if order == "pdata" and self.opts.time_secs:
-                    d = (env.uptime - v) % _U32
-                    d = np.where(d >= (1 << 31), d - _U32, d)
-                    sec9 = env.unix_secs - d
-                else:
+                only = env.only_version
+                sec = None
+                if only != 10:
                     # (uptime - switched) in ms, modulo 2^32 as the exporter's counter
                     # wraps; a small negative difference is a flow stamped a bit after
                     # the header (pmacct turns that into a date 49 days back)
-                    d = (env.uptime - v) % _U32
-                    d = np.where(d >= (1 << 31), d - _U32, d)
-                    sec9 = env.unix_secs - _trunc_div(d, 1000)
-                # a template's records may come in v9 and IPFIX datagrams alike
-                sec = np.where(env.version == 9, sec9, 0)
-                if init is not None:
-                    secx = (init(raw).astype(np.int64) // 1000) % _U32 + v // 1000
-                    sec = np.where(env.version == 10, secx, sec)
-                return sec, np.zeros(n, np.int64)
+                    d = wrap32(env.uptime - v)
+                    sec9 = env.unix_secs - (d if secs_arith else ms_to_s(d))
+                    sec = sec9 if only == 9 else np.where(env.version == 9, sec9, 0)
+                if only != 9:
+                    if sec is None:
+                        sec = np.zeros(len(v), np.int64)
+                    if init is not None:
+                        secx = (init(raw).astype(np.int64) // 1000) % _U32 + v // 1000
+                        sec = secx if only == 10 else np.where(env.version == 10, secx, sec)
+                return "su", sec, None
             cands.append((sysup, f_sysup))
         if t.has(msec):
             r = self._int(t.find(msec))
             if r is not None:
-                cands.append((msec, lambda raw, env, r=r: self._ms(r(raw))))
+                cands.append((msec, lambda raw, env, r=r: ("ms", r(raw).astype(np.int64))))
         if start and t.has(E.OBSERVATION_TIME_MSEC):
             r = self._int(t.find(E.OBSERVATION_TIME_MSEC))
             if r is not None:
-                cands.append((E.OBSERVATION_TIME_MSEC, lambda raw, env, r=r: self._ms(r(raw))))
+                cands.append((E.OBSERVATION_TIME_MSEC, lambda raw, env, r=r: ("ms", r(raw).astype(np.int64))))
         if t.has(usec):
             s = t.find(usec)
             if s.length == 16:
                 a, b = self._int_at(s.offset, 8), self._int_at(s.offset + 8, 8)
-                cands.append((usec, lambda raw, env, a=a, b=b: (a(raw).astype(np.int64), b(raw).astype(np.int64))))
+                cands.append((usec, lambda raw, env, a=a, b=b: ("su", a(raw).astype(np.int64), b(raw).astype(np.int64))))
             elif s.length == 8:       # RFC 7011 dateTimeMicroseconds (NTP format)
                 a, b = self._int_at(s.offset, 4), self._int_at(s.offset + 4, 4)
-                cands.append((usec, lambda raw, env, a=a, b=b: self._ntp(a(raw), b(raw) & 0xFFFFF800)))
+                cands.append((usec, lambda raw, env, a=a, b=b: ("su",) + self._ntp(a(raw), b(raw) & 0xFFFFF800)))
             else:
-                cands.append((usec, lambda raw, env: (np.zeros(len(raw), np.int64),) * 2))
+                cands.append((usec, lambda raw, env: ("su", np.zeros(len(raw), np.int64), None)))
         if t.has(secs):
             s = t.find(secs)
             if s.length in (4, 8):
                 r = self._int(s)
-                cands.append((secs, lambda raw, env, r=r: (r(raw).astype(np.int64), np.zeros(len(raw), np.int64))))
+                cands.append((secs, lambda raw, env, r=r: ("su", r(raw).astype(np.int64), None)))
         if t.has(delta):
             r = self._int(t.find(delta))
             if r is not None:
                 def f_delta(raw, env, r=r):
                     tot = env.unix_secs * US - r(raw).astype(np.int64)
-                    return np.where(env.version == 10, tot // US, 0), np.where(env.version == 10, tot % US, 0)
+                    return ("su", np.where(env.version == 10, tot // US, 0),
+                            np.where(env.version == 10, tot % US, 0))
                 cands.append((delta, f_delta))
         if t.has(nsec) and t.length_of(nsec) == 8:        # not read by pmacct 1.7.7
             s = t.find(nsec)
             a, b = self._int_at(s.offset, 4), self._int_at(s.offset + 4, 4)
-            cands.append((nsec, lambda raw, env, a=a, b=b: self._ntp(a(raw), b(raw))))
+            cands.append((nsec, lambda raw, env, a=a, b=b: ("su",) + self._ntp(a(raw), b(raw))))
         if order == "pdata" and start:
             # pmacct's time-bin chain tries microseconds before observation time
             ids = [c[0] for c in cands]
@@ -615,11 +637,6 @@ class Plan:
     def _int_at(self, offset, n):
         name = self._view(offset, f">u{n}")
         return lambda raw, name=name: raw[name]
-
-    @staticmethod
-    def _ms(v):
-        v = v.astype(np.int64)
-        return v // 1000, (v % 1000) * 1000
 
     @staticmethod
     def _ntp(sec, frac):
@@ -644,16 +661,30 @@ class Plan:
 
     @staticmethod
     def _time_column(f, raw, env, start):
-        if f is not None:
-            sec, us = f(raw, env)
+        """Microseconds since the epoch (0: none) from a time reader; the start time
+        falls back on the header's export time."""
+        if f is None:
+            got = ("su", np.zeros(len(raw), np.int64), None)
         else:
-            n = len(raw)
-            sec = us = np.zeros(n, np.int64)
+            got = f(raw, env)
+        if got[0] == "ms":
+            # seconds * 10^6 + (ms % 1000) * 1000 is just ms * 1000; under a second
+            # (seconds 0) means none
+            v = got[1]
+            col = v * 1000
+            none = (v >= 0) & (v < 1000)
+            if none.any():
+                col = np.where(none, env.unix_secs * US if start else 0, col)
+            return col
+        _, sec, us = got
         if start:                       # no time reference: the header export time
             fb = sec == 0
             if fb.any():
                 sec = np.where(fb, env.unix_secs, sec)
-                us = np.where(fb, 0, us)
+                if us is not None:
+                    us = np.where(fb, 0, us)
+        if us is None:
+            return sec * US             # seconds 0 gives 0
         return np.where(sec == 0, 0, sec * US + us)
 
     def _times_step(self, w, f_ts, f_pd, w_ts, w_bin, same):
@@ -686,7 +717,7 @@ class Plan:
             self._step(lambda raw, tgt, env, m: tgt.__setitem__("export_proto_sysid", env.sysid))
         if "peer_src_ip" in f:
             self._step(lambda raw, tgt, env, m:
-                       col_bytes(tgt, "peer_src_ip", 0, "V17").__setitem__(Ellipsis, env.peer.view("V17")))
+                       col_bytes(tgt, "peer_src_ip", 0, "V17").__setitem__(Ellipsis, env.peer))
         if "sample_type" in f:
             st = {"traffic": SAMPLE_FLOW, "event": SAMPLE_EVENT, "option": SAMPLE_OPTION}[self.mode]
             self._step(lambda raw, tgt, env, m: tgt.__setitem__("sample_type", st))
@@ -753,6 +784,13 @@ class Plan:
             return
 
         def sampling(raw, tgt, env, m):
+            if not inline and not env.any_samplers:
+                # no rate known anywhere: every record reads 0, as the output already
+                # does; renormalising multiplies by the configured rate only
+                if o.renormalize and o.ext_sampling_rate:
+                    for n in renorm:
+                        tgt[n] = tgt[n] * np.uint64(o.ext_sampling_rate)
+                return
             r = rates(raw, env)
             if o.renormalize:
                 mult = np.uint64(o.ext_sampling_rate) if o.ext_sampling_rate else np.where(r > 0, r, 1)
