@@ -356,12 +356,10 @@ class AggregationCache:
         mask = len(slots) - 1
         occ = slots[pos]
         used = occ != 0
-        cand = np.flatnonzero(used & (self._fps[pos] == fp))
-        agg = occ[cand].astype(np.intp) - 1
-        eq = _rows_equal(self._words.arr.take(agg, axis=0), words.take(cand, axis=0))
-        out[cand[eq]] = agg[eq]
-        settled = np.zeros(len(words), dtype=bool)
-        settled[cand[eq]] = True
+        cand = used & (self._fps[pos] == fp)
+        agg = np.where(cand, occ.astype(np.intp) - 1, 0)
+        settled = cand & _rows_equal(self._words.arr.take(agg, axis=0), words)
+        out[settled] = agg[settled]
         free = np.flatnonzero(~used)
         if len(free):
             settled[free] = self._claim(words, fp, free, pos[free], out, claimed_at)
