@@ -42,16 +42,16 @@ class JsonFormatter(Formatter):
             counters += [V.constant(_key("flows"), n), V.uint_text(values["flows"])]
         counters += [V.constant(_key("packets"), n), V.uint_text(values["packets"]),
                      V.constant(_key("bytes"), n), V.uint_text(values["bytes"])]
-        block = V.hstack(counters)
         # pmacct leaves the counters out of aggregates last fed by an event (NEL/NSEL)
         # or option record
         ftype = values.get("flow_type")
         if ftype is not None:
             no_counters = (ftype == SAMPLE_EVENT) | (ftype == SAMPLE_OPTION)
             if no_counters.any():
-                block = block.copy()
+                block = V.hstack(counters)
                 block[no_counters] = 0
-        parts += [block, b"}\n"]
+                counters = [block]
+        parts += counters + [b"}\n"]
         return join_lines(parts, n)
 
     def _stamps(self, inserted, now):

@@ -13,21 +13,30 @@ _NUL = b"\0"
 
 
 def join_lines(parts, n: int) -> bytes:
-    """Concatenate ``parts`` row-wise for ``n`` rows and return the text, NULs removed."""
+    """Concatenate ``parts`` row-wise for ``n`` rows and return the text, NULs removed.
+
+    Literal parts (and matrices that repeat one row) are laid into a template row that
+    is copied to every line at once; only the per-row texts are copied column by column.
+    """
     if n == 0:
         return b""
-    widths = [len(p) if isinstance(p, (bytes, bytearray)) else p.shape[1] for p in parts]
-    total = sum(widths)
-    buf = np.empty((n, total), dtype=np.uint8)
+    template = []
+    varying = []
     off = 0
-    for p, w in zip(parts, widths):
-        if w == 0:
-            continue
+    for p in parts:
         if isinstance(p, (bytes, bytearray)):
-            buf[:, off:off + w] = np.frombuffer(p, dtype=np.uint8)
+            row = np.frombuffer(p, dtype=np.uint8)
+        elif p.shape[0] == 0 or p.strides[0] == 0 or n == 1:
+            row = np.asarray(p[0] if p.shape[0] else p.reshape(-1)[:0], dtype=np.uint8)
         else:
-            buf[:, off:off + w] = p
-        off += w
+            row = np.zeros(p.shape[1], dtype=np.uint8)
+            varying.append((off, p))
+        template.append(row)
+        off += len(row)
+    buf = np.empty((n, off), dtype=np.uint8)
+    buf[:] = np.concatenate(template) if template else b""
+    for o, p in varying:
+        buf[:, o:o + p.shape[1]] = p
     return buf.tobytes().translate(None, _NUL)
 
 

@@ -291,3 +291,32 @@ def test_rendering_many_rows_in_chunks_matches_small_renders():
         for i in (0, 17, 16383, 16384, n - 1):
             one = f.render(keys[i:i + 1], {k: v[i:i + 1] for k, v in vals.items()}, [""])
             assert whole[i] + "\n" == one
+
+
+def test_json_leaves_counters_out_of_event_and_option_aggregates():
+    kb = KeyBuilder(("src_port", "flows"))
+    keys = np.zeros(3, kb.key_dtype)
+    keys["src_port"] = [1, 2, 3]
+    vals = {"packets": np.array([1, 2, 3], np.uint64), "bytes": np.array([4, 5, 6], np.uint64),
+            "flows": np.array([7, 8, 9], np.uint64),
+            "flow_type": np.array([1, 3, 2], np.uint8)}     # flow, event, option
+    lines = make_formatter("json", kb.primitives, kb.key_dtype).render(keys, vals).splitlines()
+    assert lines == ['{"event_type": "purge", "port_src": 1, "flows": 7, "packets": 1, '
+                     '"bytes": 4}',
+                     '{"event_type": "purge", "port_src": 2}',
+                     '{"event_type": "purge", "port_src": 3}']
+
+
+def test_wide_values_shift_formatted_lines_as_pmacct():
+    # a tag wider than its 10-character column pushes the rest of its line right; the
+    # other lines keep the fixed layout
+    kb = KeyBuilder(("tag", "src_port"))
+    keys = np.zeros(2, kb.key_dtype)
+    keys["tag"] = [7, 123456789012345]
+    keys["src_port"] = [80, 443]
+    vals = {"packets": np.array([1, 2], np.uint64), "bytes": np.array([3, 40], np.uint64),
+            "flows": np.zeros(2, np.uint64)}
+    f = make_formatter("formatted", kb.primitives, kb.key_dtype)
+    lines = f.render(keys, vals).splitlines()
+    assert lines == ["%-10s  %-5s     %-20s  %s" % (7, 80, 1, 3),
+                     "%-10s  %-5s     %-20s  %s" % (123456789012345, 443, 2, 40)]
