@@ -45,7 +45,7 @@ _LOAD = 0.5                       # slot table load factor before it doubles...
 _MAX_LOAD = 0.6                  # ...or would reach while a block goes in
 _MIN_SLOTS = 1024
 _NO_SEQ = np.iinfo(np.int64).max
-BLOCK_ROWS = 1 << 16              # small batches are gathered into blocks of this size
+BLOCK_ROWS = 1 << 15              # small batches are gathered into blocks of this size
 
 
 def key_words(keys: np.ndarray) -> np.ndarray:
@@ -172,6 +172,9 @@ class AggregationCache:
         words = key_words(keys)
         if words.shape[1] != self._width:
             raise ValueError("keys do not match the cache's key dtype")
+        missing = [name for name in self.ops if name not in values]
+        if missing:
+            raise KeyError(f"no value column(s) {missing} for the cache")
         if self._pending + n > BLOCK_ROWS:
             self._flush()
         if n >= BLOCK_ROWS:

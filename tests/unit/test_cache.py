@@ -240,3 +240,14 @@ def test_the_next_interval_starts_with_a_table_sized_for_the_last(monkeypatch):
     c.add(rows(np.arange(50000)), vals(50000))
     keys, _ = c.drain()
     assert len(keys) == 50000 and calls == []
+
+
+def test_a_missing_value_column_is_refused_before_anything_changes():
+    c = AggregationCache(KEY, OPS)
+    c.add(rows([1]), vals(1))
+    v = vals(2)
+    del v["bytes"]
+    with pytest.raises(KeyError):
+        c.add(rows([1, 2]), v)
+    keys, out = c.drain()
+    assert keys["a"].tolist() == [1] and out["packets"].tolist() == [1]
