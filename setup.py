@@ -22,6 +22,7 @@ setup(
         "pypmacct.runtime",
         "pypmacct.daemons",
         "pypmacct.plugins",
+        "pypmacct.client",
     ],
     package_dir={
         "pypmacct.daemons": "daemons",
@@ -37,6 +38,7 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3"],
     },
     entry_points={
-        "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS],
+        "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS]
+        + ["pmacct=pypmacct.client.main:main"],
     },
 )

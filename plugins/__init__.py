@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 _MODULES = {
     "print": ("pypmacct.plugins.print_plugin", "PrintPlugin"),
+    "memory": ("pypmacct.plugins.memory_plugin", "MemoryPlugin"),
 }
 
 

@@ -413,6 +413,27 @@ class AggregationCache:
             values[name] = (c & 0xFF).astype(np.uint8) if op == LAST else c
         return self._unwords(words), values
 
+    def snapshot(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Copies of all aggregates in first-seen order; the cache is left as it is
+        (the memory plugin answers queries from these)."""
+        self._flush()
+        n = self._n
+        if n == 0:
+            return np.zeros(0, dtype=self.key_dtype), self._empty_values()
+        words = self._words.arr[:n].copy()
+        cols = {name: c.arr[:n].copy() for name, c in self._vals.items()}
+        if not self._ordered:
+            first = self._first.arr[:n]
+            if not bool((first[1:] >= first[:-1]).all()):
+                order = np.argsort(first, kind="stable")
+                words = np.take(words, order, axis=0)
+                cols = {name: np.take(c, order) for name, c in cols.items()}
+        values = {}
+        for name, op in self.ops.items():
+            c = cols[name]
+            values[name] = (c & 0xFF).astype(np.uint8) if op == LAST else c
+        return self._unwords(words), values
+
     def _unwords(self, words: np.ndarray) -> np.ndarray:
         size = self.key_dtype.itemsize
         n = len(words)

@@ -27,7 +27,7 @@ ALL_DAEMONS = frozenset(DAEMON_LETTERS.values())
 # Plugin types pmacct 1.7.7 knows, and the ones pypmacct has. Later issues add to the set.
 PLUGIN_TYPES = ("memory", "print", "mysql", "pgsql", "sqlite3", "mongodb", "amqp", "kafka",
                 "tee", "nfprobe", "sfprobe")
-IMPLEMENTED_PLUGINS = {"print"}
+IMPLEMENTED_PLUGINS = {"print", "memory"}
 # Plugin types a daemon refuses (pmacct checks this at start-up too).
 PLUGINS_NOT_IN = {
     "nfacctd": {"nfprobe", "sfprobe"},
@@ -142,6 +142,11 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "print_cache_entries": Spec(v.Int(1), 16411),
     "print_trigger_exec": Spec(v.Path(), None),
     "print_max_writers": Spec(v.Int(1), 10),
+    # --- memory plugin ---
+    "imt_path": Spec(v.Path(), "/tmp/collect.pipe"),
+    "imt_buckets": Spec(v.Int(1), 32771),
+    "imt_mem_pools_number": Spec(v.Int(0), 16),
+    "imt_mem_pools_size": Spec(v.Int(1), 8192),
 }
 
 
