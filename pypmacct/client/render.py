@@ -5,6 +5,8 @@ plugin's formats, whose value-to-text conversions it reuses.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from pypmacct.output import OutputOptions, make_formatter
@@ -15,6 +17,7 @@ from pypmacct.output.rows import join_lines
 
 from . import columns as C
 
+_FLOWS_FIRST = re.compile(rb', "flows": (\d+), "packets": (\d+)')
 FORMATS = ("formatted", "csv", "json", "event_formatted", "event_csv")
 CHUNK = 16384
 
@@ -76,8 +79,11 @@ class TableRenderer:
             return b""
         if self.json is not None:
             body = self.json.render_bytes(keys, values, strings)
-            return body.replace(b'{"event_type": "purge", ', b"{").replace(
+            body = body.replace(b'{"event_type": "purge", ', b"{").replace(
                 b'{"event_type": "purge"}', b"{}")
+            if self.flows:      # the client writes packets, flows, bytes
+                body = _FLOWS_FIRST.sub(rb', "packets": \2, "flows": \1', body)
+            return body
         present = set(keys.dtype.names or ())
         if self.all_fields:
             keys = _widen(keys)
