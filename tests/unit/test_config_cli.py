@@ -98,16 +98,21 @@ def test_switch_P_declares_plugins(conf):
 @pytest.mark.parametrize("switch, arg, key", [
     ("-n", "/etc/networks.lst", "networks_file"),
     ("-t", "/etc/ports.lst", "ports_file"),
-    ("-p", "/tmp/collect.pipe", "imt_path"),
-    ("-b", "1024", "imt_buckets"),
-    ("-m", "16", "imt_mem_pools_number"),
-    ("-s", "8192", "imt_mem_pools_size"),
 ])
 def test_switches_of_unimplemented_keys_stop_start_up(conf, switch, arg, key):
     with pytest.raises(ConfigError) as e:
         load_config("nfacctd", ["-f", conf(), switch, arg])
     assert str(e.value) == (f"[cmdline {switch}] '{key}' is a pmacct 1.7.7 key that "
                             f"pypmacct does not implement yet")
+
+
+def test_memory_switches_set_the_imt_keys(conf):
+    cfg = load_config("nfacctd", ["-f", conf("debug: false\n"), "-P", "memory", "-p", "/tmp/x.pipe",
+                                  "-b", "1024", "-m", "4", "-s", "4096"])
+    (p,) = cfg.plugins
+    assert (p.name, p.type) == ("default_memory", "memory")
+    assert (p.get("imt_path"), p.get("imt_buckets"), p.get("imt_mem_pools_number"),
+            p.get("imt_mem_pools_size")) == ("/tmp/x.pipe", 1024, 4, 4096)
 
 
 def test_switch_value_errors_name_the_switch(conf):
@@ -248,7 +253,7 @@ def test_help_has_pmacct_layout(daemon):
     # same synopsis lines, same sections with the same options in the same order
     assert ours.text.splitlines()[1:4] == real.splitlines()[1:4]
     assert _options(ours.text) == _options(real)
-    assert "\tPlugins to run (implemented in pypmacct so far: print)" in ours.text
+    assert "\tPlugins to run (implemented in pypmacct so far: memory, print)" in ours.text
 
 
 @pytest.mark.oracle
@@ -269,5 +274,5 @@ def test_version_text():
     assert lines[0] == "NetFlow Accounting Daemon, nfacctd 1.7.7-pypmacct-0.1.0 [RELEASE]"
     assert f"numpy {importlib.metadata.version('numpy')}" in lines
     i = lines.index("Plugins:")
-    assert lines[i + 1:i + 3] == ["print", ""]
+    assert lines[i + 1:i + 4] == ["memory", "print", ""]
     assert any(ln.startswith("pika") for ln in lines)   # optional libs listed either way
