@@ -194,30 +194,46 @@ class Matcher:
         except (ValueError, TypeError) as e:
             raise QueryError(f"bad value {raw!r} for {field}: {e}") from None
 
-    def rows(self, query: dict) -> tuple[np.ndarray, np.ndarray]:
-        """(left, right) bounds into the group's sort order, and the order."""
+    def _constraints(self, query: dict):
+        """(fields, values) of a query, or None when it cannot match anything."""
         cons = []
         for prim, raw in sorted(query.items()):
             c = self._constraint(prim, raw)
             if c is False:
                 return None
             if c is not None:
+                if isinstance(c[1], int) and c[1] < 0:
+                    return None       # a string the table has never seen
                 cons.append(c)
-        fields = tuple(f for f, _ in cons)
-        group = self._group(fields)
-        sdt, order, sorted_keys = group
-        probe = np.zeros(1, dtype=sdt[0])
-        for f, v in cons:
-            if isinstance(v, int) and v < 0:
-                return None       # a string the table has never seen
-            try:
-                probe[f] = v
-            except (OverflowError, ValueError):
-                return None       # out of the field's range: cannot match
-        pv = probe.view(sdt[1])
-        left = int(np.searchsorted(sorted_keys, pv, "left")[0])
-        right = int(np.searchsorted(sorted_keys, pv, "right")[0])
-        return left, right, order
+        return tuple(f for f, _ in cons), [v for _, v in cons]
+
+    def bounds(self, queries):
+        """For every query, (left, right, order): its matches are ``order[left:right]``
+        (``order`` sorts the table on the query's fields); None when nothing can match.
+        Queries on the same fields share one sort and one vectorised search."""
+        out = [None] * len(queries)
+        groups: dict[tuple, list] = {}
+        for i, q in enumerate(queries):
+            c = self._constraints(q)
+            if c is not None:
+                groups.setdefault(c[0], []).append((i, c[1]))
+        for fields, members in groups.items():
+            (dt, sv), order, sorted_keys = self._group(fields)
+            probes = np.zeros(len(members), dtype=dt)
+            ok = np.ones(len(members), dtype=bool)
+            for j, (_, vals) in enumerate(members):
+                for f, v in zip(fields, vals):
+                    try:
+                        probes[j][f] = v
+                    except (OverflowError, ValueError, TypeError):
+                        ok[j] = False     # out of the field's range: cannot match
+            pv = _sortable(probes)
+            left = np.searchsorted(sorted_keys, pv, "left")
+            right = np.searchsorted(sorted_keys, pv, "right")
+            for j, (i, _) in enumerate(members):
+                if ok[j]:
+                    out[i] = (int(left[j]), int(right[j]), order)
+        return out
 
     def _group(self, fields):
         g = self._groups.get(fields)
@@ -228,21 +244,22 @@ class Matcher:
                 sub = np.zeros(n, dtype=dt)
                 for f in fields:
                     sub[f] = self.keys[f]
-                sv = f"S{dt.itemsize}"
-                flat = sub.view(sv)
+                flat = _sortable(sub)
                 order = np.argsort(flat, kind="stable")
-                g = ((dt, sv), order, flat[order])
+                g = ((dt, None), order, flat[order])
             else:
                 dt = np.dtype([("_", "u1")])
                 g = ((dt, "S1"), np.arange(n), np.zeros(n, dtype="S1"))
             self._groups[fields] = g
         return g
 
-    def counters(self, queries) -> tuple[list, np.ndarray]:
-        out, matched = [], []
+    def counters(self, queries, want_rows: bool = False) -> tuple[list, np.ndarray]:
+        """[packets, bytes, flows, entries] per query; with ``want_rows`` also the rows
+        any query matched (for a reset)."""
+        out = []
+        hit = np.zeros(len(self.keys), dtype=bool) if want_rows else None
         sums = {}
-        for q in queries:
-            r = self.rows(q)
+        for r in self.bounds(queries):
             if r is None:
                 out.append([0, 0, 0, 0])
                 continue
@@ -256,21 +273,33 @@ class Matcher:
             out.append([int(cs["packets"][right] - cs["packets"][left]),
                         int(cs["bytes"][right] - cs["bytes"][left]),
                         int(cs["flows"][right] - cs["flows"][left]), right - left])
-            matched.append(order[left:right])
-        rows = np.unique(np.concatenate(matched)) if matched else np.zeros(0, dtype=np.intp)
+            if hit is not None and right > left:
+                hit[order[left:right]] = True
+        rows = np.flatnonzero(hit) if hit is not None else np.zeros(0, dtype=np.intp)
         return out, rows
 
     def matches(self, queries) -> np.ndarray:
         """Row indices, query after query, each query's in table order (a row matched
         by two queries is listed twice, as pmacct lists it)."""
         parts = []
-        for q in queries:
-            r = self.rows(q)
+        for r in self.bounds(queries):
             if r is None:
                 continue
             left, right, order = r
             parts.append(np.sort(order[left:right]))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
+
+
+def _sortable(rows: np.ndarray) -> np.ndarray:
+    """Rows of a structured array as one sortable column with the same equalities: an
+    integer when they fit in 8 bytes (sorting integers is far faster), else bytes."""
+    size = rows.dtype.itemsize
+    raw = np.ascontiguousarray(rows).view(np.uint8).reshape(len(rows), size)
+    if size <= 8:
+        buf = np.zeros((len(rows), 8), dtype=np.uint8)
+        buf[:, :size] = raw
+        return buf.view(np.uint64).reshape(-1)
+    return np.ascontiguousarray(rows).view(f"S{size}").reshape(-1)
 
 
 def _is_zero(v) -> bool:
@@ -469,7 +498,8 @@ class MemoryPlugin(AggregatingPlugin):
                 out = self._table_reply(base, np.take(keys, rows),
                                         {k: np.take(v, rows) for k, v in values.items()})
             else:   # counter
-                counters, rows = Matcher(keys, values, strings).counters(queries)
+                counters, rows = Matcher(keys, values, strings).counters(
+                    queries, want_rows=bool(req.get("reset")))
                 if req.get("reset"):
                     self._reset(keys, rows)
                 out = {"ok": True, "counters": counters}, []
