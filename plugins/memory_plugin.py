@@ -249,7 +249,7 @@ class Matcher:
                 g = ((dt, None), order, flat[order])
             else:
                 dt = np.dtype([("_", "u1")])
-                g = ((dt, "S1"), np.arange(n), np.zeros(n, dtype="S1"))
+                g = ((dt, None), np.arange(n), _sortable(np.zeros(n, dtype=dt)))
             self._groups[fields] = g
         return g
 

@@ -265,3 +265,9 @@ def test_concurrent_queries_while_ingesting(plugin):
             t.join()
     assert errors == []
     assert client(plugin.path, "-c", "dst_port", "-N", "9") == (0, "10000\n")
+
+
+def test_query_without_constraints_sums_the_table(plugin):
+    assert client(plugin.path, "-c", "src_host", "-N", "*", "-n", "all") == \
+        (0, "8 4420 0 3\n")
+    assert client(plugin.path, "-c", "src_host", "-M", "*", "-O", "csv")[1].count("\n") == 4
