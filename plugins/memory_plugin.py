@@ -188,8 +188,9 @@ class Matcher:
             if field in STRING_FIELDS:
                 return self.ids.get(str(raw), -1)
             if field == "sampling_direction":
-                # an unset direction is kept as 0 and printed as 'u'
-                return 0 if not raw or raw == "u" else ord(str(raw)[0])
+                return ord(str(raw)[0]) if raw else 0
+            if field == "mpls_vpn_rd":
+                return bytes.fromhex(str(raw)).ljust(8, b"\0")[:8]
             return int(raw)
         except (ValueError, TypeError) as e:
             raise QueryError(f"bad value {raw!r} for {field}: {e}") from None

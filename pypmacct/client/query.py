@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import struct
 
 from pypmacct.output.values import proto_name
 
@@ -181,12 +182,14 @@ def _value(prim: str, tok: str, numeric_protos: bool, classes):
         return tok
     if prim == "sampling_direction":
         return tok[:1]
+    if prim in ("as_path", "src_as_path"):
+        return "" if tok == "^$" else tok.replace("_", " ")
     if prim in _STRINGS:
         return "" if tok == "0" else tok.replace("_", " ")
     if prim in ("src_roa", "dst_roa"):
         return {"u": 0, "i": 1, "v": 2, "V": 3, "o": 4}.get(tok, 0)
     if prim == "mpls_vpn_rd":
-        raise ClientError(f"ERROR: mpls_vpn_rd: Invalid MPLS VPN RD value: '{tok}'")
+        return _rd(tok)
     if prim == "label":
         raise ClientError("ERROR: -M and -N are not supported (yet) against variable-length "
                           "primitives (ie. label)")
@@ -201,6 +204,32 @@ def _value(prim: str, tok: str, numeric_protos: bool, classes):
     if prim in _BITS:
         return c_atoi(tok) % (1 << _BITS[prim])
     raise ClientError(f"ERROR: unknown primitive '{prim}'")
+
+
+def _strtoul(tok: str) -> int:
+    return c_atoi(tok) % (1 << 32)
+
+
+def _rd(tok: str) -> str:
+    """A route distinguisher ``type:field:field`` as its 8 wire bytes (hex)."""
+    parts = (tok.split(":") + ["", "", ""])[:3]
+    rtype = _strtoul(parts[0])
+    if rtype == 0:
+        raw = struct.pack("!HHI", 0, _strtoul(parts[1]) & 0xFFFF, _strtoul(parts[2]))
+    elif rtype == 1:
+        try:
+            ip = ipaddress.ip_address(parts[1])
+            ipb = ip.packed if ip.version == 4 else b"\0" * 4
+        except ValueError:
+            ipb = b"\0" * 4
+        raw = struct.pack("!H4sH", 1, ipb, _strtoul(parts[2]) & 0xFFFF)
+    elif rtype == 2:
+        raw = struct.pack("!HIH", 2, _strtoul(parts[1]), _strtoul(parts[2]) & 0xFFFF)
+    else:
+        raise ClientError(f"ERROR: Invalid RD type specified\n"
+                          f"ERROR: mpls_vpn_rd: Invalid MPLS VPN RD value: "
+                          f"'{tok.split(':')[0]}'")   # 1.7.7 has cut it at the ':'
+    return raw.hex()
 
 
 def _timestamp(tok: str) -> int:

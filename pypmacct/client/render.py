@@ -18,6 +18,11 @@ from pypmacct.output.rows import join_lines
 from . import columns as C
 
 _FLOWS_FIRST = re.compile(rb', "flows": (\d+), "packets": (\d+)')
+# the client names the source-side BGP attributes its own way
+_CLIENT_JSON_KEYS = tuple((f'"{a}": '.encode(), f'"{b}": '.encode()) for a, b in (
+    ("comms_src", "src_comms"), ("ecomms_src", "src_ecomms"), ("lcomms_src", "src_lcomms"),
+    ("as_path_src", "src_as_path"), ("local_pref_src", "src_local_pref"),
+    ("med_src", "src_med")))
 FORMATS = ("formatted", "csv", "json", "event_formatted", "event_csv")
 CHUNK = 16384
 
@@ -81,6 +86,8 @@ class TableRenderer:
             body = self.json.render_bytes(keys, values, strings)
             body = body.replace(b'{"event_type": "purge", ', b"{").replace(
                 b'{"event_type": "purge"}', b"{}")
+            for ours, theirs in _CLIENT_JSON_KEYS:
+                body = body.replace(ours, theirs)
             if self.flows:      # the client writes packets, flows, bytes
                 body = _FLOWS_FIRST.sub(rb', "packets": \2, "flows": \1', body)
             return body

@@ -53,6 +53,10 @@ TABLES = {
     "nat": ("src_host", "post_nat_src_host", "post_nat_dst_host", "post_nat_src_port",
             "post_nat_dst_port", "nat_event"),
     "ports": ("src_port", "dst_port"),
+    "bgp": ("tag", "tag2", "class", "as_path", "std_comm", "ext_comm", "lrg_comm",
+            "src_as_path", "src_std_comm", "src_ext_comm", "local_pref", "med", "src_roa",
+            "dst_roa", "peer_src_as", "peer_dst_as", "mpls_vpn_rd", "mpls_pw_id",
+            "sampling_rate", "sampling_direction", "src_host"),
     # tables the stateful cases change (-e, -r)
     "erase": FIVE,
     "reset": ("dst_port", "proto"),
@@ -239,6 +243,13 @@ N_CASES = [
     ("l2", ["-c", "vlan", "-N", "*;0", "-n", "all"]),
     ("flows", ["-c", "proto", "-N", "tcp;udp", "-n", "all"]),
     ("flows", ["-c", "proto", "-N", "tcp;udp", "-n", "flows", "-S"]),
+    ("bgp", ["-c", "as_path", "-N", "^$;0;x", "-n", "all"]),
+    ("bgp", ["-c", "std_comm,src_as_path", "-N", "0,^$;1:1,*", "-n", "all"]),
+    ("bgp", ["-c", "sampling_direction", "-N", "u;i;e", "-n", "all"]),
+    ("bgp", ["-c", "mpls_vpn_rd", "-N", "0;0:0;0:0:0;1:1.2.3.4:5;2:65536:1", "-n", "all"]),
+    ("bgp", ["-c", "src_roa,dst_roa", "-N", "u,u;v,*", "-n", "all"]),
+    ("bgp", ["-c", "tag,tag2,class", "-N", "0,0,unknown", "-n", "packets"]),
+    ("bgp", ["-c", "local_pref,med,peer_src_as,peer_dst_as,mpls_pw_id", "-N", "0,0,0,0,0"]),
 ]
 
 
@@ -323,7 +334,7 @@ ERROR_CASES = [
     ["-c", "src_mac", "-N", "zz"], ["-c", "label", "-N", "x"], ["-c", "class", "-N", "http"],
     ["-s", "-O", "xml"], ["-s", "-T", "foo"], ["-c", "dst_port", "-N", "80", "-n", "foo"],
     ["-U"], ["-h"], ["-p"], ["-s", "-m", "80"], ["-e", "-t"],
-    ["-s", "-N"],
+    ["-s", "-N"], ["-c", "mpls_vpn_rd", "-N", "7:1"],
 ]
 
 
