@@ -383,6 +383,8 @@ class Client:
             order = (n - 1 - np.argsort(col[::-1], kind="stable"))[::-1]
             if o.top_n > 0:
                 order = order[:o.top_n]
+            elif o.top_n < 0:       # 1.7.7 keeps N in an int: a negative N prints none
+                order = order[:0]
             keys = np.take(keys, order)
             values = {k: np.take(v, order) for k, v in values.items()}
         self.write(r.header())

@@ -182,10 +182,12 @@ def test_stats(daemons, table, fmt):
 @pytest.mark.parametrize("args", [["-s", "-a"], ["-s", "-a", "-O", "csv"], ["-s", "-u"],
                                   ["-s", "-O", "csv", "-E", ";"],
                                   ["-s", "-O", "csv", "-E", "\\t"], ["-s", "-I"],
-                                  ["-s", "-0"], ["-s", "-I", "-O", "csv"]],
+                                  ["-s", "-0"], ["-s", "-I", "-O", "csv"], ["-s", "-l"],
+                                  ["-s", "-a", "-O", "json"], ["-s", "-a", "-O", "event_csv"],
+                                  ["-s", "-a", "-O", "event_formatted"]],
                          ids=lambda a: " ".join(a))
 def test_stats_options(daemons, args):
-    fmt = "csv" if "csv" in args else "formatted"
+    fmt = args[args.index("-O") + 1] if "-O" in args else "formatted"
     for table in ("t5", "times"):
         t, o = both(daemons, table, args)
         assert_same(t, o, table_fmt=fmt, sep=";" if ";" in args else
@@ -275,9 +277,17 @@ def test_counters_hosts_and_exact_match(daemons):
     hosts = ";".join(r[0] for r in pick)
     for args in (["-c", "src_host", "-N", hosts, "-n", "all"],
                  ["-c", "src_host,dst_host", "-N", ";".join(f"{r[0]},{r[1]}" for r in pick)],
-                 ["-c", "dst_host", "-N", ";".join(r[1] for r in pick), "-S"]):
+                 ["-c", "dst_host", "-N", ";".join(r[1] for r in pick), "-S"],
+                 # the QUICKSTART's: traffic from or to one host
+                 ["-c", "src_host,dst_host", "-N", f"{pick[0][0]},*;*,{pick[0][0]}"]):
         t, o = both(daemons, "t5", args)
         assert_same(t, o)
+    # the QUICKSTART's -M on a host pair, with -a
+    pair = f"{pick[1][0]},{pick[1][1]}"
+    for args in (["-c", "src_host,dst_host", "-M", pair, "-a"],
+                 ["-c", "src_host,dst_host", "-M", pair]):
+        t, o = both(daemons, "t5", args)
+        assert_same(t, o, table_fmt="formatted")
     # a query naming every primitive of the table: pmacct looks the entry up directly
     # and its fourth number of "-n all" is not a count there (docs/differences.md)
     q = ";".join(",".join(r[:5]) for r in pick)
@@ -334,7 +344,7 @@ ERROR_CASES = [
     ["-c", "src_mac", "-N", "zz"], ["-c", "label", "-N", "x"], ["-c", "class", "-N", "http"],
     ["-s", "-O", "xml"], ["-s", "-T", "foo"], ["-c", "dst_port", "-N", "80", "-n", "foo"],
     ["-U"], ["-h"], ["-p"], ["-s", "-m", "80"], ["-e", "-t"],
-    ["-s", "-N"], ["-c", "mpls_vpn_rd", "-N", "7:1"],
+    ["-s", "-N"], ["-c", "mpls_vpn_rd", "-N", "7:1"], ["-s", "-T", "bytes,-1"],
 ]
 
 
