@@ -74,16 +74,19 @@ def _rss_without_ring(pid: str) -> int:
     return total
 
 
-def measure(binary, client, capture: Path, work: Path, per_table: dict) -> tuple[int, int]:
+def measure(binary, client, capture: Path, work: Path, per_table: dict):
     d = MemoryDaemon(binary, {"t": FIVE}, capture, work, per_table={"t": per_table},
                      extra=RING)
     d.start()
     try:
         totals = d.wait_loaded(client, timeout=1800)
         time.sleep(1.0)
-        return plugin_rss(d), totals["t"][3]
+        rss = plugin_rss(d)
     finally:
         d.stop()
+    log = d.log()
+    warnings = [ln for ln in log.splitlines() if "WARN" in ln or "ERROR" in ln]
+    return rss, totals["t"][3], warnings
 
 
 def main(argv=None) -> int:
@@ -103,9 +106,13 @@ def main(argv=None) -> int:
         for who, binary, client, keys in (
                 ("pmacct 1.7.7", pmacct_binary("nfacctd"), C_CLIENT, theirs_keys),
                 ("pypmacct", our_binary("nfacctd"), our_client(), {"imt_mem_pools_number": 0})):
-            base, _ = measure(binary, client, tiny, tmp / f"{who}-tiny", keys)
-            rss, n = measure(binary, client, big, tmp / f"{who}-big", keys)
+            base, _, _ = measure(binary, client, tiny, tmp / f"{who}-tiny", keys)
+            rss, n, warnings = measure(binary, client, big, tmp / f"{who}-big", keys)
             rows.append((who, n, rss, base))
+            for w in warnings[:5]:
+                print(f"{who}: {w}")
+            if len(warnings) > 5:
+                print(f"{who}: ... {len(warnings) - 5} more warnings")
     print("| | aggregates | plugin RSS, empty table | plugin RSS, full table | "
           "bytes per aggregate |")
     print("|---|---|---|---|---|")
