@@ -404,6 +404,10 @@ def o_total(daemon, table):
 def test_erase_then_stats(daemons):
     t, o = both(daemons, "erase", ["-i"])
     assert_same(t, o)                                  # "never"
+    # -e with -s: the table is shown, then erased
+    t, o = both(daemons, "erase", ["-s", "-e", "-O", "csv"])
+    assert_same(t, o, table_fmt="csv")
+    assert len(o.stdout.splitlines()) > 1
     t, o = both(daemons, "erase", ["-e"])
     assert_same(t, o)
     assert o.stdout == b"OK: Clearing stats.\n"
