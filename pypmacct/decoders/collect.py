@@ -191,7 +191,11 @@ class Collector:
         if not nchunks:
             return np.zeros(0, record_dtype), np.zeros(0, np.int64)
         total = int(cnt.sum())
-        out = np.zeros(total, dtype=record_dtype)
+        # zeroed block by block just before it is filled, so that the rows are still in
+        # cache when the steps write their fields (a wide record spans many lines)
+        out = np.empty(total, dtype=record_dtype)
+        flat = out.view(np.uint8)
+        isz = record_dtype.itemsize
         has_seq = "arrival_seq" in record_dtype.names
         chunk_first = np.cumsum(cnt) - cnt           # arrival index of each chunk's first record
         # groups, in the order of their first chunk; each group's chunks in order
@@ -230,15 +234,13 @@ class Collector:
                     roff = step * rdt.itemsize + off[c0]
                     rdg = np.full(gn, di[c0], np.int64)
                     rctx = np.full(gn, ctx[c0], np.int64)
-                    if has_seq:
-                        out["arrival_seq"][base:pos] = step + chunk_first[c0]
+                    seqs = step + chunk_first[c0] if has_seq else None
                 else:
                     cstart = np.cumsum(gcnt) - gcnt     # chunk starts within the group
                     roff = np.repeat(off[cidx] - cstart * rdt.itemsize, gcnt) + step * rdt.itemsize
                     rdg = np.repeat(di[cidx], gcnt)
                     rctx = np.repeat(ctx[cidx], gcnt)
-                    if has_seq:
-                        out["arrival_seq"][base:pos] = np.repeat(chunk_first[cidx] - cstart, gcnt) + step
+                    seqs = np.repeat(chunk_first[cidx] - cstart, gcnt) + step if has_seq else None
                 rec_exporter[base:pos] = exporter[rdg]
                 gsrc = src[cidx]
                 if not gsrc.any():
@@ -258,9 +260,13 @@ class Collector:
                 only = int(vs[0]) if (vs == vs[0]).all() else 0
                 for b0 in range(0, gn, block):
                     b1 = min(gn, b0 + block)
+                    flat[(base + b0) * isz:(base + b1) * isz] = 0
+                    tgt = out[base + b0:base + b1]
+                    if has_seq:
+                        tgt["arrival_seq"] = seqs[b0:b1]
                     env = Env(rdg[b0:b1], rctx[b0:b1], self.d, self.contexts, self.vvalues,
                               strings, peers, only)
-                    kg = decode_group(key, raw[b0:b1], out[base + b0:base + b1], env)
+                    kg = decode_group(key, raw[b0:b1], tgt, env)
                     if kg is not None and not kg.all():
                         if keep is None:
                             keep = np.ones(total, bool)

@@ -1,13 +1,20 @@
 """NetFlow v9 and IPFIX: headers, sets, templates and options, one template engine.
 
-``V9Parser.parse`` walks one datagram: it checks the header and sequence number, learns
-templates and options templates, applies options data (sampling rates, exporter address,
-VRF and application maps) at once, and hands every data set to the collector as a chunk
-to be decoded later, vectorised, with all other data sets of the same template. Records
-of templates with variable-length fields are walked here and re-laid out to fixed size.
+Two ways through a batch, with the same results:
 
-Malformed input is counted per exporter and logged (rate-limited) with pmacct's wording;
-processing of that datagram stops where pmacct's would.
+- ``walk_sets`` + ``BatchParse`` (the usual one): the sets of all datagrams are found
+  with vectorised steps; template and options template sets are applied in arrival
+  order; data sets are resolved to their templates in bulk between template changes
+  and handed to the collector as chunks, without a Python step per set. Options data
+  (sampling rates, exporter address, VRF and application maps) is applied in order as
+  it comes, and data after it sees what it changed.
+- ``V9Parser.parse`` walks one datagram at a time (with debug logging, which has a line
+  per datagram as pmacct's).
+
+Records of templates with variable-length fields are walked one by one either way and
+re-laid out to fixed size. Malformed input is counted per exporter and logged
+(rate-limited) with pmacct's wording; processing of that datagram stops where pmacct's
+would.
 """
 from __future__ import annotations
 
@@ -548,13 +555,15 @@ class BatchParse:
         self.dstates = dstates          # DomainState (or None) per exporter domain
         self.cut: dict[int, int] = {}   # parsed datagram -> position of the set that stopped it
         self.seq_inc = np.zeros(len(idx), np.int64)
-        self._dg: dict[int, object] = {}
+        self._dg: dict[tuple, object] = {}   # (exporter, port) -> DgRef
 
     def dgram(self, j: int):
         """Who sent parsed datagram ``j`` (for counters and log lines)."""
-        g = self._dg.get(j)
+        i = int(self.idx[j])
+        key = (int(self.pk.exp[i]), int(self.pk.port[i]))
+        g = self._dg.get(key)
         if g is None:
-            g = self._dg[j] = self.pk.ref(int(self.idx[j]))
+            g = self._dg[key] = self.pk.ref(i)
         return g
 
     def st(self, j: int):
@@ -782,7 +791,7 @@ class BatchParse:
         bd = d[bq]
         di = self.idx[bd]
         n = nrec[bq]
-        np.add.at(self.seq_inc, bd, n)
+        self.seq_inc += np.bincount(bd, weights=n, minlength=len(self.seq_inc)).astype(np.int64)
         coll.add_many(ugid[inv[bq]], soff[pos[bq]] + 4, n, di, ctx_ids, (di << 16) + sk[pos[bq]])
 
     def _context(self, e: int, s: int, j: int):

@@ -114,12 +114,6 @@ def _addr_bytes(u1: np.ndarray, width: int) -> np.ndarray:
     return out.view("V16").reshape(-1)
 
 
-def _trunc_div(a: np.ndarray, b: int) -> np.ndarray:
-    """Integer division rounding toward zero, as C does."""
-    q = np.abs(a) // b
-    return np.where(a < 0, -q, q)
-
-
 def wrap32(x: np.ndarray) -> np.ndarray:
     """int64 values taken modulo 2^32 as a signed 32-bit number (a wrapped counter
     difference): -2^31 .. 2^31-1."""

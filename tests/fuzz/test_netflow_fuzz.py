@@ -40,7 +40,7 @@ from tests.unit.nfbuild import (data_set, ipfix, options_template_set, record, t
 BATCH = 500
 EXAMPLES = int(os.environ.get("PYPMACCT_FUZZ_EXAMPLES", "200"))     # 200 x 500 = 100k
 EXPORTERS = ["192.0.2.1", "192.0.2.2", "2001:db8::1", "198.51.100.7"]
-CORPUS = Path("/work/shared/corpus/pmacct-tests")
+from tests.support.diffcases import CORPUS  # noqa: E402  (../shared/corpus, or PMACCT_CORPUS)
 DATA = Path(__file__).resolve().parent.parent / "data"
 EDGE16 = (0, 1, 2, 3, 4, 5, 8, 9, 10, 16, 255, 256, 257, 1023, 32767, 32768, 65534, 65535)
 

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.oracle
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data"
-CORPUS = Path("/work/shared/corpus/pmacct-tests")
+from tests.support.diffcases import CORPUS  # noqa: E402  (../shared/corpus, or PMACCT_CORPUS)
 
 ALL = O.ALL_PRIMITIVES
 NO_FLAGS = tuple(p for p in ALL if p != "tcpflags")

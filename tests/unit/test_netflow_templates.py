@@ -25,7 +25,7 @@ from tests.unit import netflow_oracle as O
 from tests.unit.nfbuild import (CaptureSink, data_set, decoder, dg, ipfix, options_template_set,
                                 record, template_set)
 
-CORPUS = Path("/work/shared/corpus/pmacct-tests")
+from tests.support.diffcases import CORPUS  # noqa: E402  (../shared/corpus, or PMACCT_CORPUS)
 DATA = Path(__file__).resolve().parent.parent / "data"
 # 106 is left out: its template repeats element 210 with different lengths, which
 # 1.7.7's file keeps one length for, and 1.7.7 drops one of its variable-length records

@@ -33,7 +33,7 @@ from tests.support import oracle
 
 pytestmark = pytest.mark.oracle
 
-CORPUS = Path("/work/shared/corpus/pmacct-tests")
+from tests.support.diffcases import CORPUS  # noqa: E402  (../shared/corpus, or PMACCT_CORPUS)
 CAPTURES = {
     "100": CORPUS / "100-IPFIXv10-CISCO" / "traffic-00.pcap",
     "101": CORPUS / "101-NFv9-CISCO-cust_primitives" / "traffic-00.pcap",

@@ -14,6 +14,7 @@ from scapy.packet import Raw
 from pypmacct.sources.savefile import FrameParser, SavefileError, SavefileSource, read_datagrams, read_frames
 from tests.unit import netflow_oracle as O
 from tests.unit.nfbuild import decoder, v5, v5_record
+from tests.support.diffcases import CORPUS
 
 PAYLOAD = b"\x00\x0a" + bytes(range(40))
 
@@ -169,7 +170,7 @@ def test_pcapng_interfaces_and_resolutions(tmp_path):
 
 
 def test_corpus_sll_capture():
-    p = next(Path("/work/shared/corpus/pmacct-tests").glob("112-*/traffic-00.pcap"))
+    p = next(CORPUS.glob("112-*/traffic-00.pcap"))
     frames = list(read_frames(str(p)))
     assert {lt for lt, _, _ in frames} == {113}
     got = list(read_datagrams(str(p)))
