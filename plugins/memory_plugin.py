@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from pypmacct.aggregate import KeyBuilder
+from pypmacct.cache import LAST, OR, SUM, AggregationCache, hash_keys
 from pypmacct.client import protocol as P
 from pypmacct.primitives import PRIMITIVES
 from pypmacct.record import ADDR_DTYPE, STRING_FIELDS
@@ -39,9 +40,8 @@ MAX_CLIENTS = 64                   # connections served at once; more get a busy
 READ_TIMEOUT = 10.0                # seconds for a client to send its request
 SEND_TIMEOUT = 30.0                # seconds a blocked send may last before we give up
 
-_ADDR_FIELDS = {n for n in ("src_host", "dst_host", "src_net", "dst_net", "peer_src_ip",
-                            "peer_dst_ip", "post_nat_src_host", "post_nat_dst_host",
-                            "tunnel_src_host", "tunnel_dst_host")}
+_ADDR_FIELDS = {"src_host", "dst_host", "src_net", "dst_net", "peer_src_ip", "peer_dst_ip",
+                "post_nat_src_host", "post_nat_dst_host", "tunnel_src_host", "tunnel_dst_host"}
 _MAC_FIELDS = {"src_mac", "dst_mac", "tunnel_src_mac", "tunnel_dst_mac"}
 
 
@@ -323,7 +323,6 @@ class MemoryPlugin(AggregatingPlugin):
         super().__init__(pcfg, ctx)
         self.time_bins = None          # the memory table has no time bins
         self.keys = KeyBuilder(self.primitives, ctx.record_dtype, None)
-        from pypmacct.cache import LAST, OR, SUM, AggregationCache
         ops = {"packets": SUM, "bytes": SUM, "flows": SUM, "flow_type": LAST}
         if self.keys.or_tcp_flags:
             ops["tcp_flags"] = OR
@@ -532,7 +531,6 @@ class MemoryPlugin(AggregatingPlugin):
 
     def _status(self) -> dict:
         """How many aggregates fall in each of imt_buckets buckets (by our hash)."""
-        from pypmacct.cache import hash_keys
         keys, _, _ = self.table.snapshot()
         if len(keys):
             h = hash_keys(keys) % np.uint64(self.buckets)

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from pypmacct.client import protocol as P

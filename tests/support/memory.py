@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .oracle import REPO, our_binary, pmacct_binary, render_config  # noqa: F401
+from .oracle import our_binary, render_config
 
 C_CLIENT = Path(os.environ.get("PMACCT_CLIENT", "/usr/bin/pmacct"))
 

@@ -3,12 +3,10 @@ hung clients) and the pmacct client's outputs on known rows."""
 from __future__ import annotations
 
 import io
-import json
 import socket
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from pypmacct.client import protocol as P
