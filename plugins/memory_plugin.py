@@ -37,6 +37,7 @@ DEFAULT_POOLS = 16                 # pmacct's NUM_MEMORY_POOLS
 DEFAULT_POOL_SIZE = 8192           # pmacct's MEMORY_POOL_SIZE
 PMACCT_ACC_SIZE = 352              # sizeof(struct acc) in Debian's 1.7.7 (amd64)
 MAX_CLIENTS = 64                   # connections served at once; more get a busy reply
+HEAVY_AT_ONCE = 2                  # queries copying and matching the table at once (CPU)
 READ_TIMEOUT = 10.0                # seconds for a client to send its request
 SEND_TIMEOUT = 30.0                # seconds a blocked send may last before we give up
 
@@ -337,6 +338,10 @@ class MemoryPlugin(AggregatingPlugin):
         self._sock = None
         self._stop = threading.Event()
         self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        # copying, matching and encoding the table is CPU work that competes with the
+        # ring reader: a few queries do it at a time, the others wait their turn (sending
+        # happens outside, so a client that does not read holds up nobody)
+        self._heavy = threading.BoundedSemaphore(HEAVY_AT_ONCE)
         self.served = 0
         self.errors = 0
 
@@ -451,7 +456,8 @@ class MemoryPlugin(AggregatingPlugin):
                 conn.settimeout(SEND_TIMEOUT)
                 P.send_reply(conn, {"ok": False, "error": str(e)})
                 return
-            header, blobs = self.handle(req)
+            with self._heavy:
+                header, blobs = self.handle(req)
             conn.settimeout(SEND_TIMEOUT)
             P.send_reply(conn, header, blobs)
             self.served += 1

@@ -118,12 +118,18 @@ def dtype_from_wire(descr) -> np.dtype:
 
 
 # ---- table replies ----------------------------------------------------------------
-def table_blobs(keys: np.ndarray, values: dict) -> tuple[list[str], list[bytes]]:
-    names, blobs = [], [np.ascontiguousarray(keys).tobytes()]
+def _raw(a: np.ndarray) -> memoryview:
+    """The bytes of an array, without a copy when it is contiguous."""
+    a = np.ascontiguousarray(a)
+    return memoryview(a.reshape(-1).view(np.uint8)) if a.dtype.itemsize else memoryview(b"")
+
+
+def table_blobs(keys: np.ndarray, values: dict) -> tuple[list[str], list]:
+    names, blobs = [], [_raw(keys)]
     for name, dt in VALUE_COLUMNS:
         if name in values:
             names.append(name)
-            blobs.append(np.ascontiguousarray(values[name], dtype=dt).tobytes())
+            blobs.append(_raw(np.asarray(values[name]).astype(dt, copy=False)))
     return names, blobs
 
 
