@@ -110,11 +110,22 @@ class TableRenderer:
             parts.append(b"\n")
             return join_lines(parts, n)
         cells = [(t, c.width, c.gap.encode()) for c, t in texts]
+        special = False
+        for i, (c, t) in enumerate(texts):
+            if c.name == "tunnel_proto":
+                # 1.7.7: a protocol name takes "%-10s" and 7 spaces, a number "%-10u"
+                # and 2 (the line then shifts by 5)
+                special = True
+                num = np.asarray(keys[c.column.field]) >= V.PROTOCOLS_NUMBER \
+                    if not self.options.num_protos else np.ones(len(keys), dtype=bool)
+                k = np.where(num, 2, 7)
+                suffix = (np.arange(7) < k[:, None]).astype(np.uint8) * np.uint8(0x20)
+                cells[i] = (V.hstack([V.ljust(t, 10), suffix]), 0, b"")
         last = None
         if counters:
             last = counters[-1]
             cells += [(t, 20, b"  ") for t in counters[:-1]]
-        if all(t.shape[1] <= w or not t[:, w:].any() for t, w, _ in cells):
+        if not special and all(t.shape[1] <= w or not t[:, w:].any() for t, w, _ in cells):
             return fixed_lines(cells, last, n)
         parts = []
         for t, w, gap in cells:

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from pypmacct.client import protocol as P
@@ -269,3 +270,22 @@ def test_query_without_constraints_sums_the_table(plugin):
     assert client(plugin.path, "-c", "src_host", "-N", "*", "-n", "all") == \
         (0, "8 4420 0 3\n")
     assert client(plugin.path, "-c", "src_host", "-M", "*", "-O", "csv")[1].count("\n") == 4
+
+
+def test_tunnel_proto_cell_widths():
+    """1.7.7 prints a tunnel protocol name as %-10s plus 7 spaces, a number as %-10u
+    plus 2."""
+    from pypmacct.aggregate import KeyBuilder
+    from pypmacct.client.render import TableRenderer
+    from pypmacct.output.values import PROTOCOLS_NUMBER
+    kb = KeyBuilder(("tunnel_proto",), )
+    keys = np.zeros(2, dtype=kb.key_dtype)
+    keys["tunnel_proto"] = [6, PROTOCOLS_NUMBER]
+    vals = {"packets": np.array([1, 2], dtype=np.uint64),
+            "bytes": np.array([10, 20], dtype=np.uint64),
+            "flows": np.zeros(2, dtype=np.uint64)}
+    r = TableRenderer("formatted", ("tunnel_proto",), kb.key_dtype)
+    assert r.header() == b"TUNNEL_PROTOCOL  PACKETS               BYTES\n"
+    assert r.lines(keys, vals, [""]) == (
+        b"tcp" + b" " * 14 + b"1" + b" " * 21 + b"10\n"
+        + str(PROTOCOLS_NUMBER).encode().ljust(12) + b"2" + b" " * 21 + b"20\n")
