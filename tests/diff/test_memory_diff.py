@@ -11,6 +11,9 @@ What is not compared byte for byte, and why:
   sorted on must come out in the same order, and rows tied on it are compared as sets;
 - ``-i`` (seconds since the last ``-e``) is time-dependent: both must print a number
   within a second of each other;
+- 1.7.7's client sometimes prints extra "0 0 0 0" lines after a -N answer (its reply
+  framing mistakes zeros for entries when the reply arrives split under load): trailing
+  all-zero lines beyond one per query are dropped from its output;
 - the version in usage texts (ours says ``1.7.7-pypmacct-...``) and the program name
   in "Usage:" (a Python console script cannot see the argv[0] it was started with);
 - entries whose key is all zeros (ICMP in a port table, ``aggregate: none``): pmacct's
@@ -90,7 +93,34 @@ def daemons(tmp_path_factory, pmacct_nfacctd):
 
 def both(daemons, table, args):
     theirs, ours = daemons
-    return theirs.query(C_CLIENT, table, args), ours.query(our_client(), table, args)
+    t = theirs.query(C_CLIENT, table, args)
+    o = ours.query(our_client(), table, args)
+    return _without_framing_glitch(t, args), o
+
+
+def _expected_counter_lines(args):
+    """How many lines -N prints: one per query, or one with -S (None if unknown)."""
+    if "-N" not in args or args.index("-N") + 1 >= len(args):
+        return None
+    text = args[args.index("-N") + 1]
+    if text.strip().startswith("file:"):
+        return None
+    return 1 if "-S" in args else len([q for q in text.split(";") if q])
+
+
+def _without_framing_glitch(t, args):
+    """1.7.7's client takes the first all-zero 8 kB chunk it receives for the end of a
+    reply; when the reply arrives split otherwise (under load) it reads zeros as more
+    entries and prints extra "0 0 0 0" lines after the real ones. Those lines are
+    dropped here (only trailing all-zero lines beyond one per query)."""
+    n = _expected_counter_lines(args)
+    if n is None or t.returncode != 0:
+        return t
+    lines = t.stdout.splitlines(keepends=True)
+    extra = lines[n:]
+    if extra and all(set(ln.split()) == {b"0"} for ln in extra):
+        t.stdout = b"".join(lines[:n])
+    return t
 
 
 def _usage_neutral(b: bytes) -> bytes:
