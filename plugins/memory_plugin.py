@@ -379,7 +379,7 @@ class MemoryPlugin(AggregatingPlugin):
         os.chmod(self.path, 0o777)
         s.listen(128)
         s.settimeout(0.5)
-        self.log.info(f"waiting for data on: '{self.path}'")
+        self.log.ok(f"waiting for data on: '{self.path}'")   # as pmacct words it
         return s
 
     def finish(self) -> None:

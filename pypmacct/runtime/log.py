@@ -17,7 +17,8 @@ import time
 SYSLOG_SOCKET = os.environ.get("PYPMACCT_SYSLOG_SOCKET", "/dev/log")
 
 LEVELS = {"DEBUG": syslog.LOG_DEBUG, "INFO": syslog.LOG_INFO, "NOTICE": syslog.LOG_NOTICE,
-          "WARN": syslog.LOG_WARNING, "ERROR": syslog.LOG_ERR}
+          "WARN": syslog.LOG_WARNING, "ERROR": syslog.LOG_ERR,
+          "OK": syslog.LOG_INFO}     # pmacct's "OK ( name/type ): ..." lines
 
 FACILITIES = {
     "auth": syslog.LOG_AUTH, "mail": syslog.LOG_MAIL, "daemon": syslog.LOG_DAEMON,
@@ -110,6 +111,9 @@ class Logger:
 
     def info(self, msg: str) -> None:
         self._emit("INFO", msg)
+
+    def ok(self, msg: str) -> None:
+        self._emit("OK", msg)
 
     def notice(self, msg: str) -> None:
         self._emit("NOTICE", msg)

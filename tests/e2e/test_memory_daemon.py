@@ -64,6 +64,7 @@ def test_switches_only(tmp_path):
     text = log.read_text()
     assert "memory table: up to 64 aggregates" not in text
     assert f"up to {64 + 3 * (4096 // 352)} aggregates" in text
+    assert f"OK ( default_memory/memory ): waiting for data on: '{path}'" in text
 
 
 def test_two_tables_and_the_bound(tmp_path):
