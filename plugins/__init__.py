@@ -7,6 +7,9 @@ from collections.abc import Mapping
 
 _MODULES = {
     "print": ("pypmacct.plugins.print_plugin", "PrintPlugin"),
+    "mysql": ("pypmacct.plugins.sql_plugin", "MySQLPlugin"),
+    "pgsql": ("pypmacct.plugins.sql_plugin", "PgSQLPlugin"),
+    "sqlite3": ("pypmacct.plugins.sql_plugin", "SQLite3Plugin"),
 }
 
 

@@ -1,0 +1,443 @@
+"""The three SQL back-ends: how to connect, how a statement is spelt, how a table is
+locked, and how a purge's rows are written (UPDATE-then-INSERT, INSERT only, multi-row
+INSERT, PostgreSQL COPY).
+
+A write is one transaction per table: either every aggregate of the table is written or
+none is (the caller then recovers or retries all of them), so a database that fails in
+the middle of a purge never leaves counters half added.
+"""
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import dataclass
+
+from .layout import Layout
+
+ENGINES = ("mysql", "pgsql", "sqlite3")
+
+
+class SqlWriteError(Exception):
+    """A write failed (connection refused or lost, statement refused...)."""
+
+
+@dataclass
+class ConnParams:
+    db: str
+    host: str | None = None
+    port: int | None = None
+    user: str = "pmacct"
+    passwd: str = "arealsmartpwd"
+    ca_file: str | None = None
+    connect_timeout: int = 10
+
+
+class Engine:
+    name = ""
+    ph = "%s"                 # placeholder
+    module_errors: tuple = ()
+
+    def __init__(self, params: ConnParams, *, utc: bool = False, since_epoch: bool = False,
+                 locking_style: str = "table", use_copy: bool = False,
+                 delimiter: str = ",", log=None):
+        self.params = params
+        self.utc = utc
+        self.since_epoch = since_epoch
+        self.locking_style = locking_style or "table"
+        self.use_copy = use_copy
+        self.delimiter = delimiter or ","
+        self.log = log
+        self.conn = None
+
+    # --- dialect ------------------------------------------------------------------
+    def qt(self, table: str) -> str:
+        return table
+
+    def ts(self, expr: str) -> str:
+        """Seconds since the epoch -> a timestamp value (local time unless utc)."""
+        raise NotImplementedError
+
+    def now_expr(self) -> str:
+        raise NotImplementedError
+
+    def value_expr(self, col) -> str:
+        ph = self.ph
+        if col.wrap == "ts" and not self.since_epoch:
+            return self.ts(ph)
+        return ph
+
+    # --- connections ----------------------------------------------------------------
+    def connect(self):
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+        self.conn = None
+
+    def table_exists(self, cur, table: str) -> bool:
+        raise NotImplementedError
+
+    def begin(self, cur, table: str) -> None:
+        cur.execute("BEGIN")
+
+    def commit(self, cur, table: str) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except Exception:
+            pass
+
+    # --- statements -----------------------------------------------------------------
+    def statements(self, layout: Layout, table: str):
+        t = self.qt(table)
+        ph = self.ph
+        sets = [f"packets=packets+{ph}", f"bytes=bytes+{ph}"]
+        if layout.flows:
+            sets.append(f"flows=flows+{ph}")
+        if layout.tcp_flags_set:
+            sets.append(f"tcp_flags=tcp_flags|{ph}")
+        if layout.history:
+            sets.append(f"stamp_updated={self.now_expr()}")
+        where = [f"{c.name}={self.value_expr(c)}" for c in layout.key_columns]
+        if layout.history:
+            where.append(f"stamp_inserted={self.value_expr_stamp()}")
+        update = f"UPDATE {t} SET {', '.join(sets)}" + (
+            f" WHERE {' AND '.join(where)}" if where else "")
+        vals = [self.value_expr(c) for c in layout.columns]
+        if layout.history:
+            vals += [self.value_expr_stamp(), self.value_expr_stamp()]
+        vals += [ph, ph] + ([ph] if layout.flows else [])
+        insert_head = f"INSERT INTO {t} ({', '.join(layout.insert_names)}) VALUES "
+        row = "(" + ", ".join(vals) + ")"
+        return update, insert_head, row
+
+    def value_expr_stamp(self) -> str:
+        return self.ph if self.since_epoch else self.ts(self.ph)
+
+    # --- writing --------------------------------------------------------------------
+    def write(self, layout: Layout, table: str, cols: dict, *, dont_try_update: bool,
+              multi_values: int = 0, now: int | None = None, schema: str | None = None):
+        """Write one table's rows in one transaction. Returns (updated, inserted)."""
+        now = int(time.time()) if now is None else now
+        n = len(cols["packets"])
+        if n == 0:
+            return 0, 0
+        if self.conn is None:
+            self.connect()
+        cur = self.conn.cursor()
+        try:
+            if schema is not None and not self.table_exists(cur, table):
+                self.create_table(cur, schema)
+            update, insert_head, row = self.statements(layout, table)
+            key_names = [c.name for c in layout.key_columns]
+            col_names = [c.name for c in layout.columns]
+            ins_rows = _rows(cols, col_names, layout, now)
+            self.begin(cur, table)
+            updated = 0
+            todo = range(n)
+            if not dont_try_update:
+                set_rows = _set_rows(cols, layout)
+                where_rows = _where_rows(cols, key_names, layout)
+                todo = []
+                for i in range(n):
+                    cur.execute(update, set_rows[i] + where_rows[i])
+                    if cur.rowcount == 0:
+                        todo.append(i)
+                    else:
+                        updated += 1
+            rows = [ins_rows[i] for i in todo] if not isinstance(todo, range) else ins_rows
+            if rows:
+                self.insert(cur, layout, table, insert_head, row, rows, multi_values, now)
+            self.commit(cur, table)
+            return updated, len(rows)
+        except self.module_errors as e:
+            self.rollback()
+            self.unlock(cur)
+            self.close()
+            raise SqlWriteError(str(e)) from None
+        finally:
+            try:
+                cur.close()
+            except Exception:
+                pass
+
+    def unlock(self, cur) -> None:
+        pass
+
+    def insert(self, cur, layout, table, insert_head, row, rows, multi_values, now):
+        if multi_values:
+            per = max(1, multi_values // max(1, _row_len(rows[0])))
+            for a in range(0, len(rows), per):
+                chunk = rows[a:a + per]
+                sql = insert_head + ", ".join([row] * len(chunk))
+                cur.execute(sql, [v for r in chunk for v in r])
+        else:
+            cur.executemany(insert_head + row, rows)
+
+    def create_table(self, cur, schema: str) -> None:
+        for stmt in _split_statements(schema):
+            cur.execute(stmt)
+        self.conn.commit()
+
+
+def _row_len(r) -> int:
+    return sum(len(str(v)) + 3 for v in r) + 2
+
+
+def _split_statements(text: str) -> list[str]:
+    out = []
+    for part in text.split(";"):
+        lines = [ln for ln in part.splitlines() if not ln.strip().startswith("--")]
+        s = "\n".join(lines).strip()
+        if s:
+            out.append(s)
+    return out
+
+
+def _set_rows(cols, layout):
+    parts = [cols["packets"], cols["bytes"]]
+    if layout.flows:
+        parts.append(cols["flows"])
+    if layout.tcp_flags_set:
+        parts.append(cols["tcp_flags"])
+    return [list(t) for t in zip(*parts)]
+
+
+def _where_rows(cols, key_names, layout):
+    parts = [cols[k] for k in key_names]
+    if layout.history:
+        parts.append(cols["stamp_inserted"])
+    if not parts:
+        return [[] for _ in cols["packets"]]
+    return [list(t) for t in zip(*parts)]
+
+
+def _rows(cols, col_names, layout, now):
+    parts = [cols[k] for k in col_names]
+    n = len(cols["packets"])
+    if layout.history:
+        parts += [[now] * n, cols["stamp_inserted"]]
+    parts += [cols["packets"], cols["bytes"]]
+    if layout.flows:
+        parts.append(cols["flows"])
+    return [tuple(t) for t in zip(*parts)]
+
+
+# ------------------------------------------------------------------------------------
+class SQLiteEngine(Engine):
+    name = "sqlite3"
+    ph = "?"
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        import sqlite3
+        self.module_errors = (sqlite3.Error,)
+        self._sqlite3 = sqlite3
+
+    def ts(self, expr):
+        return f"DATETIME({expr}, 'unixepoch')" if self.utc else \
+            f"DATETIME({expr}, 'unixepoch', 'localtime')"
+
+    def now_expr(self):
+        if self.since_epoch:
+            return "STRFTIME('%s', 'now')"
+        return "DATETIME('now')" if self.utc else "DATETIME('now', 'localtime')"
+
+    def connect(self):
+        try:
+            self.conn = self._sqlite3.connect(self.params.db, timeout=self.params.connect_timeout,
+                                              isolation_level=None)
+        except self._sqlite3.Error as e:
+            raise SqlWriteError(str(e)) from None
+        return self.conn
+
+    def table_exists(self, cur, table):
+        cur.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,))
+        return cur.fetchone() is not None
+
+    def commit(self, cur, table):
+        cur.execute("COMMIT")
+
+    def rollback(self):
+        try:
+            self.conn.execute("ROLLBACK")
+        except Exception:
+            pass
+
+    def create_table(self, cur, schema):
+        for stmt in _split_statements(schema):
+            cur.execute(stmt)
+
+
+class MySQLEngine(Engine):
+    name = "mysql"
+    ph = "%s"
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        import MySQLdb
+        self._db = MySQLdb
+        self.module_errors = (MySQLdb.Error,)
+        self._locked = False
+
+    def qt(self, table):
+        return f"`{table}`"
+
+    def ts(self, expr):
+        return f"FROM_UNIXTIME({expr})"
+
+    def now_expr(self):
+        return "UNIX_TIMESTAMP(NOW())" if self.since_epoch else "NOW()"
+
+    def value_expr(self, col):
+        if col.kind == "addr_aton":
+            return f"INET6_ATON({self.ph})"
+        return super().value_expr(col)
+
+    def connect(self):
+        p = self.params
+        kw = dict(user=p.user, passwd=p.passwd, db=p.db, connect_timeout=p.connect_timeout,
+                  client_flag=self._db.constants.CLIENT.FOUND_ROWS, charset="utf8mb4")
+        host = p.host or "localhost"
+        if host.startswith("unix:"):
+            kw["unix_socket"] = host[5:]
+            kw["host"] = "localhost"
+        else:
+            kw["host"] = host
+            if p.port:
+                kw["port"] = int(p.port)
+        if p.ca_file:
+            kw["ssl"] = {"ca": p.ca_file}
+        try:
+            self.conn = self._db.connect(**kw)
+            self.conn.autocommit(False)
+        except self._db.Error as e:
+            raise SqlWriteError(str(e)) from None
+        return self.conn
+
+    def table_exists(self, cur, table):
+        cur.execute("SHOW TABLES LIKE %s", (table,))
+        return cur.fetchone() is not None
+
+    def begin(self, cur, table):
+        if self.locking_style == "table":
+            cur.execute(f"LOCK TABLES {self.qt(table)} WRITE")
+            self._locked = True
+        else:
+            cur.execute("START TRANSACTION")
+
+    def commit(self, cur, table):
+        self.conn.commit()
+        self.unlock(cur)
+
+    def unlock(self, cur):
+        if self._locked:
+            self._locked = False
+            try:
+                cur.execute("UNLOCK TABLES")
+            except Exception:
+                pass
+
+
+class PgSQLEngine(Engine):
+    name = "pgsql"
+    ph = "%s"
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        import psycopg2
+        self._db = psycopg2
+        self.module_errors = (psycopg2.Error,)
+
+    def ts(self, expr):
+        return f"to_timestamp({expr})::Timestamp without time zone"
+
+    def now_expr(self):
+        return "DATE_PART('epoch',NOW())::BIGINT" if self.since_epoch else "CURRENT_TIMESTAMP(0)"
+
+    def connect(self):
+        p = self.params
+        kw = dict(dbname=p.db, user=p.user, password=p.passwd, connect_timeout=p.connect_timeout)
+        if p.host:
+            kw["host"] = p.host
+        if p.port:
+            kw["port"] = int(p.port)
+        if p.ca_file:
+            kw["sslrootcert"] = p.ca_file
+            kw["sslmode"] = "verify-ca"
+        try:
+            self.conn = self._db.connect(**kw)
+        except self._db.Error as e:
+            raise SqlWriteError(str(e)) from None
+        return self.conn
+
+    def table_exists(self, cur, table):
+        cur.execute("SELECT to_regclass(%s)", (table,))
+        r = cur.fetchone()
+        self.conn.commit()
+        return r is not None and r[0] is not None
+
+    def begin(self, cur, table):
+        # psycopg2 opens the transaction itself on the first statement
+        if self.locking_style == "table":
+            cur.execute(f"LOCK {self.qt(table)} IN EXCLUSIVE MODE")
+
+    def insert(self, cur, layout, table, insert_head, row, rows, multi_values, now):
+        if self.use_copy:
+            self._copy(cur, layout, table, rows)
+            return
+        if multi_values:
+            return super().insert(cur, layout, table, insert_head, row, rows, multi_values, now)
+        from psycopg2.extras import execute_batch
+        execute_batch(cur, insert_head + row, rows, page_size=500)
+
+    def _copy(self, cur, layout, table, rows):
+        d = self.delimiter
+        ts_cols = {i for i, c in enumerate(layout.columns) if c.wrap == "ts"}
+        nc = len(layout.columns)
+        if layout.history:
+            ts_cols |= {nc, nc + 1}
+        buf = io.StringIO()
+        for r in rows:
+            out = []
+            for i, v in enumerate(r):
+                if i in ts_cols and not self.since_epoch:
+                    v = _localtime_text(int(v), self.utc)
+                out.append(_copy_escape(str(v), d))
+            buf.write(d.join(out))
+            buf.write("\n")
+        buf.seek(0)
+        names = ", ".join(layout.insert_names)
+        cur.copy_expert(f"COPY {table} ({names}) FROM STDIN WITH DELIMITER '{d}'", buf)
+
+
+def _localtime_text(t: int, utc: bool) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t) if utc else time.localtime(t))
+
+
+def _copy_escape(s: str, d: str) -> str:
+    return s.replace("\\", "\\\\").replace(d, "\\" + d).replace("\n", "\\n")
+
+
+def make_engine(name: str, params: ConnParams, **kw) -> Engine:
+    cls = {"sqlite3": SQLiteEngine, "mysql": MySQLEngine, "pgsql": PgSQLEngine}[name]
+    return cls(params, **kw)
+
+
+def default_db(engine: str) -> str:
+    return "/tmp/pmacct.db" if engine == "sqlite3" else "pmacct"
+
+
+def default_port(engine: str) -> int | None:
+    return {"mysql": 3306, "pgsql": 5432}.get(engine)
+
+
+__all__ = ["ENGINES", "ConnParams", "Engine", "SqlWriteError", "make_engine", "default_db",
+           "default_port", "os"]
