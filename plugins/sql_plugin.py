@@ -332,9 +332,13 @@ class SqlPlugin(AggregatingPlugin):
             cols = purge_columns(self.layout, k, v, strings, self.num_protos)
             schema = self._schema_for(keys, rows, now)
             try:
-                engine.write(self.layout, table, cols, dont_try_update=self.dont_try_update,
-                             multi_values=self.multi_values, now=now, schema=schema)
-                written += len(k)
+                _, _, rejected = engine.write(self.layout, table, cols,
+                                              dont_try_update=self.dont_try_update,
+                                              multi_values=self.multi_values, now=now,
+                                              schema=schema)
+                written += len(k) - len(rejected)
+                if rejected:
+                    self._keep_rejected(table, cols, rejected)
                 continue
             except SqlWriteError as e:
                 self.log.error(f"{self.engine_name} write to '{table}' failed: {e}")
@@ -343,9 +347,12 @@ class SqlPlugin(AggregatingPlugin):
                     backup = make_engine(self.engine_name, self._backup_params(), log=self.log,
                                          **self.engine_kw)
                 try:
-                    backup.write(self.layout, table, cols,
-                                 dont_try_update=self.dont_try_update,
-                                 multi_values=self.multi_values, now=now, schema=schema)
+                    _, _, rejected = backup.write(self.layout, table, cols,
+                                                  dont_try_update=self.dont_try_update,
+                                                  multi_values=self.multi_values, now=now,
+                                                  schema=schema)
+                    if rejected:
+                        self._keep_rejected(table, cols, rejected)
                     self.log.warn(f"{len(k)} aggregates written to the recovery backup host "
                                   f"'{self.backup_host}' (table '{table}')")
                     written += len(k)
@@ -383,6 +390,20 @@ class SqlPlugin(AggregatingPlugin):
         if self.trigger and not self.trigger_time:
             self._run_trigger(now)
         return code
+
+    def _keep_rejected(self, table: str, cols: dict, rejected) -> None:
+        """Rows the database refused one by one (a value its column cannot hold): they
+        cannot be retried as they are, so they go to a recovery file for later replay."""
+        path = self.logfile or os.path.join(tempfile.gettempdir(),
+                                            f"pypmacct-{self.name}-rejected.recovery")
+        sub = {c: [v[i] for i in rejected] for c, v in cols.items()}
+        try:
+            recovery.append(path, self._recovery_header(), table, sub)
+            self.log.error(f"{len(rejected)} aggregates refused by table '{table}' saved "
+                           f"to '{path}' (fix the table, then: pmsqlplay -f {path})")
+        except OSError as e:
+            self.log.error(f"{len(rejected)} aggregates refused by table '{table}' and "
+                           f"not saved: {path}: {e.strerror}")
 
     def _spool(self, keys, values, strings) -> None:
         path = os.path.join(self.spool_dir, f"{time.time():.6f}-{os.getpid()}.spool")

@@ -122,16 +122,49 @@ class Engine:
         return self.ph if self.since_epoch else self.ts(self.ph)
 
     # --- writing --------------------------------------------------------------------
+    row_errors: tuple = ()       # errors that only concern the row (bad value, duplicate)
+
     def write(self, layout: Layout, table: str, cols: dict, *, dont_try_update: bool,
               multi_values: int = 0, now: int | None = None, schema: str | None = None):
-        """Write one table's rows in one transaction. Returns (updated, inserted)."""
+        """Write one table's rows in one transaction. Returns (updated, inserted,
+        rejected): ``rejected`` are the indices of rows the database refused one by one
+        (a value too long for its column...), which the caller keeps elsewhere; any
+        other failure rolls the whole table back and raises SqlWriteError."""
         now = int(time.time()) if now is None else now
         n = len(cols["packets"])
         if n == 0:
-            return 0, 0
+            return 0, 0, []
         if self.conn is None:
             self.connect()
+        try:
+            try:
+                return self._write(layout, table, cols, dont_try_update, multi_values, now,
+                                   schema, careful=False)
+            except self.row_errors:
+                # some row is refused: redo the table a row at a time, keeping the rest
+                self.rollback()
+                self.unlock_quietly()
+                return self._write(layout, table, cols, dont_try_update, 0, now, schema,
+                                   careful=True)
+        except self.module_errors as e:
+            self.rollback()
+            self.unlock_quietly()
+            self.close()
+            raise SqlWriteError(str(e)) from None
+
+    def unlock_quietly(self) -> None:
+        try:
+            cur = self.conn.cursor()
+            self.unlock(cur)
+            cur.close()
+        except Exception:
+            pass
+
+    def _write(self, layout, table, cols, dont_try_update, multi_values, now, schema,
+               careful: bool):
+        n = len(cols["packets"])
         cur = self.conn.cursor()
+        rejected = []
         try:
             if schema is not None and not self.table_exists(cur, table):
                 self.create_table(cur, schema)
@@ -141,32 +174,53 @@ class Engine:
             ins_rows = _rows(cols, col_names, layout, now)
             self.begin(cur, table)
             updated = 0
-            todo = range(n)
+            todo = list(range(n))
             if not dont_try_update:
                 set_rows = _set_rows(cols, layout)
                 where_rows = _where_rows(cols, key_names, layout)
                 todo = []
                 for i in range(n):
-                    cur.execute(update, set_rows[i] + where_rows[i])
-                    if cur.rowcount == 0:
+                    if careful:
+                        ok, count = self._guarded(cur, update, set_rows[i] + where_rows[i])
+                        if not ok:
+                            rejected.append(i)
+                            continue
+                    else:
+                        cur.execute(update, set_rows[i] + where_rows[i])
+                        count = cur.rowcount
+                    if count == 0:
                         todo.append(i)
                     else:
                         updated += 1
-            rows = [ins_rows[i] for i in todo] if not isinstance(todo, range) else ins_rows
-            if rows:
+            inserted = 0
+            if careful:
+                for i in todo:
+                    ok, _ = self._guarded(cur, insert_head + row, ins_rows[i])
+                    if ok:
+                        inserted += 1
+                    else:
+                        rejected.append(i)
+            elif todo:
+                rows = ins_rows if len(todo) == n else [ins_rows[i] for i in todo]
                 self.insert(cur, layout, table, insert_head, row, rows, multi_values, now)
+                inserted = len(rows)
             self.commit(cur, table)
-            return updated, len(rows)
-        except self.module_errors as e:
-            self.rollback()
-            self.unlock(cur)
-            self.close()
-            raise SqlWriteError(str(e)) from None
+            return updated, inserted, sorted(rejected)
         finally:
             try:
                 cur.close()
             except Exception:
                 pass
+
+    def _guarded(self, cur, sql, params):
+        """One statement that may be refused on its own: (ok, rowcount)."""
+        try:
+            cur.execute(sql, params)
+            return True, cur.rowcount
+        except self.row_errors as e:
+            if self.log:
+                self.log.limited("sql-row", f"row refused by the database: {e}")
+            return False, 0
 
     def unlock(self, cur) -> None:
         pass
@@ -239,6 +293,7 @@ class SQLiteEngine(Engine):
         super().__init__(*a, **kw)
         import sqlite3
         self.module_errors = (sqlite3.Error,)
+        self.row_errors = (sqlite3.IntegrityError, sqlite3.DataError)
         self._sqlite3 = sqlite3
 
     def ts(self, expr):
@@ -276,6 +331,11 @@ class SQLiteEngine(Engine):
             cur.execute(stmt)
 
 
+def _found_rows() -> int:
+    from MySQLdb.constants import CLIENT
+    return CLIENT.FOUND_ROWS
+
+
 class MySQLEngine(Engine):
     name = "mysql"
     ph = "%s"
@@ -285,6 +345,7 @@ class MySQLEngine(Engine):
         import MySQLdb
         self._db = MySQLdb
         self.module_errors = (MySQLdb.Error,)
+        self.row_errors = (MySQLdb.DataError, MySQLdb.IntegrityError)
         self._locked = False
 
     def qt(self, table):
@@ -304,7 +365,7 @@ class MySQLEngine(Engine):
     def connect(self):
         p = self.params
         kw = dict(user=p.user, passwd=p.passwd, db=p.db, connect_timeout=p.connect_timeout,
-                  client_flag=self._db.constants.CLIENT.FOUND_ROWS, charset="utf8mb4")
+                  client_flag=_found_rows(), charset="utf8mb4")
         host = p.host or "localhost"
         if host.startswith("unix:"):
             kw["unix_socket"] = host[5:]
@@ -355,6 +416,7 @@ class PgSQLEngine(Engine):
         import psycopg2
         self._db = psycopg2
         self.module_errors = (psycopg2.Error,)
+        self.row_errors = (psycopg2.DataError, psycopg2.IntegrityError)
 
     def ts(self, expr):
         return f"to_timestamp({expr})::Timestamp without time zone"
@@ -388,6 +450,20 @@ class PgSQLEngine(Engine):
         # psycopg2 opens the transaction itself on the first statement
         if self.locking_style == "table":
             cur.execute(f"LOCK {self.qt(table)} IN EXCLUSIVE MODE")
+
+    def _guarded(self, cur, sql, params):
+        # a refused statement aborts a PostgreSQL transaction: fence it with a savepoint
+        cur.execute("SAVEPOINT pypm_row")
+        try:
+            cur.execute(sql, params)
+            count = cur.rowcount
+            cur.execute("RELEASE SAVEPOINT pypm_row")
+            return True, count
+        except self.row_errors as e:
+            cur.execute("ROLLBACK TO SAVEPOINT pypm_row")
+            if self.log:
+                self.log.limited("sql-row", f"row refused by the database: {e}")
+            return False, 0
 
     def insert(self, cur, layout, table, insert_head, row, rows, multi_values, now):
         if self.use_copy:

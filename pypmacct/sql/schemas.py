@@ -118,7 +118,10 @@ def ddl(engine: str, version: int, bgp: bool = False, table: str | None = None,
     for c in counters:
         lines.append(f"    {c} {_COUNTERS[c][idx]}")
     if engine == "mysql":
-        lines += ["    stamp_inserted DATETIME NOT NULL", "    stamp_updated DATETIME"]
+        # a zero default, as SQLite's: without sql_history nothing writes stamp_inserted,
+        # and MariaDB's strict mode refuses a NOT NULL column without one
+        lines += ["    stamp_inserted DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00'",
+                  "    stamp_updated DATETIME"]
     elif engine == "pgsql":
         default = "CURRENT_TIMESTAMP(0)" if version == 1 and not bgp else \
             "'0001-01-01 00:00:00'"
