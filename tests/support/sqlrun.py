@@ -190,3 +190,74 @@ def check_clean(res: oracle.RunResult, who: str) -> None:
     if res.returncode != 0 or res.timed_out or bad:
         raise AssertionError(f"{who} run failed ({res.returncode}): {bad[:10]}\n"
                              f"{res.describe()}")
+
+
+# ------------------------------------------------------------------------------------
+# cached oracle rows
+# ------------------------------------------------------------------------------------
+def _cache_key(engine: str, extra: dict, schema_sql: str, capture) -> str:
+    import hashlib
+    import json
+    b = oracle.pmacct_binary()
+    st = b.stat()
+    blob = json.dumps(["sql-1", engine, str(b), st.st_size, int(st.st_mtime), extra, schema_sql,
+                       oracle.file_digest(capture)], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def compare(engine: str, capture, extra: dict, workdir: Path, cache_dir: Path | None,
+            schema_sql: str, exclude=("stamp_updated",)):
+    """Run pmacct (rows cached by config, schema and capture) and ours into fresh
+    databases made from ``schema_sql``; return ({table: (cols, rows)} pmacct, ours,
+    our RunResult)."""
+    import json
+    if engine == "mysql":
+        ensure_mysql_user()
+    tag = unique_tag()
+    key = _cache_key(engine, extra, schema_sql, capture) + "-" + "-".join(exclude)
+    entry = cache_dir / f"sql-{key}.json" if cache_dir else None
+    expected = None
+    if entry is not None and entry.exists():
+        expected = {t: (c, [tuple(r) for r in rows])
+                    for t, (c, rows) in json.loads(entry.read_text()).items()}
+    if expected is None:
+        db = Database(engine, f"pmacct_oracle_{tag}", workdir)
+        try:
+            db.execute(schema_sql)
+            res = run(oracle.pmacct_binary(), engine, db, capture, extra, workdir / "pmacct")
+            if res.returncode != 0 or res.timed_out:
+                raise AssertionError(f"pmacct run failed\n{res.describe()}")
+            expected = {t: db.rows(t, exclude) for t in db.tables()}
+        finally:
+            db.drop()
+        if entry is not None:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            entry.write_text(json.dumps(expected))
+    db = Database(engine, f"pypm_{tag}", workdir)
+    try:
+        db.execute(schema_sql)
+        ours = run(oracle.our_binary(), engine, db, capture, extra, workdir / "ours")
+        actual = {t: db.rows(t, exclude) for t in db.tables()}
+    finally:
+        db.drop()
+    return expected, actual, ours
+
+
+def diff_tables(expected: dict, actual: dict, limit: int = 5) -> str:
+    if expected == actual:
+        return ""
+    out = []
+    for t in sorted(set(expected) | set(actual)):
+        e, a = expected.get(t), actual.get(t)
+        if e == a:
+            continue
+        if e is None or a is None:
+            out.append(f"table {t}: only in {'ours' if e is None else 'pmacct'}")
+            continue
+        if e[0] != a[0]:
+            out.append(f"table {t}: columns differ {e[0]} vs {a[0]}")
+        se, sa = set(map(tuple, e[1])), set(map(tuple, a[1]))
+        out.append(f"table {t}: pmacct {len(e[1])} rows, ours {len(a[1])}; columns {e[0]}")
+        out += ["  - " + repr(r) for r in sorted(se - sa)[:limit]]
+        out += ["  + " + repr(r) for r in sorted(sa - se)[:limit]]
+    return "\n".join(out)
