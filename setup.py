@@ -41,6 +41,10 @@ setup(
                  "mysqlclient>=2.1", "psycopg2>=2.9"],
     },
     entry_points={
-        "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS],
+        "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS] + [
+            "pmsqlplay=pypmacct.sql.replay:main",
+            "pmmyplay=pypmacct.sql.replay:main_mysql",
+            "pmpgplay=pypmacct.sql.replay:main_pgsql",
+        ],
     },
 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import os
 import pickle
+import re
 import shutil
 import signal
 import sys
@@ -436,11 +437,15 @@ class SqlPlugin(AggregatingPlugin):
                 "since_epoch": self.engine_kw["since_epoch"]}
 
     def _backup_params(self) -> ConnParams:
+        """The backup server: same database, user and port as the primary, on another
+        host; 'host:port' (or '[v6]:port') also picks another port (our extension).
+        For SQLite the value is the path of another database file, as in pmacct."""
         p = self.conn_params
         if self.engine_name == "sqlite3":
             return ConnParams(db=self.backup_host)
-        return ConnParams(db=p.db, host=self.backup_host, port=p.port, user=p.user,
-                          passwd=p.passwd, ca_file=p.ca_file)
+        host, port = split_host_port(self.backup_host, p.port)
+        return ConnParams(db=p.db, host=host, port=port, user=p.user, passwd=p.passwd,
+                          ca_file=p.ca_file)
 
     # ---- triggers --------------------------------------------------------------------
     def _run_trigger(self, now: int | None = None) -> None:
@@ -510,6 +515,13 @@ class SQLite3Plugin(SqlPlugin):
         if self.engine_kw["locking_style"] not in ("table", None) and _get(pcfg,
                                                                             "sql_locking_style"):
             self.log.warn("sql_locking_style is not supported. Ignored.")
+
+
+def split_host_port(value: str, default_port):
+    m = re.fullmatch(r"\[([^\]]+)\]:(\d+)", value) or re.fullmatch(r"([^:]+):(\d+)", value)
+    if m:
+        return m.group(1), int(m.group(2))
+    return value, default_port
 
 
 def is_dynamic_table(name: str) -> bool:
