@@ -206,7 +206,7 @@ def _cache_key(engine: str, extra: dict, schema_sql: str, capture) -> str:
 
 
 def compare(engine: str, capture, extra: dict, workdir: Path, cache_dir: Path | None,
-            schema_sql: str, exclude=("stamp_updated",)):
+            schema_sql: str, exclude=("stamp_updated",), oracle_extra: dict | None = None):
     """Run pmacct (rows cached by config, schema and capture) and ours into fresh
     databases made from ``schema_sql``; return ({table: (cols, rows)} pmacct, ours,
     our RunResult)."""
@@ -214,7 +214,8 @@ def compare(engine: str, capture, extra: dict, workdir: Path, cache_dir: Path | 
     if engine == "mysql":
         ensure_mysql_user()
     tag = unique_tag()
-    key = _cache_key(engine, extra, schema_sql, capture) + "-" + "-".join(exclude)
+    oextra = extra if oracle_extra is None else oracle_extra
+    key = _cache_key(engine, oextra, schema_sql, capture) + "-" + "-".join(exclude)
     entry = cache_dir / f"sql-{key}.json" if cache_dir else None
     expected = None
     if entry is not None and entry.exists():
@@ -224,7 +225,7 @@ def compare(engine: str, capture, extra: dict, workdir: Path, cache_dir: Path | 
         db = Database(engine, f"pmacct_oracle_{tag}", workdir)
         try:
             db.execute(schema_sql)
-            res = run(oracle.pmacct_binary(), engine, db, capture, extra, workdir / "pmacct")
+            res = run(oracle.pmacct_binary(), engine, db, capture, oextra, workdir / "pmacct")
             if res.returncode != 0 or res.timed_out:
                 raise AssertionError(f"pmacct run failed\n{res.describe()}")
             expected = {t: db.rows(t, exclude) for t in db.tables()}
