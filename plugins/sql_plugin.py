@@ -27,6 +27,8 @@ import time
 import numpy as np
 
 from pypmacct.output.filenames import FileNamer, is_dynamic
+from pypmacct.cache import AggregationCache
+from pypmacct.record import StringTable
 from pypmacct.runtime.process import set_title
 from pypmacct.sql import recovery
 from pypmacct.sql.engines import (ConnParams, SqlWriteError, default_db, default_port,
@@ -78,6 +80,10 @@ class SqlPlugin(AggregatingPlugin):
                                        history=self.time_bins is not None)
         except SqlLayoutError as e:
             raise SqlConfigError(f"{self.name}/{self.type_name}: {e}") from None
+        self.sql_log = bool(g("nfacctd_sql_log", False))
+        if self.sql_log:
+            self.layout.history = True
+            self.layout.log_times = True
         self.count_flows = "flows" in self.primitives
         self.table = g("sql_table") or self.layout.table_default
         self.schema_path = g("sql_table_schema")
@@ -126,14 +132,20 @@ class SqlPlugin(AggregatingPlugin):
             user=str(g("sql_user") or "pmacct"),
             passwd=str(g("sql_passwd") if g("sql_passwd") is not None else "arealsmartpwd"),
             ca_file=g("sql_conn_ca_file"))
-        self.engine_kw = dict(utc=self.utc, since_epoch=bool(g("timestamps_since_epoch", False)),
+        since_epoch = bool(g("timestamps_since_epoch", False)) or \
+            bool(g("sql_history_since_epoch", False))
+        self.engine_kw = dict(utc=self.utc, since_epoch=since_epoch,
                               locking_style=str(g("sql_locking_style", "table")),
                               use_copy=self.use_copy, delimiter=str(g("sql_delimiter", ",")))
         self.writers: dict[int, float] = {}
+        self._retry: list = []
         self.spool_dir = None
         self._purges = 0
 
     def extra_key_fields(self) -> tuple:
+        # nfacctd_sql_log: every flow's own start and end times go to the stamps
+        if _get(self.cfg, "nfacctd_sql_log", False):
+            return ("ts_start", "ts_end")
         return ()
 
     # ---- set-up --------------------------------------------------------------------
@@ -204,7 +216,8 @@ class SqlPlugin(AggregatingPlugin):
             self.writers.pop(pid, None)
 
     def _absorb_spool(self) -> int:
-        """Put the aggregates failed writers handed back into the cache."""
+        """Collect the aggregates failed writers handed back. They were pre-processed
+        already, so they skip sql_preprocess and join the next purge after it."""
         if not self.spool_dir:
             return 0
         total = 0
@@ -215,13 +228,37 @@ class SqlPlugin(AggregatingPlugin):
             except Exception as e:    # noqa: BLE001
                 self.log.error(f"cannot read spool file {path}: {e!r}")
                 continue
-            self._requeue_with_strings(keys, values, strings)
+            self._retry.append((keys, values, strings))
             os.unlink(path)
             total += len(keys)
         if total:
             self.log.warn(f"holding {total} aggregates the database did not take; "
                           f"retrying them with this purge")
         return total
+
+    def _merge_retry(self, keys, values, strings):
+        """The purge's aggregates plus the held-back ones, equal keys summed."""
+        if not self._retry:
+            return keys, values, strings
+        table = StringTable()
+        for s_ in strings[1:]:
+            table.intern(s_)
+        cache = AggregationCache(self.keys.key_dtype, self.cache.ops)
+        parts = [(keys, values, None)] + [(k, v, st) for k, v, st in self._retry]
+        self._retry = []
+        for k, v, st in parts:
+            if len(k) == 0:
+                continue
+            if st is not None and self.keys.string_key_fields:
+                k = k.copy()
+                for f in self.keys.string_key_fields:
+                    ids = np.unique(k[f])
+                    lut = np.zeros(int(ids.max()) + 1, dtype=np.int32)
+                    lut[ids] = [table.intern(st[i]) for i in ids.tolist()]
+                    k[f] = lut[k[f]]
+            cache.add(k, {c: a for c, a in v.items() if c in self.cache.ops})
+        k, v = cache.drain()
+        return k, v, table.strings
 
     def _requeue_with_strings(self, keys, values, strings) -> None:
         if len(keys) == 0:
@@ -243,22 +280,29 @@ class SqlPlugin(AggregatingPlugin):
         keys, values = self.cache.drain()
         strings = self.take_strings()
         pid = os.getpid()
-        if len(keys) == 0:
+        if len(keys) == 0 and not self._retry:
             self.log.info(f"*** Purging cache - START (PID: {pid}) ***")
             self.log.info(f"*** Purging cache - END (PID: {pid}, QN: 0/0, ET: 0) ***")
             if self.trigger and not self.trigger_time:
-                self._run_trigger()
+                self._run_trigger(None, {"total": 0, "effective": 0, "inserted": 0,
+                                         "updated": 0, "elapsed": 0, "table": None})
             return
+        recovered = None
         if self.preprocess is not None:
-            keep = self.preprocess.select(keys, values)
-            if keep is not None:
-                dropped = int(len(keys) - keep.sum())
-                if dropped:
-                    self.log.debug(f"sql_preprocess: {dropped} aggregates discarded")
-                idx = np.flatnonzero(keep)
+            r = self.preprocess.apply(values)
+            values = r.values
+            dropped = int(len(keys) - r.keep.sum())
+            if r.recover.any():
+                idx = np.flatnonzero(r.recover)
+                recovered = (np.take(keys, idx), {k: np.take(v, idx) for k, v in values.items()})
+            if dropped:
+                self.log.info(f"sql_preprocess: {dropped} of {len(keys)} aggregates left out"
+                              f"{' (to the recovery path)' if recovered else ''}")
+                idx = np.flatnonzero(r.keep)
                 keys = np.take(keys, idx)
                 values = {k: np.take(v, idx) for k, v in values.items()}
-        job = (keys, values, strings, now)
+        keys, values, strings = self._merge_retry(keys, values, strings)
+        job = (keys, values, strings, now, recovered)
         self._purges += 1
         if final:
             self._write_job(job, in_process=True)
@@ -266,7 +310,7 @@ class SqlPlugin(AggregatingPlugin):
         if len(self.writers) >= self.max_writers:
             self.log.warn(f"Maximum number of writer processes reached ({len(self.writers)}); "
                           f"keeping {len(keys)} aggregates for the next purge")
-            self._requeue_with_strings(keys, values, strings)
+            self._retry.append((keys, values, strings))
             return
         sys.stdout.flush()
         sys.stderr.flush()
@@ -293,6 +337,7 @@ class SqlPlugin(AggregatingPlugin):
             finally:
                 os._exit(code)
         self.writers[child] = time.time()
+        self._retry = []
 
     def _tables(self, keys, now: int):
         n = len(keys)
@@ -316,7 +361,9 @@ class SqlPlugin(AggregatingPlugin):
         return self.schema_namer.name_for(keys, i, stamp)
 
     def _write_job(self, job, in_process: bool) -> int:
-        keys, values, strings, now = job
+        keys, values, strings, now, recovered = job
+        if recovered is not None:
+            self._recover_only(*recovered, strings, now)
         pid = os.getpid()
         t0 = time.time()
         self.log.info(f"*** Purging cache - START (PID: {pid}) ***")
@@ -325,6 +372,8 @@ class SqlPlugin(AggregatingPlugin):
             values["flows"] = np.zeros(len(keys), dtype=np.uint64)
         failed_rows = []
         written = 0
+        stats = {"total": len(keys) + (len(recovered[0]) if recovered is not None else 0),
+                 "effective": len(keys), "inserted": 0, "updated": 0, "table": None}
         engine = make_engine(self.engine_name, self.conn_params, log=self.log, **self.engine_kw)
         backup = None
         for table, rows in self._tables(keys, now):
@@ -333,10 +382,13 @@ class SqlPlugin(AggregatingPlugin):
             cols = purge_columns(self.layout, k, v, strings, self.num_protos)
             schema = self._schema_for(keys, rows, now)
             try:
-                _, _, rejected = engine.write(self.layout, table, cols,
-                                              dont_try_update=self.dont_try_update,
-                                              multi_values=self.multi_values, now=now,
-                                              schema=schema)
+                upd, ins, rejected = engine.write(self.layout, table, cols,
+                                                  dont_try_update=self.dont_try_update,
+                                                  multi_values=self.multi_values, now=now,
+                                                  schema=schema)
+                stats["updated"] += upd
+                stats["inserted"] += ins
+                stats["table"] = stats["table"] or table
                 written += len(k) - len(rejected)
                 if rejected:
                     self._keep_rejected(table, cols, rejected)
@@ -389,8 +441,35 @@ class SqlPlugin(AggregatingPlugin):
         self.log.info(f"*** Purging cache - END (PID: {pid}, QN: {written}/{len(keys)}, "
                       f"ET: {et}) ***")
         if self.trigger and not self.trigger_time:
-            self._run_trigger(now)
+            stats["elapsed"] = et
+            self._run_trigger(now, stats)
         return code
+
+    def _recover_only(self, keys, values, strings, now: int) -> None:
+        """Aggregates sql_preprocess left out with 'recover': to the backup host or the
+        recovery logfile (without either, they are dropped, as in pmacct)."""
+        if not (self.backup_host or self.logfile):
+            return
+        if not self.count_flows:
+            values = dict(values)
+            values["flows"] = np.zeros(len(keys), dtype=np.uint64)
+        for table, rows in self._tables(keys, now):
+            k, v = (keys, values) if rows is None else (
+                np.take(keys, rows), {c: np.take(a, rows) for c, a in values.items()})
+            cols = purge_columns(self.layout, k, v, strings, self.num_protos)
+            if self.backup_host:
+                backup = make_engine(self.engine_name, self._backup_params(), log=self.log,
+                                     **self.engine_kw)
+                try:
+                    backup.write(self.layout, table, cols, dont_try_update=self.dont_try_update,
+                                 now=now, schema=self._schema_for(keys, rows, now))
+                    continue
+                except SqlWriteError as e:
+                    self.log.error(f"recovery backup host '{self.backup_host}': {e}")
+                finally:
+                    backup.close()
+            if self.logfile:
+                recovery.append(self.logfile, self._recovery_header(), table, cols)
 
     def _keep_rejected(self, table: str, cols: dict, rejected) -> None:
         """Rows the database refused one by one (a value its column cannot hold): they
@@ -448,31 +527,36 @@ class SqlPlugin(AggregatingPlugin):
                           ca_file=p.ca_file)
 
     # ---- triggers --------------------------------------------------------------------
-    def _run_trigger(self, now: int | None = None) -> None:
+    def _run_trigger(self, now: int | None = None, stats: dict | None = None) -> None:
+        """Run sql_trigger_exec with the environment docs/TRIGGER_VARS describes."""
         if not self.trigger:
             return
         now = int(time.time()) if now is None else now
         env = dict(os.environ)
         p = self.conn_params
-        env.update({
-            "SQL_DB": p.db, "SQL_TABLE": self.namer.name_for(np.zeros(0), None, now),
-            "SQL_HOST": p.host or "", "SQL_USER": p.user,
-            "SQL_REFRESH_TIME": str(self.refresh_time),
-            "SQL_TABLE_VERSION": str(self.version),
-            "SQL_HISTORY_BASETIME": str(self.time_bins.bin(np.array([now]))[0])
-            if self.time_bins is not None else "0",
-            "SQL_HISTORY_TIMESLOT": str(self.time_bins.timeslot)
-            if self.time_bins is not None and self.time_bins.timeslot else "0",
-            "SQL_MAX_WRITERS": str(self.max_writers),
-        })
+        env.update({"SQL_DB": p.db, "SQL_TABLE": self.table, "SQL_USER": p.user,
+                    "SQL_REFRESH_TIME": str(self.refresh_time),
+                    "SQL_MAX_WRITERS": str(self.max_writers),
+                    "SQL_ACTIVE_WRITERS": str(len(self.writers))})
+        if p.host:
+            env["SQL_HOST"] = p.host
+        if self.namer.dynamic:
+            env["EFFECTIVE_SQL_TABLE"] = (stats or {}).get("table") or \
+                self.namer.name_for(np.zeros(0), None, now)
         if self.backup_host:
             env["SQL_RECOVERY_BACKUP_HOST"] = self.backup_host
-        if self.logfile:
-            env["SQL_RECOVERY_LOGFILE"] = self.logfile
-        if self.engine_kw["locking_style"]:
-            env["SQL_LOCKING_STYLE"] = self.engine_kw["locking_style"]
-        if self.cfg.get("sql_cache_entries"):
-            env["SQL_CACHE_ENTRIES"] = str(self.cfg.get("sql_cache_entries"))
+        sr = _get(self.cfg, "sampling_rate")
+        if sr:
+            env["SAMPLING_RATE"] = str(sr)
+        if self.time_bins is not None:
+            env["SQL_HISTORY_BASETIME"] = str(int(self.time_bins.bin(np.array([now]))[0]))
+            env["SQL_HISTORY_TIMESLOT"] = str(int(self.time_bins.timeslot or 0))
+        if stats is not None and not self.trigger_time:
+            env.update({"TOTAL_ELEM_NUMBER": str(stats["total"]),
+                        "EFFECTIVE_ELEM_NUMBER": str(stats["effective"]),
+                        "INSERT_QUERIES_NUMBER": str(stats["inserted"]),
+                        "UPDATE_QUERIES_NUMBER": str(stats["updated"]),
+                        "ELAPSED_TIME": str(stats["elapsed"])})
         try:
             pid = os.fork()
         except OSError as e:

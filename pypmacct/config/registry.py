@@ -163,6 +163,12 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "sql_locking_style": Spec(v.Choice(("table", "row")), "table"),
     "sql_use_copy": Spec(v.Bool(), False),
     "sql_num_hosts": Spec(v.Bool(), False),
+    "print_preprocess": Spec(v.Text(), None),
+    "print_preprocess_type": Spec(v.Choice(("any", "all")), "any"),
+    # keys of older pmacct releases, brought back (see known.py)
+    "sql_recovery_logfile": Spec(v.Path(), None),
+    "sql_history_since_epoch": Spec(v.Bool(), False),
+    "nfacctd_sql_log": Spec(v.Bool(), False),
 }
 IMPLEMENTED_PLUGINS.update({"mysql", "pgsql", "sqlite3"})
 

@@ -103,7 +103,9 @@ class Engine:
             sets.append(f"flows=flows+{ph}")
         if layout.tcp_flags_set:
             sets.append(f"tcp_flags=tcp_flags|{ph}")
-        if layout.history:
+        if layout.log_times:
+            sets.append(f"stamp_updated={self.value_expr_stamp()}")
+        elif layout.history:
             sets.append(f"stamp_updated={self.now_expr()}")
         where = [f"{c.name}={self.value_expr(c)}" for c in layout.key_columns]
         if layout.history:
@@ -261,6 +263,8 @@ def _set_rows(cols, layout):
         parts.append(cols["flows"])
     if layout.tcp_flags_set:
         parts.append(cols["tcp_flags"])
+    if layout.log_times:
+        parts.append(cols["stamp_updated"])
     return [list(t) for t in zip(*parts)]
 
 
@@ -277,7 +281,7 @@ def _rows(cols, col_names, layout, now):
     parts = [cols[k] for k in col_names]
     n = len(cols["packets"])
     if layout.history:
-        parts += [[now] * n, cols["stamp_inserted"]]
+        parts += [cols.get("stamp_updated") or [now] * n, cols["stamp_inserted"]]
     parts += [cols["packets"], cols["bytes"]]
     if layout.flows:
         parts.append(cols["flows"])

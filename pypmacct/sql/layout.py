@@ -66,6 +66,7 @@ class Layout:
     history: bool = False
     bgp: bool = False
     version: int = 1
+    log_times: bool = False           # nfacctd_sql_log: stamps are the flow's own times
 
     @property
     def key_columns(self) -> list:
@@ -297,7 +298,7 @@ def build_layout(primitives, engine: str, version: int = 1, table_type: str | No
         if prim in agg:
             add(prim, prim, "int")
     # --- tags and class
-    if gate("tag" in agg, v < 2, "Tag/ID"):
+    if gate("tag" in agg, v < 2 and not bgp, "Tag/ID"):
         new_tag = (v >= 9) if not bgp else False
         add("tag" if new_tag else "agent_id", "tag" if "tag" in agg else None, "int", 0)
     if "tag2" in agg:

@@ -92,7 +92,10 @@ def purge_columns(layout: Layout, keys: np.ndarray, values: dict, strings,
     for c in layout.columns:
         out[c.name] = column_values(c, keys, values, strings, num_protos)
     n = len(keys)
-    if layout.history:
+    if layout.log_times:
+        out["stamp_inserted"] = (keys["ts_start"].astype(np.int64) // 1_000_000).tolist()
+        out["stamp_updated"] = (keys["ts_end"].astype(np.int64) // 1_000_000).tolist()
+    elif layout.history:
         out["stamp_inserted"] = keys["stamp_inserted"].astype(np.int64).tolist()
     for f in ("packets", "bytes", "flows"):
         v = values.get(f)

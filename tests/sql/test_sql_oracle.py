@@ -175,3 +175,17 @@ def test_copy_with_own_delimiter_writes_the_same_rows(tmp_path, request):
             db.drop()
     assert results[0] == results[1]
     assert len(results[0][1]) == 3000
+
+
+@pytest.mark.diff
+@pytest.mark.parametrize("prep,ptype", [
+    ("minp=20, minb=15000", "any"),
+    ("minp=20, minb=15000", "all"),
+    ("maxbpp=800, minbpp=100", "all"),
+    ("qnum=100, minb=20000, adjb=14", "any"),
+    ("usrf=10", "any"),
+], ids=["any", "all", "bpp", "qnum-adjb", "usrf"])
+def test_preprocess_matches_pmacct(prep, ptype, tmp_path, oracle_cache):
+    extra = {"aggregate": AGGREGATES[4], "sql_table_version": 4, "sql_preprocess": prep,
+             "sql_preprocess_type": ptype}
+    _check("sqlite3", extra, _schema("sqlite3", 4), tmp_path, oracle_cache)
