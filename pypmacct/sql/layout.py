@@ -34,8 +34,8 @@ BGP_PRIMITIVES = frozenset({
     "src_lrg_comm", "src_as_path", "src_local_pref", "src_med", "mpls_vpn_rd",
     "mpls_pw_id", "src_roa", "dst_roa"})
 # pmacct decides "bgp" by whether the aggregate needs its BGP primitive block: every
-# BGP primitive except peer_src_ip, src_as and dst_as (which live in the base block)
-_BGP_BLOCK = BGP_PRIMITIVES - {"peer_src_ip"}
+# BGP primitive (peer_src_ip included) except src_as and dst_as
+_BGP_BLOCK = BGP_PRIMITIVES
 
 
 class SqlLayoutError(ValueError):
