@@ -63,6 +63,8 @@ class Engine:
 
     def value_expr(self, col) -> str:
         ph = self.ph
+        if col.kind == "addr_aton":          # sql_num_hosts (MySQL, SQLite)
+            return f"INET6_ATON({ph})"
         if col.wrap == "ts" and not self.since_epoch:
             return self.ts(ph)
         return ph
@@ -313,6 +315,8 @@ class SQLiteEngine(Engine):
         try:
             self.conn = self._sqlite3.connect(self.params.db, timeout=self.params.connect_timeout,
                                               isolation_level=None)
+            # pmacct's sql_num_hosts statements call INET6_ATON, which SQLite lacks
+            self.conn.create_function("INET6_ATON", 1, _inet6_aton, deterministic=True)
         except self._sqlite3.Error as e:
             raise SqlWriteError(str(e)) from None
         return self.conn
@@ -360,11 +364,6 @@ class MySQLEngine(Engine):
 
     def now_expr(self):
         return "UNIX_TIMESTAMP(NOW())" if self.since_epoch else "NOW()"
-
-    def value_expr(self, col):
-        if col.kind == "addr_aton":
-            return f"INET6_ATON({self.ph})"
-        return super().value_expr(col)
 
     def connect(self):
         p = self.params
@@ -496,6 +495,14 @@ class PgSQLEngine(Engine):
         buf.seek(0)
         names = ", ".join(layout.insert_names)
         cur.copy_expert(f"COPY {table} ({names}) FROM STDIN WITH DELIMITER '{d}'", buf)
+
+
+def _inet6_aton(text):
+    import ipaddress
+    try:
+        return ipaddress.ip_address(text).packed
+    except ValueError:
+        return None
 
 
 def _localtime_text(t: int, utc: bool) -> str:
