@@ -28,6 +28,7 @@ AGG = "src_host,dst_host,src_port,dst_port"
 
 
 def run(binary, engine, capture, extra, workdir):
+    workdir.mkdir(parents=True, exist_ok=True)
     db = sqlrun.Database(engine, f"pypm_bench_{sqlrun.unique_tag()}", workdir)
     try:
         db.load_default(1)

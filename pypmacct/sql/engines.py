@@ -474,8 +474,9 @@ class PgSQLEngine(Engine):
             return
         if multi_values:
             return super().insert(cur, layout, table, insert_head, row, rows, multi_values, now)
-        from psycopg2.extras import execute_batch
-        execute_batch(cur, insert_head + row, rows, page_size=500)
+        from psycopg2.extras import execute_values
+        # multi-row VALUES, 1000 rows a statement: one round trip instead of 1000
+        execute_values(cur, insert_head + "%s", rows, template=row, page_size=1000)
 
     def _copy(self, cur, layout, table, rows):
         d = self.delimiter
