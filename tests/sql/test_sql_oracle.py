@@ -173,3 +173,16 @@ def test_preprocess_matches_pmacct(prep, ptype, tmp_path, oracle_cache):
     extra = {"aggregate": AGGREGATES[4], "sql_table_version": 4, "sql_preprocess": prep,
              "sql_preprocess_type": ptype}
     _check("sqlite3", extra, _schema("sqlite3", 4), tmp_path, oracle_cache)
+
+
+@pytest.mark.diff
+def test_num_hosts_matches_pmacct(tmp_path, oracle_cache, request):
+    """sql_num_hosts (MySQL): addresses as INET6_ATON() binaries."""
+    need_server(request, "mysql")
+    schema = ("CREATE TABLE nh (ip_src VARBINARY(16) NOT NULL, ip_dst VARBINARY(16) NOT NULL, "
+              "packets INT UNSIGNED NOT NULL, bytes BIGINT UNSIGNED NOT NULL, "
+              "stamp_inserted DATETIME NOT NULL, stamp_updated DATETIME)")
+    extra = {"aggregate": "src_host,dst_host", "sql_num_hosts": True,
+             "sql_optimize_clauses": True, "sql_table": "nh", "sql_history": "5m",
+             "sql_history_roundoff": "m"}
+    _check("mysql", extra, schema, tmp_path, oracle_cache)

@@ -62,8 +62,11 @@ def _run_with_outage(tmp, engine, settings, take_away, bring_back, outage: float
         _send_part(port, dg[:third])
         time.sleep(2.5)                 # a purge or two reach the database
         take_away()
-        _send_part(port, dg[third:2 * third])
-        time.sleep(outage)              # purges fail while it is away
+        half = third + third // 2
+        _send_part(port, dg[third:half])
+        time.sleep(outage / 2)          # purges fail (or wait) while it is away
+        _send_part(port, dg[half:2 * third])
+        time.sleep(outage / 2)
         bring_back()
         _send_part(port, dg[2 * third:])
         time.sleep(2.5)
@@ -105,7 +108,10 @@ def test_server_away_for_seconds_loses_nothing(engine, tmp_path, request):
         db.drop()
 
 
-def test_sqlite_locked_for_seconds_loses_nothing(tmp_path):
+@pytest.mark.parametrize("writers", [10, 1])
+def test_sqlite_locked_for_seconds_loses_nothing(writers, tmp_path):
+    """The file is locked for 4 s (a writer waits on it); with one writer allowed the
+    purges meanwhile find it busy and are kept for later."""
     db = sqlrun.Database("sqlite3", "pypm_outage", tmp_path)
     db.load_default(1)
     holder = {}
@@ -119,9 +125,12 @@ def test_sqlite_locked_for_seconds_loses_nothing(tmp_path):
         holder["c"].execute("ROLLBACK")
         holder["c"].close()
 
-    ex, log = _run_with_outage(tmp_path, "sqlite3", {**db.settings(), "sql_refresh_time": 1},
+    ex, log = _run_with_outage(tmp_path, "sqlite3", {**db.settings(), "sql_refresh_time": 1,
+                                                     "sql_max_writers": writers},
                                lock, unlock, outage=4)
     assert db.totals("acct") == _totals(ex)
+    if writers == 1:
+        assert "Maximum number of writer processes reached" in log
 
 
 @pytest.mark.parametrize("engine", ["mysql", "pgsql"])
@@ -181,3 +190,22 @@ def test_shutdown_with_database_away_keeps_rows_for_replay(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert db.totals("acct") == _totals(ex)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["mysql", "pgsql"])
+def test_long_outage_loses_nothing(engine, tmp_path, request):
+    """The long form: the server is away for 45 s of a larger stream."""
+    need_server(request, engine)
+    target = 3306 if engine == "mysql" else 5432
+    proxy = TcpProxy("127.0.0.1", target).start()
+    db = _net_db(engine, tmp_path)
+    try:
+        s = db.settings()
+        s["sql_host"], s["sql_port"] = "127.0.0.1", proxy.port
+        ex, log = _run_with_outage(tmp_path, engine, s, proxy.stop, proxy.start, outage=45,
+                                   records=30000)
+        assert db.totals("acct") == _totals(ex)
+    finally:
+        proxy.stop()
+        db.drop()
