@@ -186,3 +186,20 @@ def test_num_hosts_matches_pmacct(tmp_path, oracle_cache, request):
              "sql_optimize_clauses": True, "sql_table": "nh", "sql_history": "5m",
              "sql_history_roundoff": "m"}
     _check("mysql", extra, schema, tmp_path, oracle_cache)
+
+
+@pytest.mark.diff
+@pytest.mark.parametrize("engine", ["sqlite3", "mysql", "pgsql"])
+def test_bgp_table_matches_pmacct(engine, tmp_path, oracle_cache, request):
+    """peer_src_ip switches to the BGP table (acct_bgp) by itself."""
+    need_server(request, engine)
+    extra = {"aggregate": "peer_src_ip,src_as,dst_as", "sql_history": "5m",
+             "sql_history_roundoff": "m"}
+    _check(engine, extra, schemas.ddl(engine, 1, True), tmp_path, oracle_cache)
+
+
+@pytest.mark.diff
+def test_history_offset_matches_pmacct(tmp_path, oracle_cache):
+    extra = {"aggregate": "src_host,dst_host", "sql_table_version": 4, "sql_history": "5m",
+             "sql_history_roundoff": "m", "sql_history_offset": 60}
+    _check("sqlite3", extra, _schema("sqlite3", 4), tmp_path, oracle_cache)
