@@ -311,6 +311,8 @@ class SqlPlugin(AggregatingPlugin):
             self.log.warn(f"Maximum number of writer processes reached ({len(self.writers)}); "
                           f"keeping {len(keys)} aggregates for the next purge")
             self._retry.append((keys, values, strings))
+            if recovered is not None:
+                self._recover_only(*recovered, strings, now)
             return
         sys.stdout.flush()
         sys.stderr.flush()
