@@ -14,6 +14,7 @@ backup host or, failing that, to a recovery file that ``pmsqlplay`` replays.
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import pickle
@@ -28,7 +29,7 @@ import numpy as np
 
 from pypmacct.output.filenames import FileNamer, is_dynamic
 from pypmacct.cache import AggregationCache
-from pypmacct.record import StringTable
+from pypmacct.record import SAMPLE_EVENT, SAMPLE_OPTION, StringTable
 from pypmacct.runtime.process import set_title
 from pypmacct.sql import recovery
 from pypmacct.sql.engines import (ConnParams, SqlWriteError, default_db, default_port,
@@ -341,6 +342,24 @@ class SqlPlugin(AggregatingPlugin):
         self.writers[child] = time.time()
         self._retry = []
 
+    def _table_parts(self, keys, values, now: int):
+        """(table, rows, layout) of a purge: by table, then flow aggregates apart from
+        event and option ones, which pmacct writes without counters."""
+        ft = values.get("flow_type")
+        for table, rows in self._tables(keys, now):
+            if ft is None:
+                yield table, rows, self.layout
+                continue
+            sel = ft if rows is None else np.take(ft, rows)
+            ev = (sel == SAMPLE_EVENT) | (sel == SAMPLE_OPTION)
+            if not ev.any():
+                yield table, rows, self.layout
+                continue
+            base = np.arange(len(keys)) if rows is None else np.asarray(rows)
+            if (~ev).any():
+                yield table, base[~ev], self.layout
+            yield table, base[ev], dataclasses.replace(self.layout, counters=False)
+
     def _tables(self, keys, now: int):
         n = len(keys)
         if not self.namer.dynamic:
@@ -378,13 +397,13 @@ class SqlPlugin(AggregatingPlugin):
                  "effective": len(keys), "inserted": 0, "updated": 0, "table": None}
         engine = make_engine(self.engine_name, self.conn_params, log=self.log, **self.engine_kw)
         backup = None
-        for table, rows in self._tables(keys, now):
+        for table, rows, layout in self._table_parts(keys, values, now):
             k, v = (keys, values) if rows is None else (
                 np.take(keys, rows), {c: np.take(a, rows) for c, a in values.items()})
-            cols = purge_columns(self.layout, k, v, strings, self.num_protos)
+            cols = purge_columns(layout, k, v, strings, self.num_protos)
             schema = self._schema_for(keys, rows, now)
             try:
-                upd, ins, rejected = engine.write(self.layout, table, cols,
+                upd, ins, rejected = engine.write(layout, table, cols,
                                                   dont_try_update=self.dont_try_update,
                                                   multi_values=self.multi_values, now=now,
                                                   schema=schema)
@@ -393,7 +412,7 @@ class SqlPlugin(AggregatingPlugin):
                 stats["table"] = stats["table"] or table
                 written += len(k) - len(rejected)
                 if rejected:
-                    self._keep_rejected(table, cols, rejected)
+                    self._keep_rejected(table, cols, rejected, layout)
                 continue
             except SqlWriteError as e:
                 self.log.error(f"{self.engine_name} write to '{table}' failed: {e}")
@@ -402,12 +421,12 @@ class SqlPlugin(AggregatingPlugin):
                     backup = make_engine(self.engine_name, self._backup_params(), log=self.log,
                                          **self.engine_kw)
                 try:
-                    _, _, rejected = backup.write(self.layout, table, cols,
+                    _, _, rejected = backup.write(layout, table, cols,
                                                   dont_try_update=self.dont_try_update,
                                                   multi_values=self.multi_values, now=now,
                                                   schema=schema)
                     if rejected:
-                        self._keep_rejected(table, cols, rejected)
+                        self._keep_rejected(table, cols, rejected, layout)
                     self.log.warn(f"{len(k)} aggregates written to the recovery backup host "
                                   f"'{self.backup_host}' (table '{table}')")
                     written += len(k)
@@ -416,7 +435,7 @@ class SqlPlugin(AggregatingPlugin):
                     self.log.error(f"recovery backup host '{self.backup_host}': {e}")
             if self.logfile:
                 try:
-                    recovery.append(self.logfile, self._recovery_header(), table, cols)
+                    recovery.append(self.logfile, self._recovery_header(layout), table, cols)
                     self.log.warn(f"{len(k)} aggregates written to sql_recovery_logfile "
                                   f"'{self.logfile}' (table '{table}')")
                     written += len(k)
@@ -473,14 +492,14 @@ class SqlPlugin(AggregatingPlugin):
             if self.logfile:
                 recovery.append(self.logfile, self._recovery_header(), table, cols)
 
-    def _keep_rejected(self, table: str, cols: dict, rejected) -> None:
+    def _keep_rejected(self, table: str, cols: dict, rejected, layout=None) -> None:
         """Rows the database refused one by one (a value its column cannot hold): they
         cannot be retried as they are, so they go to a recovery file for later replay."""
         path = self.logfile or os.path.join(tempfile.gettempdir(),
                                             f"pypmacct-{self.name}-rejected.recovery")
         sub = {c: [v[i] for i in rejected] for c, v in cols.items()}
         try:
-            recovery.append(path, self._recovery_header(), table, sub)
+            recovery.append(path, self._recovery_header(layout), table, sub)
             self.log.error(f"{len(rejected)} aggregates refused by table '{table}' saved "
                            f"to '{path}' (fix the table, then: pmsqlplay -f {path})")
         except OSError as e:
@@ -502,18 +521,18 @@ class SqlPlugin(AggregatingPlugin):
         v = dict(values)
         if not self.count_flows:
             v["flows"] = np.zeros(len(keys), dtype=np.uint64)
-        for table, rows in self._tables(keys, now):
+        for table, rows, layout in self._table_parts(keys, v, now):
             k, vv = (keys, v) if rows is None else (
                 np.take(keys, rows), {c: np.take(a, rows) for c, a in v.items()})
-            recovery.append(path, self._recovery_header(), table,
-                            purge_columns(self.layout, k, vv, strings, self.num_protos))
+            recovery.append(path, self._recovery_header(layout), table,
+                            purge_columns(layout, k, vv, strings, self.num_protos))
         self.log.error(f"database unavailable at shutdown: {len(keys)} aggregates saved to "
                        f"'{path}'; replay them with: pmsqlplay -f {path}")
 
-    def _recovery_header(self) -> dict:
+    def _recovery_header(self, layout=None) -> dict:
         p = self.conn_params
         return {"engine": self.engine_name, "db": p.db, "host": p.host, "port": p.port,
-                "user": p.user, "layout": recovery.layout_to_dict(self.layout),
+                "user": p.user, "layout": recovery.layout_to_dict(layout or self.layout),
                 "dont_try_update": self.dont_try_update, "utc": self.utc,
                 "since_epoch": self.engine_kw["since_epoch"]}
 

@@ -100,11 +100,13 @@ class Engine:
     def statements(self, layout: Layout, table: str):
         t = self.qt(table)
         ph = self.ph
-        sets = [f"packets=packets+{ph}", f"bytes=bytes+{ph}"]
-        if layout.flows:
-            sets.append(f"flows=flows+{ph}")
-        if layout.tcp_flags_set:
-            sets.append(f"tcp_flags=tcp_flags|{ph}")
+        sets = []
+        if layout.counters:
+            sets = [f"packets=packets+{ph}", f"bytes=bytes+{ph}"]
+            if layout.flows:
+                sets.append(f"flows=flows+{ph}")
+            if layout.tcp_flags_set:
+                sets.append(f"tcp_flags=tcp_flags|{ph}")
         if layout.log_times:
             sets.append(f"stamp_updated={self.value_expr_stamp()}")
         elif layout.history:
@@ -112,12 +114,14 @@ class Engine:
         where = [f"{c.name}={self.value_expr(c)}" for c in layout.key_columns]
         if layout.history:
             where.append(f"stamp_inserted={self.value_expr_stamp()}")
-        update = f"UPDATE {t} SET {', '.join(sets)}" + (
+        # events (no counters, no history): nothing to update, pmacct inserts them
+        update = None if not sets else f"UPDATE {t} SET {', '.join(sets)}" + (
             f" WHERE {' AND '.join(where)}" if where else "")
         vals = [self.value_expr(c) for c in layout.columns]
         if layout.history:
             vals += [self.value_expr_stamp(), self.value_expr_stamp()]
-        vals += [ph, ph] + ([ph] if layout.flows else [])
+        if layout.counters:
+            vals += [ph, ph] + ([ph] if layout.flows else [])
         insert_head = f"INSERT INTO {t} ({', '.join(layout.insert_names)}) VALUES "
         row = "(" + ", ".join(vals) + ")"
         return update, insert_head, row
@@ -179,7 +183,7 @@ class Engine:
             self.begin(cur, table)
             updated = 0
             todo = list(range(n))
-            if not dont_try_update:
+            if not dont_try_update and update is not None:
                 set_rows = _set_rows(cols, layout)
                 where_rows = _where_rows(cols, key_names, layout)
                 todo = []
@@ -260,13 +264,17 @@ def _split_statements(text: str) -> list[str]:
 
 
 def _set_rows(cols, layout):
-    parts = [cols["packets"], cols["bytes"]]
-    if layout.flows:
-        parts.append(cols["flows"])
-    if layout.tcp_flags_set:
-        parts.append(cols["tcp_flags"])
+    parts = []
+    if layout.counters:
+        parts = [cols["packets"], cols["bytes"]]
+        if layout.flows:
+            parts.append(cols["flows"])
+        if layout.tcp_flags_set:
+            parts.append(cols["tcp_flags"])
     if layout.log_times:
         parts.append(cols["stamp_updated"])
+    if not parts:
+        return [[] for _ in cols["packets"]]
     return [list(t) for t in zip(*parts)]
 
 
@@ -284,9 +292,10 @@ def _rows(cols, col_names, layout, now):
     n = len(cols["packets"])
     if layout.history:
         parts += [cols.get("stamp_updated") or [now] * n, cols["stamp_inserted"]]
-    parts += [cols["packets"], cols["bytes"]]
-    if layout.flows:
-        parts.append(cols["flows"])
+    if layout.counters:
+        parts += [cols["packets"], cols["bytes"]]
+        if layout.flows:
+            parts.append(cols["flows"])
     return [tuple(t) for t in zip(*parts)]
 
 
@@ -324,6 +333,11 @@ class SQLiteEngine(Engine):
     def table_exists(self, cur, table):
         cur.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,))
         return cur.fetchone() is not None
+
+    def begin(self, cur, table):
+        # take the write lock up front: two writers of one file then queue up instead
+        # of deadlocking on a lock upgrade
+        cur.execute("BEGIN IMMEDIATE")
 
     def commit(self, cur, table):
         cur.execute("COMMIT")

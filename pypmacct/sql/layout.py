@@ -67,6 +67,7 @@ class Layout:
     bgp: bool = False
     version: int = 1
     log_times: bool = False           # nfacctd_sql_log: stamps are the flow's own times
+    counters: bool = True             # False: event/option aggregates (no counter columns)
 
     @property
     def key_columns(self) -> list:
@@ -77,7 +78,8 @@ class Layout:
         names = [c.name for c in self.columns]
         if self.history:
             names += ["stamp_updated", "stamp_inserted"]
-        names += ["packets", "bytes"] + (["flows"] if self.flows else [])
+        if self.counters:
+            names += ["packets", "bytes"] + (["flows"] if self.flows else [])
         return names
 
 

@@ -14,6 +14,7 @@ def layout_to_dict(layout: Layout) -> dict:
     return {"table_default": layout.table_default, "flows": layout.flows,
             "tcp_flags_set": layout.tcp_flags_set, "history": layout.history,
             "bgp": layout.bgp, "version": layout.version, "log_times": layout.log_times,
+            "counters": layout.counters,
             "columns": [[c.name, c.source, c.kind, c.const, c.where, c.wrap]
                         for c in layout.columns]}
 
@@ -21,7 +22,7 @@ def layout_to_dict(layout: Layout) -> dict:
 def layout_from_dict(d: dict) -> Layout:
     cols = [SqlColumn(*c) for c in d["columns"]]
     return Layout(d["table_default"], cols, d["flows"], d["tcp_flags_set"], d["history"],
-                  d["bgp"], d["version"], d.get("log_times", False))
+                  d["bgp"], d["version"], d.get("log_times", False), d.get("counters", True))
 
 
 def append(path: str, header: dict, table: str, cols: dict) -> None:

@@ -201,3 +201,28 @@ def test_history_offset_matches_pmacct(tmp_path, oracle_cache):
     extra = {"aggregate": "src_host,dst_host", "sql_table_version": 4, "sql_history": "5m",
              "sql_history_roundoff": "m", "sql_history_offset": 60}
     _check("sqlite3", extra, _schema("sqlite3", 4), tmp_path, oracle_cache)
+
+
+@pytest.mark.diff
+@pytest.mark.parametrize("engine", ["sqlite3", "mysql"])
+def test_tables_per_exporter_match_pmacct(engine, tmp_path, oracle_cache, request):
+    """$peer_src_ip in sql_table: one table per exporter, made from the schema."""
+    need_server(request, engine)
+    schema = tmp_path / "acct.schema"
+    e = {"aggregate": "peer_src_ip,src_host,dst_host", "sql_optimize_clauses": True,
+         "sql_table": "acct_$peer_src_ip", "sql_table_schema": str(schema),
+         "sql_history": "5m", "sql_history_roundoff": "m"}
+    if engine == "sqlite3":
+        schema.write_text("CREATE TABLE acct_$peer_src_ip (peer_ip_src CHAR(45), "
+                          "ip_src CHAR(45), ip_dst CHAR(45), packets INT, bytes BIGINT, "
+                          "stamp_inserted DATETIME, stamp_updated DATETIME);\n")
+    else:
+        schema.write_text("CREATE TABLE acct_$peer_src_ip (peer_ip_src CHAR(45) NOT NULL, "
+                          "ip_src CHAR(45) NOT NULL, ip_dst CHAR(45) NOT NULL, "
+                          "packets INT UNSIGNED NOT NULL, bytes BIGINT UNSIGNED NOT NULL, "
+                          "stamp_inserted DATETIME NOT NULL, stamp_updated DATETIME);\n")
+    expected, actual, ours = sqlrun.compare(engine, SAMPLE, e, tmp_path, oracle_cache, "")
+    assert ours.returncode == 0, ours.describe()
+    assert len(actual) == 2, actual.keys()
+    d = sqlrun.diff_tables(expected, actual)
+    assert not d, d

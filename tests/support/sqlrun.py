@@ -215,7 +215,11 @@ def compare(engine: str, capture, extra: dict, workdir: Path, cache_dir: Path | 
         ensure_mysql_user()
     tag = unique_tag()
     oextra = extra if oracle_extra is None else oracle_extra
-    key = _cache_key(engine, oextra, schema_sql, capture) + "-" + "-".join(exclude)
+    keyed = dict(oextra)
+    for k, v in oextra.items():          # the schema file's text, not only its path
+        if k.startswith("sql_table_schema") and os.path.exists(str(v)):
+            keyed[k] = Path(v).read_text()
+    key = _cache_key(engine, keyed, schema_sql, capture) + "-" + "-".join(exclude)
     entry = cache_dir / f"sql-{key}.json" if cache_dir else None
     expected = None
     if entry is not None and entry.exists():
