@@ -57,8 +57,8 @@ def main(argv=None) -> int:
     if not tiny.exists():
         flowgen.write_capture(tiny, version=10, records=1, seed=77, exporters=1, duration=1)
     sqlrun.ensure_mysql_user()
-    print(f"| engine | mode | rows | pmacct rows/s | ours rows/s | ratio |")
-    print(f"|---|---|---|---|---|---|")
+    print("| engine | mode | rows | pmacct rows/s | ours rows/s | ratio |")
+    print("|---|---|---|---|---|---|")
     for engine in a.engines.split(","):
         for mode, extra in (("UPDATE-then-INSERT", {}),
                             ("INSERT only", {"sql_dont_try_update": True})):

@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from pypmacct.output.filenames import FileNamer, is_dynamic
+from pypmacct.output.filenames import FileNamer
 from pypmacct.cache import AggregationCache
 from pypmacct.record import SAMPLE_EVENT, SAMPLE_OPTION, StringTable
 from pypmacct.runtime.process import set_title
@@ -202,9 +202,9 @@ class SqlPlugin(AggregatingPlugin):
     def _reap(self) -> None:
         for pid in list(self.writers):
             try:
-                done, status = os.waitpid(pid, os.WNOHANG)
+                done, _ = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                done, status = pid, 0
+                done = pid
             if done:
                 self.writers.pop(pid, None)
 
@@ -627,7 +627,3 @@ def split_host_port(value: str, default_port):
     if m:
         return m.group(1), int(m.group(2))
     return value, default_port
-
-
-def is_dynamic_table(name: str) -> bool:
-    return is_dynamic(name)

@@ -4,12 +4,10 @@ instead of the UDP socket; the tables end up holding exactly the capture's traff
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from pypmacct.sql import schemas
 from tests.sql.conftest import need_server
 from tests.support import flowgen, oracle, sqlrun
 

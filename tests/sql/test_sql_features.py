@@ -3,18 +3,15 @@ rows): triggers and their environment, nfacctd_sql_log, sql_history_since_epoch,
 recovery logfile and its replay, writer processes, timestamp primitives."""
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
-import pytest
 
 from pypmacct.sql import schemas
-from tests.support import flowgen, oracle, sqlrun
+from tests.support import flowgen, oracle
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples/data/sample-ipfix.pcap"

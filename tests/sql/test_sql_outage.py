@@ -7,13 +7,11 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from pypmacct.sql import schemas
 from tests.e2e.common import NFACCTD, free_port, send, wait_for
 from tests.sql.conftest import need_server
 from tests.support import flowgen, sqlrun
