@@ -128,3 +128,16 @@ def test_unknown_sql_table_type_and_bad_layout_stop_startup(tmp_path):
     assert res.returncode != 0
     assert "IP ToS accounting not supported for selected sql_table_version/_type" in \
         res.log + res.stderr
+
+
+def test_small_cache_purges_early_and_rows_add_up(tmp_path):
+    """sql_cache_entries: a full cache purges early; UPDATE-then-INSERT adds the later
+    purges to the rows already there, so the table matches a single-purge run."""
+    small = _db(tmp_path, name="small.db")
+    res = _run(tmp_path / "a", small, {"sql_cache_entries": 10})
+    assert "Finished cache entries" in res.log
+    big = _db(tmp_path, name="big.db")
+    _run(tmp_path / "b", big, {})
+    q = "SELECT * FROM acct ORDER BY ip_src, ip_dst, src_port, dst_port, ip_proto"
+    assert sqlite3.connect(small).execute(q).fetchall() == \
+        sqlite3.connect(big).execute(q).fetchall()
