@@ -13,6 +13,8 @@ import os
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from .layout import Layout
 
 ENGINES = ("mysql", "pgsql", "sqlite3")
@@ -187,7 +189,12 @@ class Engine:
                 set_rows = _set_rows(cols, layout)
                 where_rows = _where_rows(cols, key_names, layout)
                 todo = []
-                for i in range(n):
+                bulk = None if careful else self.bulk_update(cur, layout, table, set_rows,
+                                                             where_rows)
+                if bulk is not None:
+                    todo = bulk
+                    updated = n - len(bulk)
+                for i in (range(n) if bulk is None else ()):
                     if careful:
                         ok, count = self._guarded(cur, update, set_rows[i] + where_rows[i])
                         if not ok:
@@ -219,6 +226,11 @@ class Engine:
                 cur.close()
             except Exception:
                 pass
+
+    def bulk_update(self, cur, layout, table, set_rows, where_rows):
+        """UPDATE many rows in one statement and return the indices of those that
+        matched no row, or None where the engine cannot (one UPDATE per row then)."""
+        return None
 
     def _guarded(self, cur, sql, params):
         """One statement that may be refused on its own: (ok, rowcount)."""
@@ -467,6 +479,66 @@ class PgSQLEngine(Engine):
         # psycopg2 opens the transaction itself on the first statement
         if self.locking_style == "table":
             cur.execute(f"LOCK {self.qt(table)} IN EXCLUSIVE MODE")
+
+    BULK_MIN = 64
+
+    def _column_types(self, cur, table):
+        cur.execute("SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+                    (table,))
+        return dict(cur.fetchall())
+
+    def bulk_update(self, cur, layout, table, set_rows, where_rows):
+        """One UPDATE ... FROM (VALUES ...) RETURNING per 1000 rows: the rows it returns
+        matched, the others are inserted. Two aggregates with the same columns in one
+        purge make the INSERT hit the primary key; the table is then written again a row
+        at a time (careful mode), which gives the per-row result."""
+        n = len(set_rows)
+        if n < self.BULK_MIN:
+            return None
+        from psycopg2.extras import execute_values
+        types = self._column_types(cur, table)
+        keys = layout.key_columns
+        if any(c.name not in types for c in keys):
+            return None
+        sets, names, tmpl = [], ["pypm_i"], ["%s::bigint"]
+        if layout.counters:
+            for name in ["packets", "bytes"] + (["flows"] if layout.flows else []):
+                sets.append(f"{name}=t.{name}+v.pypm_{name}")
+                names.append(f"pypm_{name}")
+                tmpl.append("%s::bigint")
+            if layout.tcp_flags_set:
+                sets.append("tcp_flags=t.tcp_flags|v.pypm_tcp_flags")
+                names.append("pypm_tcp_flags")
+                tmpl.append(f"%s::{types.get('tcp_flags', 'integer')}")
+        if layout.log_times:
+            sets.append("stamp_updated=v.pypm_su")
+            names.append("pypm_su")
+            tmpl.append(self.value_expr_stamp())
+        elif layout.history:
+            sets.append(f"stamp_updated={self.now_expr()}")
+        where = []
+        for j, c in enumerate(keys):
+            names.append(f"pypm_k{j}")
+            tmpl.append(self.value_expr(c) if c.wrap == "ts" and not self.since_epoch
+                        else f"%s::{types[c.name]}")
+            where.append(f"t.{c.name}=v.pypm_k{j}")
+        if layout.history:
+            names.append("pypm_si")
+            tmpl.append(f"({self.value_expr_stamp()})::{types.get('stamp_inserted', 'timestamp')}")
+            where.append("t.stamp_inserted=v.pypm_si")
+        if not sets:
+            return None
+        sql = (f"UPDATE {self.qt(table)} AS t SET {', '.join(sets)} FROM (VALUES %s) AS "
+               f"v({', '.join(names)})" + (f" WHERE {' AND '.join(where)}" if where else "") +
+               " RETURNING v.pypm_i")
+        rows = [[i] + set_rows[i] + where_rows[i] for i in range(n)]
+        matched = execute_values(cur, sql, rows, template="(" + ", ".join(tmpl) + ")",
+                                 page_size=1000, fetch=True)
+        hit = np.zeros(n, dtype=bool)
+        if matched:
+            hit[np.fromiter((r[0] for r in matched), dtype=np.int64, count=len(matched))] = True
+        return np.flatnonzero(~hit).tolist()
 
     def _guarded(self, cur, sql, params):
         # a refused statement aborts a PostgreSQL transaction: fence it with a savepoint

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 
+import pytest
+
 from pypmacct.sql import schemas
 from tests.support import flowgen, oracle
 
@@ -141,3 +143,31 @@ def test_small_cache_purges_early_and_rows_add_up(tmp_path):
     q = "SELECT * FROM acct ORDER BY ip_src, ip_dst, src_port, dst_port, ip_proto"
     assert sqlite3.connect(small).execute(q).fetchall() == \
         sqlite3.connect(big).execute(q).fetchall()
+
+
+@pytest.mark.parametrize("engine", ["pgsql", "mysql"])
+def test_early_purges_update_rows_on_servers(engine, tmp_path, request):
+    """The same with the servers (PostgreSQL's UPDATEs go in bulk, RETURNING the rows
+    they matched): several purges add up to the single-purge table, history on."""
+    from tests.sql.conftest import need_server
+    from tests.support import sqlrun
+    need_server(request, engine)
+    results = []
+    # 395 destinations in the sample; early purges of up to 110 aggregates (bulk UPDATEs
+    # from 64 rows) that meet the rows of the purges before them
+    for entries in (10, 32771):
+        db = sqlrun.Database(engine, f"pypm_{sqlrun.unique_tag()}", tmp_path)
+        try:
+            db.load_default(7)
+            extra = {"aggregate": "dst_host,tcpflags",
+                     "sql_table_version": 7, "sql_cache_entries": entries,
+                     "sql_history": "5m", "sql_history_roundoff": "m"}
+            res = sqlrun.run(oracle.our_binary(), engine, db, SAMPLE, extra,
+                             tmp_path / f"r{entries}")
+            assert res.returncode == 0, res.describe()
+            if entries == 10:
+                assert "Finished cache entries" in res.log
+            results.append(db.rows("acct_v7"))
+        finally:
+            db.drop()
+    assert results[0] == results[1]

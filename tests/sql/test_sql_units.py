@@ -208,3 +208,36 @@ def test_engine_write_is_all_or_nothing_per_table(tmp_path):
     with pytest.raises(SqlWriteError):
         eng.write(lay, "acct", cols, dont_try_update=False)
     assert sqlite3.connect(dbp).execute("SELECT COUNT(*) FROM acct").fetchone()[0] == 0
+
+
+def test_pgsql_bulk_update_matches_and_inserts(tmp_path, request):
+    """PostgreSQL's UPDATE ... FROM (VALUES) RETURNING path: a second write of the same
+    rows (plus new ones) updates the first ones and inserts the rest."""
+    from tests.sql.conftest import need_server
+    from tests.support import sqlrun
+    need_server(request, "pgsql")
+    db = sqlrun.Database("pgsql", f"pypm_{sqlrun.unique_tag()}", tmp_path)
+    try:
+        db.load_default(7)
+        lay = build_layout(["src_host", "dst_host", "tcpflags"], "pgsql", 7, history=True)
+        n = 300
+        def cols(count, offset=0):
+            c = {col.name: [col.const] * count for col in lay.columns if col.source is None}
+            c["ip_src"] = [f"10.0.{(i + offset) // 250}.{(i + offset) % 250}" for i in range(count)]
+            c["ip_dst"] = ["192.0.2.1"] * count
+            c["tcp_flags"] = [2] * count
+            c.update(packets=[1] * count, bytes=[100] * count, flows=[1] * count,
+                     stamp_inserted=[1700000100] * count)
+            return c
+        p = sqlrun.PGSQL
+        eng = make_engine("pgsql", ConnParams(db=db.name, host=p["host"], port=p["port"],
+                                              user=p["user"], passwd=""), utc=True)
+        assert eng.write(lay, "acct_v7", cols(n), dont_try_update=False)[:2] == (0, n)
+        upd, ins, rej = eng.write(lay, "acct_v7", cols(n + 100), dont_try_update=False)
+        assert (upd, ins, rej) == (n, 100, [])
+        eng.close()
+        assert db.totals("acct_v7") == (2 * n + 100, 100 * (2 * n + 100))
+        _, rows = db.rows("acct_v7")
+        assert len(rows) == n + 100
+    finally:
+        db.drop()
