@@ -185,6 +185,11 @@ class Engine:
             self.begin(cur, table)
             updated = 0
             todo = list(range(n))
+            if not careful and not dont_try_update and update is not None:
+                done = self.upsert(cur, layout, table, insert_head, row, ins_rows)
+                if done is not None:
+                    self.commit(cur, table)
+                    return done, n - done, []
             if not dont_try_update and update is not None:
                 set_rows = _set_rows(cols, layout)
                 where_rows = _where_rows(cols, key_names, layout)
@@ -232,6 +237,11 @@ class Engine:
         matched no row, or None where the engine cannot (one UPDATE per row then)."""
         return None
 
+    def upsert(self, cur, layout, table, insert_head, row, ins_rows):
+        """UPDATE-then-INSERT of all rows as one statement where the engine can do it
+        with the same result; returns how many rows were updated, or None."""
+        return None
+
     def _guarded(self, cur, sql, params):
         """One statement that may be refused on its own: (ok, rowcount)."""
         try:
@@ -259,6 +269,17 @@ class Engine:
         for stmt in _split_statements(schema):
             cur.execute(stmt)
         self.conn.commit()
+
+
+def _multi_row(cur, head: str, row: str, rows, tail: str = "", per: int = 500) -> int:
+    """Multi-row statements of ``per`` rows each; returns the summed rowcount."""
+    total = 0
+    for a in range(0, len(rows), per):
+        chunk = rows[a:a + per]
+        cur.execute(head + ", ".join([row] * len(chunk)) + tail,
+                    [v for r in chunk for v in r])
+        total += max(0, int(cur.rowcount))
+    return total
 
 
 def _row_len(r) -> int:
@@ -415,6 +436,41 @@ class MySQLEngine(Engine):
     def table_exists(self, cur, table):
         cur.execute("SHOW TABLES LIKE %s", (table,))
         return cur.fetchone() is not None
+
+    UPSERT_MIN = 64
+
+    def upsert(self, cur, layout, table, insert_head, row, ins_rows):
+        """INSERT ... ON DUPLICATE KEY UPDATE adds to an existing row exactly what the
+        UPDATE would have when the primary key is the UPDATE's key columns (pmacct's
+        default tables; stamp_inserted is part of it and constant without history)."""
+        if len(ins_rows) < self.UPSERT_MIN or not layout.counters:
+            return None
+        cur.execute(f"SHOW KEYS FROM {self.qt(table)} WHERE Key_name = 'PRIMARY'")
+        pk = {r[4] for r in cur.fetchall()}
+        want = {c.name for c in layout.key_columns}
+        if not pk or pk - {"stamp_inserted"} != want or (layout.history and
+                                                           "stamp_inserted" not in pk):
+            return None
+        sets = ["packets=packets+VALUES(packets)", "bytes=bytes+VALUES(bytes)"]
+        if layout.flows:
+            sets.append("flows=flows+VALUES(flows)")
+        if layout.tcp_flags_set:
+            sets.append("tcp_flags=tcp_flags|VALUES(tcp_flags)")
+        if layout.log_times:
+            sets.append("stamp_updated=VALUES(stamp_updated)")
+        elif layout.history:
+            sets.append(f"stamp_updated={self.now_expr()}")
+        affected = _multi_row(cur, insert_head, row, ins_rows,
+                              " ON DUPLICATE KEY UPDATE " + ", ".join(sets))
+        # affected rows: 1 per inserted row, 2 per updated one
+        return max(0, affected - len(ins_rows))
+
+    def insert(self, cur, layout, table, insert_head, row, rows, multi_values, now):
+        if multi_values:
+            return super().insert(cur, layout, table, insert_head, row, rows, multi_values,
+                                  now)
+        # (MySQLdb's executemany only joins rows whose VALUES hold nothing but %s)
+        _multi_row(cur, insert_head, row, rows)
 
     def begin(self, cur, table):
         if self.locking_style == "table":

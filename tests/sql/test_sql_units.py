@@ -210,16 +210,18 @@ def test_engine_write_is_all_or_nothing_per_table(tmp_path):
     assert sqlite3.connect(dbp).execute("SELECT COUNT(*) FROM acct").fetchone()[0] == 0
 
 
-def test_pgsql_bulk_update_matches_and_inserts(tmp_path, request):
-    """PostgreSQL's UPDATE ... FROM (VALUES) RETURNING path: a second write of the same
-    rows (plus new ones) updates the first ones and inserts the rest."""
+@pytest.mark.parametrize("engine", ["pgsql", "mysql"])
+def test_bulk_update_matches_and_inserts(engine, tmp_path, request):
+    """The bulk paths (PostgreSQL: UPDATE ... FROM (VALUES) RETURNING; MySQL: INSERT ...
+    ON DUPLICATE KEY UPDATE on a table keyed like the UPDATE): a second write of the same
+    rows plus new ones updates the first ones and inserts the rest."""
     from tests.sql.conftest import need_server
     from tests.support import sqlrun
-    need_server(request, "pgsql")
-    db = sqlrun.Database("pgsql", f"pypm_{sqlrun.unique_tag()}", tmp_path)
+    need_server(request, engine)
+    db = sqlrun.Database(engine, f"pypm_{sqlrun.unique_tag()}", tmp_path)
     try:
         db.load_default(7)
-        lay = build_layout(["src_host", "dst_host", "tcpflags"], "pgsql", 7, history=True)
+        lay = build_layout(["src_host", "dst_host", "tcpflags"], engine, 7, history=True)
         n = 300
         def cols(count, offset=0):
             c = {col.name: [col.const] * count for col in lay.columns if col.source is None}
@@ -229,9 +231,10 @@ def test_pgsql_bulk_update_matches_and_inserts(tmp_path, request):
             c.update(packets=[1] * count, bytes=[100] * count, flows=[1] * count,
                      stamp_inserted=[1700000100] * count)
             return c
-        p = sqlrun.PGSQL
-        eng = make_engine("pgsql", ConnParams(db=db.name, host=p["host"], port=p["port"],
-                                              user=p["user"], passwd=""), utc=True)
+        p = sqlrun.PGSQL if engine == "pgsql" else sqlrun.MYSQL
+        eng = make_engine(engine, ConnParams(db=db.name, host=p["host"], port=p["port"],
+                                             user=p["user"], passwd=p.get("passwd", "")),
+                          utc=True)
         assert eng.write(lay, "acct_v7", cols(n), dont_try_update=False)[:2] == (0, n)
         upd, ins, rej = eng.write(lay, "acct_v7", cols(n + 100), dont_try_update=False)
         assert (upd, ins, rej) == (n, 100, [])
