@@ -28,7 +28,9 @@ def _export(records: int, seed: int):
 
 
 def _start(tmp: Path, port: int, settings: dict) -> subprocess.Popen:
-    lines = {"nfacctd_port": port, "nfacctd_ip": "127.0.0.1", "plugins": "x",
+    # a socket buffer that rides out a loaded machine: the kernel must not drop datagrams
+    lines = {"nfacctd_port": port, "nfacctd_ip": "127.0.0.1", "nfacctd_pipe_size": 4194304,
+             "plugins": "x",
              "logfile": f"{tmp}/nfacctd.log", "aggregate": AGG, "sql_refresh_time": 1,
              **settings}
     conf = tmp / "nfacctd.conf"
