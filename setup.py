@@ -19,6 +19,7 @@ setup(
         "pypmacct.decoders",
         "pypmacct.sources",
         "pypmacct.output",
+        "pypmacct.sql",
         "pypmacct.runtime",
         "pypmacct.daemons",
         "pypmacct.plugins",
@@ -35,10 +36,18 @@ setup(
         "dpkt>=1.9.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3"],
+        "mysql": ["mysqlclient>=2.1"],
+        "pgsql": ["psycopg2>=2.9"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3",
+                 "mysqlclient>=2.1", "psycopg2>=2.9"],
     },
     entry_points={
         "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS]
         + ["pmacct=pypmacct.client.main:main"],
+        "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS] + [
+            "pmsqlplay=pypmacct.sql.replay:main",
+            "pmmyplay=pypmacct.sql.replay:main_mysql",
+            "pmpgplay=pypmacct.sql.replay:main_pgsql",
+        ],
     },
 )

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 _MODULES = {
     "print": ("pypmacct.plugins.print_plugin", "PrintPlugin"),
     "memory": ("pypmacct.plugins.memory_plugin", "MemoryPlugin"),
+    "mysql": ("pypmacct.plugins.sql_plugin", "MySQLPlugin"),
+    "pgsql": ("pypmacct.plugins.sql_plugin", "PgSQLPlugin"),
+    "sqlite3": ("pypmacct.plugins.sql_plugin", "SQLite3Plugin"),
 }
 
 

@@ -130,6 +130,9 @@ class PrintPlugin(AggregatingPlugin):
                                             OutputOptions.from_config(pcfg))
         except FormatterError as e:
             raise PrintConfigError(f"{self.name}/{self.type_name}: {e}") from None
+        if g("print_preprocess"):
+            raise PrintConfigError(f"{self.name}/{self.type_name}: print_preprocess is "
+                                   f"implemented for the SQL plugins only so far")
         self.path = g("print_output_file") or None
         self.append = bool(g("print_output_file_append", False))
         self.latest = g("print_latest_file") or None

@@ -8,6 +8,20 @@ cd "$(dirname "$0")/.."
 mode=${1:-run}
 
 PY=${PYTHON:-python3}
+# client libraries the SQL plugins' Python drivers build against (mysqlclient, psycopg2)
+if [ "$mode" = test ] || [ -n "${PYPMACCT_SQL:-}" ]; then
+  sqlneed=()
+  dpkg -s libmariadb-dev >/dev/null 2>&1 || sqlneed+=(libmariadb-dev)
+  dpkg -s pkg-config >/dev/null 2>&1 || sqlneed+=(pkg-config)
+  dpkg -s libpq-dev >/dev/null 2>&1 || sqlneed+=(libpq-dev)
+  dpkg -s sqlite3 >/dev/null 2>&1 || sqlneed+=(sqlite3)
+  if [ ${#sqlneed[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${sqlneed[@]}" >/dev/null
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi

@@ -502,3 +502,13 @@ G *       tmp_bgp_lookup_compare_ports
 G *       tmp_bgp_daemon_route_refresh
 G *       tmp_bgp_daemon_origin_type_int
 """
+
+
+# Keys that pmacct 1.7.7 no longer has but earlier releases documented (the project's
+# seed CONFIG-KEYS lists them); pypmacct implements them for the SQL plugins.
+PMACCT_OLDER_KEYS = """
+B *       sql_recovery_logfile
+B *       sql_history_since_epoch
+B ns      nfacctd_sql_log sfacctd_sql_log
+"""
+PMACCT_177_KEYS = PMACCT_177_KEYS + PMACCT_OLDER_KEYS

@@ -147,7 +147,35 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "imt_buckets": Spec(v.Int(1), 32771),
     "imt_mem_pools_number": Spec(v.Int(0), 16),
     "imt_mem_pools_size": Spec(v.Int(1), 8192),
+    # --- SQL plugins (mysql, pgsql, sqlite3) ---
+    "sql_db": Spec(v.Text(), None),
+    "sql_table_schema": Spec(v.Path(), None),
+    "sql_table_version": Spec(v.Int(1, 9), 1),
+    "sql_table_type": Spec(v.Choice(("original", "bgp")), None),
+    "sql_conn_ca_file": Spec(v.Path(), None),
+    "sql_host": Spec(v.Text(), None),
+    "sql_port": Spec(v.Int(1, 65535), None),
+    "sql_data": Spec(v.Choice(("typed", "unified")), "typed"),
+    "sql_user": Spec(v.Text(), None),
+    "sql_passwd": Spec(v.Text(), None),
+    "sql_optimize_clauses": Spec(v.Bool(), False),
+    "sql_recovery_backup_host": Spec(v.Text(), None),
+    "sql_delimiter": Spec(v.Separator(), ","),
+    "sql_trigger_time": Spec(v.History(), None),
+    "sql_cache_entries": Spec(v.Int(1), 32771),
+    "sql_dont_try_update": Spec(v.Bool(), False),
+    "sql_multi_values": Spec(v.Int(0), 0),
+    "sql_locking_style": Spec(v.Choice(("table", "row")), "table"),
+    "sql_use_copy": Spec(v.Bool(), False),
+    "sql_num_hosts": Spec(v.Bool(), False),
+    "print_preprocess": Spec(v.Text(), None),
+    "print_preprocess_type": Spec(v.Choice(("any", "all")), "any"),
+    # keys of older pmacct releases, brought back (see known.py)
+    "sql_recovery_logfile": Spec(v.Path(), None),
+    "sql_history_since_epoch": Spec(v.Bool(), False),
+    "nfacctd_sql_log": Spec(v.Bool(), False),
 }
+IMPLEMENTED_PLUGINS.update({"mysql", "pgsql", "sqlite3"})
 
 
 def _parse_known(text: str) -> list[tuple[str, frozenset, list[str]]]:

@@ -254,6 +254,11 @@ def test_help_has_pmacct_layout(daemon):
     assert ours.text.splitlines()[1:4] == real.splitlines()[1:4]
     assert _options(ours.text) == _options(real)
     assert "\tPlugins to run (implemented in pypmacct so far: memory, print)" in ours.text
+    from pypmacct.config.registry import IMPLEMENTED_PLUGINS, PLUGIN_TYPES, PLUGINS_NOT_IN
+    running = ", ".join(t for t in PLUGIN_TYPES if t in IMPLEMENTED_PLUGINS
+                        and t not in PLUGINS_NOT_IN.get(daemon, ()))
+    assert "print" in running
+    assert f"\tPlugins to run (implemented in pypmacct so far: {running})" in ours.text
 
 
 @pytest.mark.oracle
@@ -275,4 +280,7 @@ def test_version_text():
     assert f"numpy {importlib.metadata.version('numpy')}" in lines
     i = lines.index("Plugins:")
     assert lines[i + 1:i + 4] == ["memory", "print", ""]
+    from pypmacct.config.registry import IMPLEMENTED_PLUGINS, PLUGIN_TYPES
+    want = [t for t in PLUGIN_TYPES if t in IMPLEMENTED_PLUGINS]
+    assert lines[i + 1:i + 2 + len(want)] == want + [""]
     assert any(ln.startswith("pika") for ln in lines)   # optional libs listed either way
