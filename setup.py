@@ -6,7 +6,7 @@ nothing called ``plugins`` lands at the top of site-packages.
 """
 from setuptools import setup
 
-PROGRAMS = ["nfacctd"]
+PROGRAMS = ["nfacctd", "sfacctd", "pmacctd", "uacctd"]
 
 setup(
     name="pypmacct",
