@@ -142,6 +142,19 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "print_cache_entries": Spec(v.Int(1), 16411),
     "print_trigger_exec": Spec(v.Path(), None),
     "print_max_writers": Spec(v.Int(1), 10),
+    # --- sources: sfacctd counters, pmacctd (libpcap), uacctd (NFLOG) ---
+    "sfacctd_counter_file": Spec(v.Path(), None),
+    "sfacctd_counter_output": Spec(v.Choice(("json",)), "json"),
+    "snaplen": Spec(v.Int(1, 65535), 128),
+    "promisc": Spec(v.Bool(), True),
+    "pcap_filter": Spec(v.Text(), None),
+    "pcap_interface": Spec(v.Text(), None),
+    "pcap_interface_wait": Spec(v.Bool(), False),
+    "pcap_direction": Spec(v.Choice(("in", "out")), None),
+    "pcap_ifindex": Spec(v.Choice(("sys", "none"), unsupported=("hash", "map")), "none"),
+    "uacctd_group": Spec(v.Int(0, 65535), None),
+    "uacctd_nl_size": Spec(v.Int(1), 131072),
+    "uacctd_threshold": Spec(v.Int(1), 1),
 }
 
 

@@ -130,13 +130,17 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         et[i] = b.be16(s + 12)
         pos[i] = s + 14
         live[i] = True
-    for k, hl, eo in ((K_SLL, 16, 14), (K_SLL2, 20, 0)):
+    for k, hl, eo, halen_at, addr_at in ((K_SLL, 16, 14, 4, 6), (K_SLL2, 20, 0, 11, 12)):
         m = (kind == k) & (length >= hl)
         if m.any():
             i = np.nonzero(m)[0]
             et[i] = b.be16(start[i] + eo)
             pos[i] = start[i] + hl
             live[i] = True
+            # the sender's link address is the source MAC when it is one
+            hal = b.be16(start[i] + halen_at) if k == K_SLL else b.u8(start[i] + halen_at)
+            j = i[hal == 6]
+            out.src_mac[j] = b.rows(start[j] + addr_at, 6)
     m = (kind == K_IP) | (kind == K_IPV4) | (kind == K_IPV6)
     if m.any():
         et[m] = -1
