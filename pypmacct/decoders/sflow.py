@@ -151,7 +151,11 @@ class SflowDecoder:
         self.last_error = ""
         self.seq_state: dict = {}          # (agent, sub id) -> last datagram sequence
         self.renorm: dict = {}             # (agent, sub id, source id) -> [seq, pool]
-        self.counter_samples: list = []    # (agent, sub id, seq, source id, tag, bytes, ts)
+        # with opts.counters, what the counter writer takes after each batch:
+        # (datagram, agent, version, datagram seq, body, expanded) per counter sample,
+        # (datagram, agent) per datagram
+        self.counter_samples: list = []
+        self.batch_agents: list = []
         self.fields = frozenset(self.opts.record_dtype.names)
 
     # --- bad input, in pmacct's words
@@ -211,6 +215,9 @@ class SflowDecoder:
         agent_txt = self._agent_texts(agent_af, agent, good)
         self._sequences(pk, np.nonzero(good)[0], agent_txt, sub, dseq)
 
+        if self.opts.counters:
+            self.batch_agents.extend((i, agent_txt[i]) for i in np.nonzero(good)[0].tolist())
+            self._ctx = (agent_txt, ver, dseq)
         v5 = np.nonzero(good & (ver == 5))[0]
         smp = self._walk_v5(pk, b, v5, first, E, nsamp)
         old = np.nonzero(good & (ver != 5))[0]
@@ -793,19 +800,29 @@ class SflowDecoder:
                 out.append((d, body))
             elif st == COUNTER_SAMPLE:
                 _seq, _sid, _interval, cver = struct.unpack_from("!IIII", raw, p)
+                q = p
                 p += 16
                 p += {1: 88, 2: 140, 3: 160, 4: 88, 5: 168, 6: 88, 7: 28}.get(cver, -10**9)
                 if p < 0:
                     raise ValueError("unknown counters version")
+                if self.opts.counters and p <= e:
+                    agent_txt, ver, dseq = self._ctx
+                    self.counter_samples.append((d, agent_txt[d], version, int(dseq[d]),
+                                                 raw[q:p], False))
             else:
                 raise ValueError("unknown v2/v4 sample")
         return out
 
     # --- counter samples (sfacctd_counter_file)
     def _keep_counters(self, pk, b, cnts) -> None:
+        agent_txt, ver, dseq = self._ctx
+        rows = []
         for dg, bs, be, ex in cnts:
-            for d, s0, s1, x in zip(dg.tolist(), bs.tolist(), be.tolist(), ex.tolist()):
-                self.counter_samples.append((d, b.a[s0:s1].tobytes(), x, int(pk.ts[d])))
+            rows.extend(zip(dg.tolist(), bs.tolist(), be.tolist(), ex.tolist()))
+        rows.sort()
+        for d, s0, s1, x in rows:
+            self.counter_samples.append((d, agent_txt[d], int(ver[d]), int(dseq[d]),
+                                         b.a[s0:s1].tobytes(), bool(x)))
 
     @property
     def _strings(self) -> StringTable:
