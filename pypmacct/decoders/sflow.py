@@ -149,6 +149,7 @@ class SflowDecoder:
         self.stats = stats if stats is not None else Stats()
         self.errors = 0
         self.last_error = ""
+        self.bad_samples = 0               # flow samples dropped: bad record lengths
         self.seq_state: dict = {}          # (agent, sub id) -> last datagram sequence
         self.renorm: dict = {}             # (agent, sub id, source id) -> [seq, pool]
         # with opts.counters, what the counter writer takes after each batch:
@@ -447,8 +448,28 @@ class SflowDecoder:
             nrec[act] -= 1
         return s
 
+    _FIXED = {REC_ETHERNET: 24, REC_IPV4: 32, REC_IPV6: 56, REC_SWITCH: 16}
+
     def _records(self, b, s, act, tag, r0, r1) -> None:
-        """Apply one record position's records to their samples."""
+        """Apply one record position's records to their samples. A record whose content
+        does not fill exactly its declared length makes the sample bad (pmacct's
+        lengthCheck drops it)."""
+        ln = r1 - r0
+        bad = np.zeros(len(act), bool)
+        for t, size in self._FIXED.items():
+            bad |= (tag == t) & (ln != size)
+        h = tag == REC_HEADER
+        if h.any():
+            hl = b.be32(r0[h] + 12).astype(np.int64)
+            bad[h] |= (ln[h] < 16) | (16 + ((hl + 3) & ~3) != ln[h])
+        rt = tag == REC_ROUTER
+        if rt.any():
+            at = b.be32(r0[rt]).astype(np.int64)
+            bad[rt] |= np.where(at == 1, 16, 28) != ln[rt]
+        if bad.any():
+            s.bad[act[bad]] = True
+            keep = ~bad
+            act, tag, r0, r1 = act[keep], tag[keep], r0[keep], r1[keep]
         m = tag == REC_HEADER
         if m.any():
             self._header(b, s, act[m], r0[m], r1[m])
@@ -593,6 +614,7 @@ class SflowDecoder:
         ok &= cur + 8 + 4 * nc <= e
         comm_start = cur + 4
         lp = np.where(ok, b.be32(cur + 4 + 4 * nc), 0)
+        ok &= cur + 8 + 4 * nc == e                   # the record holds nothing else
         j = i[ok]
         s.dst_as[j] = last_as[ok]
         s.peer_dst_as[j] = first_as[ok]
@@ -625,6 +647,10 @@ class SflowDecoder:
 
     # --- which samples become records
     def _account(self, s: _Samples) -> _Samples:
+        if s.n and s.bad.any():
+            self.bad_samples += int(s.bad.sum())
+            self.log.limited(("badsample",), f"discarding {int(s.bad.sum())} malformed sFlow "
+                             "flow sample(s) (record lengths do not match)", level="INFO")
         keep = (s.got4 | s.got6) & ~s.bad
         if keep.all():
             return s
