@@ -32,6 +32,7 @@ setup(
         "numpy>=1.26",
         "setproctitle>=1.3",
         "dpkt>=1.9.8",
+        "pcapy-ng>=2.1",          # pmacctd: live capture and pcap_filter (libpcap)
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3"],

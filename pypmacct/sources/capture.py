@@ -14,6 +14,8 @@ offsets and lengths), so no Python code runs per packet.
 """
 from __future__ import annotations
 
+import select
+import time
 from typing import Iterator
 
 import numpy as np
@@ -95,6 +97,8 @@ class LiveCapture:
                 pass
         self.linktype = self.p.datalink()
         self.received = 0
+        # non-blocking: next_batch hands over what is there; we wait on the descriptor
+        self.p.setnonblock(1)
 
     def fileno(self) -> int:
         try:
@@ -102,9 +106,17 @@ class LiveCapture:
         except Exception:
             return -1
 
-    def read(self, max_packets: int = 4096) -> FrameChunk:
-        """What arrived within the read timeout, up to ``max_packets``."""
+    def read(self, max_packets: int = 4096, timeout: float = 0.25) -> FrameChunk:
+        """What has arrived, up to ``max_packets``; waits up to ``timeout`` seconds for
+        the first packets."""
         data, meta = self.p.next_batch(max_packets)
+        if not len(meta):
+            fd = self.fileno()
+            if fd >= 0:
+                select.select([fd], [], [], timeout)
+            else:
+                time.sleep(timeout)
+            data, meta = self.p.next_batch(max_packets)
         c = _chunk(data, meta, self.linktype)
         self.received += len(c.offset)
         return c

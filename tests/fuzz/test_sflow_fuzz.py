@@ -3,7 +3,6 @@ is counted, and good datagrams in the same batch still decode."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pypmacct.decoders import packet as pkt
