@@ -29,6 +29,8 @@ PLUGINS = {
 CAPTURES = {
     "v5": sflowgen.SflowParams(seed=11, datagrams=400),
     "v4v5": sflowgen.SflowParams(seed=12, datagrams=300, versions=(4, 5)),
+    # v2 gateway records have another layout: none in this capture
+    "v2": sflowgen.SflowParams(seed=15, datagrams=150, versions=(2,), gateway_share=0),
     "v5-big-samples": sflowgen.SflowParams(seed=13, datagrams=150, samples_per_datagram=(5, 20),
                                            vlan_share=0.6, switch_share=0.5),
 }
