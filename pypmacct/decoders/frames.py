@@ -28,6 +28,11 @@ class FrameChunk:
     ifindex_in: int = 0
     ifindex_out: int = 0
     kinds: np.ndarray | None = None   # per-frame K_* (overrides linktype), e.g. NFLOG
+    # per-frame values some sources have (NFLOG): interfaces, MACs from the hw header
+    ifin: np.ndarray | None = None
+    ifout: np.ndarray | None = None
+    src_mac: np.ndarray | None = None
+    dst_mac: np.ndarray | None = None
 
 
 @dataclass
@@ -89,18 +94,20 @@ class FrameDecoder:
         put("src_port", r.src_port[sel])
         put("dst_port", r.dst_port[sel])
         put("tcp_flags", np.where(r.proto[sel] == 6, r.tcp_flags[sel], 0))
+        smac = r.src_mac if c.src_mac is None else c.src_mac
+        dmac = r.dst_mac if c.dst_mac is None else c.dst_mac
         if "src_mac" in names:
-            out["src_mac"] = np.ascontiguousarray(r.src_mac[sel]).view("V6").reshape(-1)
+            out["src_mac"] = np.ascontiguousarray(smac[sel]).view("V6").reshape(-1)
         if "dst_mac" in names:
-            out["dst_mac"] = np.ascontiguousarray(r.dst_mac[sel]).view("V6").reshape(-1)
+            out["dst_mac"] = np.ascontiguousarray(dmac[sel]).view("V6").reshape(-1)
         put("vlan", r.vlan[sel])
         put("cos", r.cos[sel])
         put("etype", np.where(af == 4, pkt.ETH_IPV4, pkt.ETH_IPV6))
         put("mpls_label_top", r.mpls_top[sel])
         put("mpls_label_bottom", r.mpls_bottom[sel])
         put("mpls_stack_depth", r.mpls_depth[sel])
-        put("in_iface", np.full(m, c.ifindex_in, np.int64))
-        put("out_iface", np.full(m, c.ifindex_out, np.int64))
+        put("in_iface", np.full(m, c.ifindex_in, np.int64) if c.ifin is None else c.ifin[sel])
+        put("out_iface", np.full(m, c.ifindex_out, np.int64) if c.ifout is None else c.ifout[sel])
         put("sampling_rate", np.full(m, 1 if self.opts.renormalize else sr, np.int64))
         ts = c.ts[sel]
         put("ts_arrival", ts)
