@@ -63,7 +63,8 @@ class FrameDecoder:
                 self.skipped += n
                 return Batch(np.zeros(0, dtype))
             kind = k
-        r = pkt.parse(c.buf, c.offset, c.length, kind)
+        tun = any(f in self.fields for f in pkt.TUNNEL_FIELDS)
+        r = pkt.parse(c.buf, c.offset, c.length, kind, tunnels=tun)
         keep = r.af > 0
         # non-first fragments are kept, without ports (no fragment table yet: pmacct
         # joins them to their first fragment; docs/pmacctd.md)
@@ -109,6 +110,7 @@ class FrameDecoder:
         put("in_iface", np.full(m, c.ifindex_in, np.int64) if c.ifin is None else c.ifin[sel])
         put("out_iface", np.full(m, c.ifindex_out, np.int64) if c.ifout is None else c.ifout[sel])
         put("sampling_rate", np.full(m, 1 if self.opts.renormalize else sr, np.int64))
+        pkt.put_tunnel(out, r, sel)
         ts = c.ts[sel]
         put("ts_arrival", ts)
         put("time_start", ts)

@@ -71,6 +71,9 @@ class Parsed:
         self.icmp_type = np.zeros(n, np.uint8)
         self.icmp_code = np.zeros(n, np.uint8)
         self.l4_off = np.full(n, -1, np.int64)
+        self.vxlan = np.zeros(n, np.uint32)          # VNI of a VXLAN packet (UDP 4789)
+        self.inner = None                            # Parsed of the inner frames, or None
+        self.inner_rows = np.zeros(0, np.int64)      # which packets ``inner`` describes
 
 
 class _Buf:
@@ -101,12 +104,13 @@ class _Buf:
 
 
 def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = False,
-          max_mpls: int = 16, max_ext: int = 8, min_l4: int = 4) -> Parsed:
+          max_mpls: int = 16, max_ext: int = 8, min_l4: int = 4, tunnels: bool = False) -> Parsed:
     """Parse packets whose bytes are ``buf[start[i]:start[i] + length[i]]``; ``kind`` is
     a K_* value (scalar or per packet). ``max_vlan_tags``: how many 802.1Q tags are
     walked (sFlow's decoder takes one); ``snap``: 802.3 frames with LLC/SNAP or the IP
     SAP are followed (sFlow's decoder does); ``min_l4``: transport bytes needed before
-    ports and flags are read (sFlow's decoder wants 8)."""
+    ports and flags are read (sFlow's decoder wants 8); ``tunnels``: the Ethernet frame
+    inside VXLAN (UDP port 4789, I flag set) is parsed too (``inner``, ``inner_rows``)."""
     start = np.asarray(start, np.int64)
     length = np.asarray(length, np.int64)
     n = len(start)
@@ -313,4 +317,53 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         out.icmp_code[t[icmp]] = b.u8(p[icmp] + 1)
         out.l4[t] = np.where(pr == 6, room >= 20, np.where(pr == 17, room >= 8, room >= 4))
         out.l4_off[t] = p
+        vx = (pr == 17) & (out.dst_port[t] == 4789) & (room >= 16) & ((b.u8(p + 8) & 0x08) != 0)
+        if vx.any():
+            i, q = t[vx], p[vx]
+            out.vxlan[i] = (b.u8(q + 12).astype(np.uint32) << 16) | \
+                (b.u8(q + 13).astype(np.uint32) << 8) | b.u8(q + 14)
+            if tunnels:
+                out.inner_rows = i
+                out.inner = parse(buf, q + 16, end[i] - (q + 16), K_ETH,
+                                  max_vlan_tags=max_vlan_tags, snap=snap, max_mpls=max_mpls,
+                                  max_ext=max_ext, min_l4=min_l4, tunnels=False)
     return out
+
+
+TUNNEL_FIELDS = ("tunnel_src_mac", "tunnel_dst_mac", "tunnel_src_host", "tunnel_dst_host",
+                 "tunnel_proto", "tunnel_tos", "tunnel_src_port", "tunnel_dst_port")
+
+
+def put_tunnel(out, r: Parsed, sel, tos=None) -> None:
+    """Fill the tunnel_* fields of records ``out`` (made of packets ``sel`` of ``r``)
+    from the frames inside VXLAN; ``tos(inner)`` may map the inner ToS."""
+    names = out.dtype.names
+    if "vxlan" in names:
+        out["vxlan"] = r.vxlan[sel]
+    if r.inner is None or not any(f in names for f in TUNNEL_FIELDS):
+        return
+    pos = np.full(r.n, -1, np.int64)
+    pos[r.inner_rows] = np.arange(len(r.inner_rows))
+    k = pos[sel]
+    rec = np.nonzero(k >= 0)[0]
+    k = k[rec]
+    inn = r.inner
+    ok = inn.af[k] > 0
+    if "tunnel_src_mac" in names:
+        out["tunnel_src_mac"][rec] = np.ascontiguousarray(inn.src_mac[k]).view("V6").reshape(-1)
+    if "tunnel_dst_mac" in names:
+        out["tunnel_dst_mac"][rec] = np.ascontiguousarray(inn.dst_mac[k]).view("V6").reshape(-1)
+    for name, raw in (("tunnel_src_host", inn.src), ("tunnel_dst_host", inn.dst)):
+        if name in names:
+            out[name]["af"][rec] = np.where(ok, inn.af[k], 0)
+            out[name]["addr"][rec] = np.ascontiguousarray(raw[k]).view("V16").reshape(-1)
+    l4 = (inn.proto[k] == 6) | (inn.proto[k] == 17)
+    if "tunnel_proto" in names:
+        out["tunnel_proto"][rec] = inn.proto[k]
+    if "tunnel_tos" in names:
+        t = inn.tos[k] if tos is None else tos(inn, k)
+        out["tunnel_tos"][rec] = t
+    if "tunnel_src_port" in names:
+        out["tunnel_src_port"][rec] = np.where(l4, inn.src_port[k], 0)
+    if "tunnel_dst_port" in names:
+        out["tunnel_dst_port"][rec] = np.where(l4, inn.dst_port[k], 0)

@@ -115,6 +115,17 @@ class _Samples:
         self.mpls_bottom = z(np.int64)
         self.mpls_depth = z(np.int64)
         self.bad = z(bool)
+        # VXLAN and the frame inside it (tunnel_* primitives)
+        self.vxlan = z(np.int64)
+        self.tun_af = z(np.uint8)
+        self.tun_src = np.zeros((n, 16), np.uint8)
+        self.tun_dst = np.zeros((n, 16), np.uint8)
+        self.tun_proto = z(np.int64)
+        self.tun_tos = z(np.int64)
+        self.tun_sport = z(np.int64)
+        self.tun_dport = z(np.int64)
+        self.tun_smac = np.zeros((n, 6), np.uint8)
+        self.tun_dmac = np.zeros((n, 6), np.uint8)
 
 
 class _Buf(pkt._Buf):
@@ -158,6 +169,7 @@ class SflowDecoder:
         self.counter_samples: list = []
         self.batch_agents: list = []
         self.fields = frozenset(self.opts.record_dtype.names)
+        self._tunnels = any(f in self.fields for f in pkt.TUNNEL_FIELDS)
 
     # --- bad input, in pmacct's words
     def malformed(self, src: str, port: int, msg: str) -> None:
@@ -297,6 +309,19 @@ class SflowDecoder:
         put("mpls_label_top", smp.mpls_top)
         put("mpls_label_bottom", smp.mpls_bottom)
         put("mpls_stack_depth", smp.mpls_depth)
+        put("vxlan", smp.vxlan)
+        if self._tunnels:
+            self._addr(out, "tunnel_src_host", smp.tun_af, smp.tun_src)
+            self._addr(out, "tunnel_dst_host", smp.tun_af, smp.tun_dst)
+            put("tunnel_proto", smp.tun_proto)
+            put("tunnel_tos", smp.tun_tos)
+            tl4 = (smp.tun_proto == 6) | (smp.tun_proto == 17)
+            put("tunnel_src_port", np.where(tl4, smp.tun_sport, 0))
+            put("tunnel_dst_port", np.where(tl4, smp.tun_dport, 0))
+            if "tunnel_src_mac" in f:
+                out["tunnel_src_mac"] = smp.tun_smac.view("V6").reshape(-1)
+            if "tunnel_dst_mac" in f:
+                out["tunnel_dst_mac"] = smp.tun_dmac.view("V6").reshape(-1)
         ts = pk.ts[dg]
         put("ts_arrival", ts)
         put("time_start", ts)
@@ -546,7 +571,8 @@ class SflowDecoder:
         i, data, hl, kind = i[known], data[known], hl[known], kind[known]
         if not len(i):
             return
-        r = pkt.parse(b.a[:b.size], data, hl, kind, max_vlan_tags=1, snap=True, min_l4=8)
+        r = pkt.parse(b.a[:b.size], data, hl, kind, max_vlan_tags=1, snap=True, min_l4=8,
+                      tunnels=self._tunnels)
         eth = kind == pkt.K_ETH
         s.dst_mac[i[eth]] = r.dst_mac[eth]
         s.src_mac[i[eth]] = r.src_mac[eth]
@@ -572,6 +598,18 @@ class SflowDecoder:
         s.sport[j] = r.src_port[ip]
         s.dport[j] = r.dst_port[ip]
         s.flags[j] = r.tcp_flags[ip]
+        s.vxlan[i] = r.vxlan
+        if r.inner is not None and len(r.inner_rows):
+            inn, t = r.inner, i[r.inner_rows]
+            s.tun_af[t] = inn.af
+            s.tun_src[t] = inn.src
+            s.tun_dst[t] = inn.dst
+            s.tun_proto[t] = inn.proto
+            s.tun_tos[t] = np.where(inn.af == 6, inn.tos >> 4, inn.tos)
+            s.tun_sport[t] = inn.src_port
+            s.tun_dport[t] = inn.dst_port
+            s.tun_smac[t] = inn.src_mac
+            s.tun_dmac[t] = inn.dst_mac
 
     def _gateway(self, b, s, i, p, e, next_hop: bool = True) -> None:
         n = len(i)

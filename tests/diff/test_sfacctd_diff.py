@@ -24,6 +24,8 @@ PLUGINS = {
     "five": ("src_host, dst_host, src_port, dst_port, proto", "json", None),
     "nets": ("src_net, dst_net, peer_src_ip", "formatted", None),
     "sum": ("sum_host", "csv", None),
+    "tun": ("src_host, dst_port, vxlan, tunnel_src_mac, tunnel_dst_mac, tunnel_src_host, "
+            "tunnel_dst_host, tunnel_proto, tunnel_tos, tunnel_src_port, tunnel_dst_port", "csv", None),
 }
 
 CAPTURES = {
@@ -31,6 +33,7 @@ CAPTURES = {
     "v4v5": sflowgen.SflowParams(seed=12, datagrams=300, versions=(4, 5)),
     # v2 gateway records have another layout: none in this capture
     "v2": sflowgen.SflowParams(seed=15, datagrams=150, versions=(2,), gateway_share=0),
+    "v5-vxlan": sflowgen.SflowParams(seed=16, datagrams=200, vxlan_share=0.5, snaplens=(256,)),
     "v5-big-samples": sflowgen.SflowParams(seed=13, datagrams=150, samples_per_datagram=(5, 20),
                                            vlan_share=0.6, switch_share=0.5),
 }

@@ -2,7 +2,7 @@
 
     write_capture(path, PktParams(seed=1, link="ethernet", packets=500))
 
-``link``: ethernet, vlan (one 802.1Q tag), qinq (two 802.1Q tags), mpls (one label, on
+``link``: ethernet, vxlan (Ethernet/IP/UDP 4789/VXLAN around each frame), vlan (one 802.1Q tag), qinq (two 802.1Q tags), mpls (one label, on
 Ethernet), sll (Linux cooked v1), raw (raw IP), null (BSD loopback). IPv4 and IPv6 hosts
 (IPv6 optionally behind hop-by-hop/destination-options headers), TCP/UDP/ICMP. Frames
 are whole (never cut by a snaplen), unfragmented.
@@ -15,7 +15,7 @@ import numpy as np
 
 from . import pcapio
 
-LINKTYPES = {"ethernet": 1, "vlan": 1, "qinq": 1, "mpls": 1, "sll": 113, "raw": 101, "null": 0}
+LINKTYPES = {"vxlan": 1, "ethernet": 1, "vlan": 1, "qinq": 1, "mpls": 1, "sll": 113, "raw": 101, "null": 0}
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,13 @@ def frames(p: PktParams):
         src_mac, dst_mac = (macs[int(x)] for x in rng.choice(len(macs), 2, replace=False))
         if p.link == "ethernet":
             f = Ether(src=src_mac, dst=dst_mac) / l3
+        elif p.link == "vxlan":
+            from scapy.layers.vxlan import VXLAN
+            outer = pool[int(rng.integers(0, len(pool)))]
+            f = Ether(src=src_mac, dst=dst_mac) / (IPv6(src=outer, dst=a) if six else IP(src=outer, dst=a)) / \
+                UDP(sport=int(rng.integers(1024, 65535)), dport=4789) / \
+                VXLAN(vni=int(rng.integers(1, 1 << 24)), flags=0x08) / \
+                Ether(src=macs[int(rng.integers(0, 4))], dst=macs[int(rng.integers(0, 4))]) / l3
         elif p.link == "vlan":
             f = Ether(src=src_mac, dst=dst_mac) / Dot1Q(vlan=int(rng.integers(1, 4095)),
                                                        prio=int(rng.integers(0, 8))) / l3

@@ -49,6 +49,7 @@ class SflowParams:
     switch_share: float = 0.3
     router_share: float = 0.3
     gateway_share: float = 0.2
+    vxlan_share: float = 0.0             # raw headers of VXLAN packets (UDP 4789) around the frame
     rates: tuple = (1, 64, 256, 1000)
     snaplens: tuple = (128, 128, 96, 256)   # header bytes kept (>= 78: whole TCP headers)
     hosts: int = 12
@@ -150,6 +151,15 @@ class _Packets:
         else:
             frame = Ether(src="02:00:00:00:00:0%d" % (1 + int(rng.integers(0, 8))),
                           dst="02:00:00:00:00:0a") / ip / l4 / payload
+        if rng.random() < p.vxlan_share:
+            from scapy.layers.vxlan import VXLAN
+            frame = Ether(src="02:00:00:00:00:0b", dst="02:00:00:00:00:0c") / \
+                IP(src="192.0.2.101", dst="192.0.2.102") / UDP(sport=int(rng.integers(1024, 65535)), dport=4789) / \
+                VXLAN(vni=int(rng.integers(1, 1 << 24)), flags=0x08) / frame
+            src, dst, proto, sport, dport, flags, tos, vlan = ("192.0.2.101", "192.0.2.102", 17, 0, 4789,
+                                                               0, 0, 0)
+            ip = frame[IP]
+            six = False
         raw = bytes(frame)
         return dict(raw=raw, six=six, src=src, dst=dst, proto=proto, sport=sport, dport=dport,
                     flags=flags, tos=tos, vlan=vlan, ip=bytes(ip / l4 / payload))

@@ -124,3 +124,20 @@ def test_batch_sizes(n):
     f = bytes(ETH / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2))
     r = parse([f] * n, pkt.K_ETH)
     assert r.n == n and (r.src_port == 1).all()
+
+
+def test_vxlan_and_the_frame_inside():
+    from scapy.layers.vxlan import VXLAN
+    inner = Ether(src="02:00:00:00:00:0a", dst="02:00:00:00:00:0b") / \
+        IPv6(src="2001:db8::1", dst="2001:db8::2", tc=0x20) / UDP(sport=11, dport=12)
+    outer = ETH / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=999, dport=4789) / VXLAN(vni=0x123456, flags=0x08)
+    plain = ETH / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=999, dport=53)
+    r = parse([plain, outer / inner], pkt.K_ETH, tunnels=True)
+    assert list(r.vxlan) == [0, 0x123456]
+    assert list(r.inner_rows) == [1]
+    inn = r.inner
+    assert (inn.af[0], inn.proto[0], inn.src_port[0], inn.dst_port[0], inn.tos[0]) == (6, 17, 11, 12, 0x20)
+    assert bytes(inn.src_mac[0]) == bytes.fromhex("02000000000a")
+    # without tunnels the VNI is still read
+    r2 = parse([outer / inner], pkt.K_ETH)
+    assert r2.inner is None and r2.vxlan[0] == 0x123456
