@@ -42,6 +42,9 @@ class FrameOptions:
     renormalize: bool = False           # pmacctd_renormalize (with ext_sampling_rate)
 
 
+MAX_FRAGMENT_STATES = 65536
+
+
 class FrameDecoder:
     def __init__(self, opts: FrameOptions | None = None):
         self.opts = opts or FrameOptions()
@@ -49,6 +52,69 @@ class FrameDecoder:
         self.frames = 0
         self.skipped = 0
         self.unsupported_links: set = set()
+        # pmacct's fragment table is on when some plugin needs ports or TCP flags
+        self.handle_fragments = bool({"src_port", "dst_port", "tcp_flags"} & self.fields)
+        self.frag_states: dict = {}     # (id, src, dst, proto) -> [got_first, sport, dport, pkts, bytes]
+        self.fragments_pending = 0
+
+    def _fragments(self, r, sel):
+        """pmacct's IPv4 fragment table for TCP/UDP fragments among packets ``sel``:
+        a fragment that comes before its first fragment is held back (counted into the
+        first one when it comes), later fragments take the first one's ports. Returns
+        (kept selection, ports source, extra packets, extra bytes) per kept packet."""
+        n = len(sel)
+        sport = r.src_port[sel].astype(np.int64)
+        dport = r.dst_port[sel].astype(np.int64)
+        xp = np.zeros(n, np.int64)
+        xb = np.zeros(n, np.int64)
+        fr = (r.af[sel] == 4) & ((r.proto[sel] == 6) | (r.proto[sel] == 17)) & \
+            (r.frag[sel] | r.more_frags[sel])
+        idx = np.nonzero(fr)[0]
+        keep = np.ones(n, bool)
+        if not len(idx):
+            return sel, sport, dport, xp, xb
+        rows = sel[idx]
+        k1 = (r.frag_id[rows].astype(np.uint64) << np.uint64(40)) | \
+            (r.proto[rows].astype(np.uint64) << np.uint64(32)) | \
+            r.src[rows, :4].copy().view(">u4").reshape(-1).astype(np.uint64)
+        k2 = r.dst[rows, :4].copy().view(">u4").reshape(-1).astype(np.uint64)
+        order = np.lexsort((idx, k2, k1))
+        k1, k2, g_idx = k1[order], k2[order], idx[order]
+        start = np.ones(len(order), bool)
+        start[1:] = (k1[1:] != k1[:-1]) | (k2[1:] != k2[:-1])
+        bounds = np.append(np.nonzero(start)[0], len(order))
+        is_first = ~r.frag[sel][g_idx]
+        ln = r.ip_len[sel][g_idx]
+        states = self.frag_states
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            key = (int(k1[a]), int(k2[a]))
+            st = states.get(key)
+            members = g_idx[a:b]
+            firsts = np.nonzero(is_first[a:b])[0]
+            if st is None:
+                st = [False, 0, 0, 0, 0]
+            if not st[0]:
+                if not len(firsts):
+                    keep[members] = False
+                    st[3] += b - a
+                    st[4] += int(ln[a:b].sum())
+                else:
+                    f = int(firsts[0])
+                    keep[members[:f]] = False
+                    fi = members[f]
+                    xp[fi] = st[3] + f
+                    xb[fi] = st[4] + int(ln[a:a + f].sum())
+                    st[:] = [True, int(sport[fi]), int(dport[fi]), 0, 0]
+                    later = members[f + 1:]
+                    sport[later], dport[later] = st[1], st[2]
+            else:
+                sport[members], dport[members] = st[1], st[2]
+            states.pop(key, None)
+            states[key] = st
+        while len(states) > MAX_FRAGMENT_STATES:
+            states.pop(next(iter(states)))
+        self.fragments_pending = sum(1 for v in states.values() if not v[0])
+        return sel[keep], sport[keep], dport[keep], xp[keep], xb[keep]
 
     def decode(self, c: FrameChunk) -> Batch:
         dtype = self.opts.record_dtype
@@ -66,10 +132,13 @@ class FrameDecoder:
         tun = any(f in self.fields for f in pkt.TUNNEL_FIELDS)
         r = pkt.parse(c.buf, c.offset, c.length, kind, tunnels=tun)
         keep = r.af > 0
-        # non-first fragments are kept, without ports (no fragment table yet: pmacct
-        # joins them to their first fragment; docs/pmacctd.md)
         sel = np.nonzero(keep)[0]
         self.skipped += n - int(keep.sum())
+        if self.handle_fragments:
+            sel, sport, dport, xp, xb = self._fragments(r, sel)
+        else:
+            sport, dport = r.src_port[sel], r.dst_port[sel]
+            xp = xb = 0
         m = len(sel)
         out = np.zeros(m, dtype)
         names = out.dtype.names
@@ -83,8 +152,8 @@ class FrameDecoder:
         sr = self.opts.ext_sampling_rate or 1
         if self.opts.renormalize and sr > 1:
             mult = sr
-        put("packets", np.full(m, mult, np.int64))
-        put("bytes", r.ip_len[sel] * mult)
+        put("packets", (1 + xp) * mult)
+        put("bytes", (r.ip_len[sel] + xb) * mult)
         af = r.af[sel]
         for name, raw in (("src_host", r.src), ("dst_host", r.dst)):
             if name in names:
@@ -92,8 +161,8 @@ class FrameDecoder:
                 out[name]["addr"] = np.ascontiguousarray(raw[sel]).view("V16").reshape(-1)
         put("proto", r.proto[sel])
         put("tos", r.tos[sel])
-        put("src_port", r.src_port[sel])
-        put("dst_port", r.dst_port[sel])
+        put("src_port", sport)
+        put("dst_port", dport)
         put("tcp_flags", np.where(r.proto[sel] == 6, r.tcp_flags[sel], 0))
         smac = r.src_mac if c.src_mac is None else c.src_mac
         dmac = r.dst_mac if c.dst_mac is None else c.dst_mac
