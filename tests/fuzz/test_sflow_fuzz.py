@@ -74,3 +74,48 @@ def test_packet_parser_takes_anything(frames, kind):
     assert r.n == len(frames)
     # nothing is read past a packet's own bytes: a cut packet never claims a transport header
     assert not (r.l4 & (r.l4_off + 4 > starts + lens)).any()
+
+
+def _nflog_message(payload: bytes, family=2, indev=3):
+    import struct as st
+    from pypmacct.sources import nflog
+    attrs = nflog._attr(nflog.A_INDEV, st.pack("!I", indev)) + nflog._attr(nflog.A_PAYLOAD, payload)
+    body = st.pack("!BBH", family, 0, 5) + attrs
+    return nflog._NLH.pack(16 + len(body), (nflog.NFNL_SUBSYS_ULOG << 8), 0, 0, 0) + body
+
+
+def test_nflog_messages_are_found_and_decoded():
+    from scapy.layers.inet import IP, UDP
+    from pypmacct.decoders.frames import FrameDecoder
+    from pypmacct.sources.nflog import parse_messages
+    pkts = [bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=1000 + i) / (b"x" * i))
+            for i in range(50)]
+    buf = b"".join(_nflog_message(p, indev=i) for i, p in enumerate(pkts))
+    c = parse_messages(buf)
+    assert list(c.length) == [len(p) for p in pkts]
+    r = FrameDecoder().decode(c).records
+    assert list(r["dst_port"]) == [1000 + i for i in range(50)]
+    assert list(r["in_iface"]) == list(range(50))
+    assert list(r["bytes"]) == [28 + i for i in range(50)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=120), st.binary(max_size=60).map(_nflog_message)),
+                max_size=10))
+def test_nflog_reader_takes_anything(parts):
+    from pypmacct.decoders.frames import FrameDecoder
+    from pypmacct.sources.nflog import parse_messages
+    buf = b"".join(p + bytes(-len(p) % 4) for p in parts)
+    c = parse_messages(buf)
+    assert ((c.offset >= 0) & (c.offset + c.length <= len(buf))).all()
+    FrameDecoder().decode(c)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=200), min_size=1, max_size=16), st.sampled_from([1, 101, 113, 0, 276]))
+def test_frame_decoder_takes_anything(frames, linktype):
+    from pypmacct.decoders.frames import FrameChunk, FrameDecoder
+    lens = np.array([len(f) for f in frames], np.int64)
+    c = FrameChunk(b"".join(frames), linktype, np.cumsum(lens) - lens, lens, np.zeros(len(frames), np.int64))
+    b = FrameDecoder().decode(c)
+    assert len(b) <= len(frames)
