@@ -46,6 +46,7 @@ FLOW_SAMPLE, COUNTER_SAMPLE, FLOW_SAMPLE_EXP, COUNTER_SAMPLE_EXP = 1, 2, 3, 4
 BROCADE_ACL_SAMPLE = (1991 << 12) | 1
 REC_HEADER, REC_ETHERNET, REC_IPV4, REC_IPV6 = 1, 2, 3, 4
 REC_SWITCH, REC_ROUTER, REC_GATEWAY, REC_USER, REC_URL, REC_MPLS, REC_NAT = range(1001, 1008)
+REC_MPLS_VC = 1009
 REC_GATEWAY_V4 = 0x7FFF0000 | REC_GATEWAY    # internal: a v4 gateway record (no next hop)
 HP_ETHERNET, HP_IPV4, HP_IPV6, HP_MPLS = 1, 11, 12, 13
 RESET_BOUNDARY = 50              # pmacct's XFLOW_RESET_BOUNDARY
@@ -114,6 +115,7 @@ class _Samples:
         self.mpls_top = z(np.int64)
         self.mpls_bottom = z(np.int64)
         self.mpls_depth = z(np.int64)
+        self.pw_id = z(np.int64)          # extended MPLS VC record: mpls_pw_id
         self.bad = z(bool)
         # VXLAN and the frame inside it (tunnel_* primitives)
         self.vxlan = z(np.int64)
@@ -306,6 +308,7 @@ class SflowDecoder:
         sr = np.where(self.opts.renormalize & (rate != 0), 1, rate)
         put("sampling_rate", sr)
         put("sampling_direction", np.full(smp.n, ord("u")))
+        put("mpls_pw_id", smp.pw_id)
         put("mpls_label_top", smp.mpls_top)
         put("mpls_label_bottom", smp.mpls_bottom)
         put("mpls_stack_depth", smp.mpls_depth)
@@ -553,6 +556,14 @@ class SflowDecoder:
         m = tag == REC_GATEWAY
         if m.any():
             self._gateway(b, s, act[m], r0[m], r1[m])
+        m = tag == REC_MPLS_VC
+        if m.any():
+            i, p, e = act[m], r0[m], r1[m]
+            nl = b.be32(p).astype(np.int64)
+            q = p + 4 + ((nl + 3) & ~3)
+            ok = q + 8 == e
+            s.bad[i[~ok]] = True
+            s.pw_id[i[ok]] = b.be32(q[ok])
         m = tag == REC_GATEWAY_V4
         if m.any():
             self._gateway(b, s, act[m], r0[m], r1[m], next_hop=False)

@@ -49,6 +49,7 @@ class SflowParams:
     switch_share: float = 0.3
     router_share: float = 0.3
     gateway_share: float = 0.2
+    vc_share: float = 0.0                # extended MPLS VC records (mpls_pw_id)
     vxlan_share: float = 0.0             # raw headers of VXLAN packets (UDP 4789) around the frame
     rates: tuple = (1, 64, 256, 1000)
     snaplens: tuple = (128, 128, 96, 256)   # header bytes kept (>= 78: whole TCP headers)
@@ -272,6 +273,9 @@ def _flow_sample(p, rng, pk, ag, version, cap) -> bytes:
         gw += struct.pack("!I", len(comms)) + b"".join(struct.pack("!I", c) for c in comms)
         gw += struct.pack("!I", 100)
         records.append((1003, gw))
+    if rng.random() < p.vc_share:
+        name = b"vc-%d" % int(rng.integers(0, 1000))
+        records.append((1009, _xdr_opaque(name) + struct.pack("!II", int(rng.integers(1, 1 << 20)), 0)))
     cap.samples.append(Sample(ag["addr"], ag["sub"], version, ag["seq"], src_id, rate, srcs["pool"],
                               srcs["seq"], in_if, out_if, frame_len, d["src"], d["dst"], d["proto"],
                               d["sport"], d["dport"], d["tos"], d["flags"], vlan, kind))

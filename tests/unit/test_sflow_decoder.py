@@ -166,3 +166,12 @@ def test_renormalize_matches_pmacct_logic_in_and_out_of_order():
     got += list(b2.records["packets"])
     assert got == pmacct_renormalize(samples)
     assert set(r["sampling_rate"]) == {1}
+
+
+def test_mpls_vc_record_gives_the_pseudowire_id():
+    vc = (1009, _xdr_opaque(b"vc-name") + struct.pack("!II", 4242, 0))
+    bad = (1009, _xdr_opaque(b"vc-name") + struct.pack("!I", 4242))
+    dec, r, _ = decode([datagram([flow_sample([header(ETH / TCP4), vc]),
+                                  flow_sample([header(ETH / TCP4), bad])])])
+    assert list(r["mpls_pw_id"]) == [4242]
+    assert dec.bad_samples == 1
