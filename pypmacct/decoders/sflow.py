@@ -130,6 +130,17 @@ class _Samples:
         self.tun_dmac = np.zeros((n, 6), np.uint8)
 
 
+class _Agents:
+    """Agent address texts by datagram: ``names[ids[d]]`` (also ``agents[d]``)."""
+    __slots__ = ("names", "ids")
+
+    def __init__(self, names, ids):
+        self.names, self.ids = names, ids
+
+    def __getitem__(self, d) -> str:
+        return self.names[int(self.ids[d])]
+
+
 class _Buf(pkt._Buf):
     def addr(self, p, e):
         """SFLAddress at p: (ok, af, 16 bytes, size)."""
@@ -346,25 +357,31 @@ class SflowDecoder:
             out[name]["addr"] = np.ascontiguousarray(raw16).view("V16").reshape(-1)
 
     @staticmethod
-    def _agent_texts(af, raw, good):
+    def _agent_texts(af, raw, good) -> "_Agents":
+        """The agent of each datagram: an id per datagram and a text per distinct agent
+        (formatted once each)."""
         if not len(af):
-            return []
+            return _Agents([], np.zeros(0, np.int64))
         rows = np.concatenate([af[:, None], raw], axis=1)
-        u, first, inv = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        u, inv = np.unique(rows, axis=0, return_inverse=True)
         names = []
         for r in u:
             fam = socket.AF_INET if r[0] == 4 else socket.AF_INET6
             names.append(socket.inet_ntop(fam, bytes(r[1:5] if r[0] == 4 else r[1:17])))
-        inv = np.asarray(inv).reshape(-1)
-        return [names[i] for i in inv.tolist()]
+        return _Agents(names, np.asarray(inv).reshape(-1).astype(np.int64))
 
     # --- sequence numbers: per (agent, sub-agent) each datagram is the previous + 1
     def _sequences(self, pk, idx, agent_txt, sub, dseq) -> None:
-        if self.opts.disable_checks or not len(idx):
-            last = {}
-            for i in idx.tolist():
-                last[(agent_txt[i], int(sub[i]))] = int(dseq[i])
-            self.seq_state.update(last)
+        if not len(idx):
+            return
+        if self.opts.disable_checks:
+            # only remember each (agent, sub-agent)'s last sequence number
+            k = np.stack([agent_txt.ids[idx], sub[idx]], axis=1)
+            rev = k[::-1]
+            u, last = np.unique(rev, axis=0, return_index=True)
+            lastpos = idx[::-1][last]
+            for (a, sb), i in zip(u.tolist(), lastpos.tolist()):
+                self.seq_state[(agent_txt.names[a], sb)] = int(dseq[i])
             return
         for i in idx.tolist():
             key = (agent_txt[i], int(sub[i]))
@@ -674,25 +691,58 @@ class SflowDecoder:
                                 nc[ok])
 
     def _gateway_texts(self, b, s, j, ps, pe, nseg, cs, nc) -> None:
-        """AS path and community texts, formed once per distinct value."""
+        """AS path and community texts: the records' path and community bytes are laid
+        in fixed-width rows, made unique, and each distinct value is formatted once."""
+        if not len(j):
+            return
         st = self._strings
-        cache: dict = {}
+        plen = pe - ps
+        clen = 4 * nc
+        wp, wc = int(plen.max(initial=0)), int(clen.max(initial=0))
         a = b.a
-        for r, p0, p1, ns, c0, ncm in zip(j.tolist(), ps.tolist(), pe.tolist(), nseg.tolist(),
-                                          cs.tolist(), nc.tolist()):
-            key = (a[p0:p1].tobytes(), a[c0:c0 + 4 * ncm].tobytes(), ns)
-            got = cache.get(key)
-            if got is None:
-                words = struct.unpack(f"!{len(key[0]) // 4}I", key[0])
-                parts, pos = [], 0
-                for k in range(ns):
-                    sl = words[pos + 1]
-                    parts.append(" ".join(str(x) for x in words[pos + 2:pos + 2 + sl]))
-                    pos += 2 + sl
-                path = " ".join(x for x in parts if x)
-                comms = comm_text(struct.unpack(f"!{ncm}I", key[1]))
-                got = cache[key] = (st.intern(path), st.intern(comms))
-            s.as_path[r], s.comms[r] = got
+        cols = []
+        for start, ln, w in ((ps, plen, wp), (cs, clen, wc)):
+            if w:
+                k = np.arange(w)
+                idx = np.minimum(start[:, None] + k, len(a) - 1)
+                m = a[idx]
+                m[k >= ln[:, None]] = 0
+                cols.append(m)
+        meta = np.stack([plen, clen, nseg], axis=1).astype(">u4").view(np.uint8).reshape(len(j), 12)
+        rows = np.ascontiguousarray(np.concatenate([meta] + cols, axis=1))
+        # a 64-bit hash per row, made unique; rows equal to their representative keep
+        # its id, the rare others (a hash collision) get their own
+        words = np.zeros((len(j), (rows.shape[1] + 7) // 8 * 8), np.uint8)
+        words[:, :rows.shape[1]] = rows
+        w64 = words.view(np.uint64)
+        h = np.full(len(j), 0xCBF29CE484222325, np.uint64)
+        with np.errstate(over="ignore"):
+            for c in range(w64.shape[1]):
+                h = (h ^ w64[:, c]) * np.uint64(0x100000001B3)
+                h ^= h >> np.uint64(29)
+        _u, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        inv = np.asarray(inv).reshape(-1)
+        clash = np.nonzero((rows != rows[first[inv]]).any(axis=1))[0]
+        if len(clash):
+            extra = len(first) + np.arange(len(clash))
+            first = np.concatenate([first, clash])
+            inv = inv.copy()
+            inv[clash] = extra
+        path_ids = np.empty(len(first), np.int64)
+        comm_ids = np.empty(len(first), np.int64)
+        for u, f in enumerate(first.tolist()):
+            p0, p1, ns = int(ps[f]), int(pe[f]), int(nseg[f])
+            c0, ncm = int(cs[f]), int(nc[f])
+            words = struct.unpack(f"!{(p1 - p0) // 4}I", a[p0:p1].tobytes())
+            parts, pos = [], 0
+            for _k in range(ns):
+                sl = words[pos + 1]
+                parts.append(" ".join(str(x) for x in words[pos + 2:pos + 2 + sl]))
+                pos += 2 + sl
+            path_ids[u] = st.intern(" ".join(x for x in parts if x))
+            comm_ids[u] = st.intern(comm_text(struct.unpack(f"!{ncm}I", a[c0:c0 + 4 * ncm].tobytes())))
+        s.as_path[j] = path_ids[inv]
+        s.comms[j] = comm_ids[inv]
 
     # --- which samples become records
     def _account(self, s: _Samples) -> _Samples:
@@ -731,27 +781,34 @@ class SflowDecoder:
         state per (agent, sub-agent, data source) as pmacct keeps it."""
         n = s.n
         mult = rate.copy()
-        keys = [(agent_txt[d], int(sub[d]), int(c) << 24 | int(x))
-                for d, c, x in zip(s.dg.tolist(), s.src_class.tolist(), s.src_index.tolist())]
-        # vectorised over data sources whose samples all grow in sequence and pool
-        uniq = {}
-        gid = np.array([uniq.setdefault(k, len(uniq)) for k in keys], np.int64)
-        o = np.argsort(gid, kind="stable")
-        g, seq, pool = gid[o], s.seq[o], s.pool[o]
+        # group = (agent, sub-agent, data source): one lexsort
+        anames = agent_txt.names
+        srcid = (s.src_class << 24) | s.src_index
+        k1 = (agent_txt.ids[s.dg] << 32) | sub[s.dg]
+        o = np.lexsort((np.arange(n), srcid, k1))
+        ks1, ks2 = k1[o], srcid[o]
+        newg = np.ones(n, bool)
+        newg[1:] = (ks1[1:] != ks1[:-1]) | (ks2[1:] != ks2[:-1])
+        g = np.cumsum(newg) - 1
+        gid = np.empty(n, np.int64)
+        gid[o] = g
+        heads = o[newg]
+        klist = [(anames[int(a) >> 32], int(a) & 0xFFFFFFFF, int(c))
+                 for a, c in zip(k1[heads].tolist(), srcid[heads].tolist())]
+        seq, pool = s.seq[o], s.pool[o]
         start = np.ones(n, bool)
         start[1:] = g[1:] != g[:-1]
         prev_seq = np.empty(n, np.int64)
         prev_pool = np.empty(n, np.int64)
         prev_seq[1:], prev_pool[1:] = seq[:-1], pool[:-1]
         has_prev = ~start
-        klist = list(uniq)
         for pos in np.nonzero(start)[0].tolist():
             st = self.renorm.get(klist[int(g[pos])])
             if st is not None:
                 prev_seq[pos], prev_pool[pos] = st
                 has_prev[pos] = True
         grow = has_prev & (seq > prev_seq) & (pool > prev_pool)
-        simple_groups = np.ones(len(uniq), bool)
+        simple_groups = np.ones(len(klist), bool)
         np.logical_and.at(simple_groups, g, grow | ~has_prev)
         simple = simple_groups[g]
         eff = np.where(grow, (pool - prev_pool) // np.maximum(seq - prev_seq, 1), 0)
@@ -763,7 +820,7 @@ class SflowDecoder:
             self.renorm[klist[int(g[pos])]] = [int(seq[pos]), int(pool[pos])]
         # the rest one by one, in arrival order (out-of-order or reset data sources)
         for pos in np.sort(o[~simple]).tolist():
-            k = keys[pos]
+            k = klist[int(gid[pos])]
             sq, pl = int(s.seq[pos]), int(s.pool[pos])
             st = self.renorm.get(k)
             if st is None:
