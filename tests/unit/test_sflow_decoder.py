@@ -175,3 +175,17 @@ def test_mpls_vc_record_gives_the_pseudowire_id():
                                   flow_sample([header(ETH / TCP4), bad])])])
     assert list(r["mpls_pw_id"]) == [4242]
     assert dec.bad_samples == 1
+
+
+def test_sequence_checks_per_agent_and_sub_agent():
+    hdr = header(ETH / TCP4)
+    dgs = [datagram([flow_sample([hdr])], seq=s, sub=sub) for s, sub in
+           ((10, 0), (11, 0), (13, 0), (5, 1), (6, 1), (12, 0))]
+    dec, r, _ = decode(dgs[:3], disable_checks=False)
+    b = dec.decode([Datagram(p, "192.0.2.9", 6343, 0) for p in dgs[3:]])
+    assert len(r) + len(b) == 6
+    # 11 -> 13 is a jump, 13 -> 12 another; sub-agent 1 counts on its own
+    assert dec.stats.exporter("192.0.2.9").seq_errors == 2
+    dec2, _, _ = decode(dgs)                     # sfacctd_disable_checks defaults to true
+    assert dec2.stats.exporter("192.0.2.9").seq_errors == 0
+    assert dec2.seq_state[("192.0.2.9", 0)] == 12 and dec2.seq_state[("192.0.2.9", 1)] == 6
