@@ -54,11 +54,11 @@ class FrameDecoder:
         self.unsupported_links: set = set()
         # pmacct's fragment table is on when some plugin needs ports or TCP flags
         self.handle_fragments = bool({"src_port", "dst_port", "tcp_flags"} & self.fields)
-        self.frag_states: dict = {}     # (id, src, dst, proto) -> [got_first, sport, dport, pkts, bytes]
+        self.frag_states: dict = {}     # datagram key -> [got_first, sport, dport, pkts, bytes]
         self.fragments_pending = 0
 
     def _fragments(self, r, sel):
-        """pmacct's IPv4 fragment table for TCP/UDP fragments among packets ``sel``:
+        """pmacct's fragment tables (IPv4 and IPv6) for TCP/UDP fragments among ``sel``:
         a fragment that comes before its first fragment is held back (counted into the
         first one when it comes), later fragments take the first one's ports. Returns
         (kept selection, ports source, extra packets, extra bytes) per kept packet."""
@@ -67,27 +67,35 @@ class FrameDecoder:
         dport = r.dst_port[sel].astype(np.int64)
         xp = np.zeros(n, np.int64)
         xb = np.zeros(n, np.int64)
-        fr = (r.af[sel] == 4) & ((r.proto[sel] == 6) | (r.proto[sel] == 17)) & \
+        fr = (r.af[sel] > 0) & ((r.proto[sel] == 6) | (r.proto[sel] == 17)) & \
             (r.frag[sel] | r.more_frags[sel])
         idx = np.nonzero(fr)[0]
         keep = np.ones(n, bool)
         if not len(idx):
             return sel, sport, dport, xp, xb
         rows = sel[idx]
-        k1 = (r.frag_id[rows].astype(np.uint64) << np.uint64(40)) | \
-            (r.proto[rows].astype(np.uint64) << np.uint64(32)) | \
-            r.src[rows, :4].copy().view(">u4").reshape(-1).astype(np.uint64)
-        k2 = r.dst[rows, :4].copy().view(">u4").reshape(-1).astype(np.uint64)
-        order = np.lexsort((idx, k2, k1))
-        k1, k2, g_idx = k1[order], k2[order], idx[order]
+        # the datagram key as bytes: family, IP id, protocol (IPv4 only, as pmacct),
+        # source, destination; grouped exactly with one np.unique
+        v4 = r.af[rows] == 4
+        key = np.zeros((len(rows), 40), np.uint8)
+        key[:, 0] = r.af[rows]
+        key[:, 1:5] = r.frag_id[rows].astype(">u4").view(np.uint8).reshape(-1, 4)
+        key[:, 5] = np.where(v4, r.proto[rows], 0)
+        key[:, 8:24] = r.src[rows]
+        key[:, 24:40] = r.dst[rows]
+        kv = key.view(np.dtype((np.void, 40))).reshape(-1)
+        ukeys, grp = np.unique(kv, return_inverse=True)
+        grp = np.asarray(grp).reshape(-1)
+        order = np.lexsort((idx, grp))
+        g_idx, g_grp = idx[order], grp[order]
         start = np.ones(len(order), bool)
-        start[1:] = (k1[1:] != k1[:-1]) | (k2[1:] != k2[:-1])
+        start[1:] = g_grp[1:] != g_grp[:-1]
         bounds = np.append(np.nonzero(start)[0], len(order))
         is_first = ~r.frag[sel][g_idx]
         ln = r.ip_len[sel][g_idx]
         states = self.frag_states
         for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-            key = (int(k1[a]), int(k2[a]))
+            key = ukeys[g_grp[a]].tobytes()
             st = states.get(key)
             members = g_idx[a:b]
             firsts = np.nonzero(is_first[a:b])[0]

@@ -24,10 +24,10 @@ PLUGINS = {
 LINKS = ("ethernet", "vlan", "qinq", "mpls", "sll", "raw", "null")
 CAPTURES = {l: pktgen.PktParams(seed=21 + i, link=l, packets=400, ext_share=0.3)
             for i, l in enumerate(LINKS)}
-# IPv4 UDP fragments, some with the first fragment after the second: pmacct's fragment
+# IPv4 and IPv6 UDP fragments, some with the first fragment after the second: pmacct's fragment
 # table holds those back and adds them to the first one
 CAPTURES["fragments"] = pktgen.PktParams(seed=29, link="ethernet", packets=400, frag_share=0.5,
-                                         frag_swap=0.5, ipv6_share=0.1)
+                                         frag_swap=0.5, ipv6_share=0.4)
 
 
 @pytest.fixture(scope="module")
