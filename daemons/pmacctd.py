@@ -9,12 +9,15 @@ record batches as the other daemons.
 """
 from __future__ import annotations
 
+import select
 import socket
 import sys
 import time
 
+import numpy as np
+
 from pypmacct.config.registry import lookup
-from pypmacct.decoders.frames import FrameDecoder, FrameOptions
+from pypmacct.decoders.frames import FrameChunk, FrameDecoder, FrameOptions
 from pypmacct.record import RECORD_DTYPE
 from pypmacct.sources.capture import (LiveCapture, SavefileError, filtered_savefile_chunks,
                                       savefile_chunks, savefile_linktype)
@@ -23,6 +26,7 @@ from .common import Collector, run_daemon, wait_or_stop
 
 DAEMON = "pmacctd"
 LIVE_BATCH = 8192
+_EMPTY = np.zeros(0, np.int64)
 
 
 def frame_options(cfg, record_dtype) -> FrameOptions:
@@ -31,12 +35,44 @@ def frame_options(cfg, record_dtype) -> FrameOptions:
                         renormalize=bool(cfg.get("nfacctd_renormalize")))
 
 
+def load_interfaces_map(path: str) -> dict[str, tuple[int, str | None]]:
+    """pcap_interfaces_map: ``ifname=NAME [ifindex=N] [direction=in|out]`` per line, '!'
+    comments; returns ifname -> (ifindex, direction). Bad lines raise ValueError with
+    the line number."""
+    out: dict[str, tuple[int, str | None]] = {}
+    with open(path) as fh:
+        for no, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line or line.startswith(("!", "#")):
+                continue
+            kv = {}
+            for tok in line.split():
+                k, sep, v = tok.partition("=")
+                if not sep or k.lower() not in ("ifname", "ifindex", "direction"):
+                    raise ValueError(f"{path}:{no}: unknown key or bad token '{tok}'")
+                kv[k.lower()] = v
+            if "ifname" not in kv:
+                raise ValueError(f"{path}:{no}: 'ifname' is mandatory")
+            d = kv.get("direction", "").lower() or None
+            if d not in (None, "in", "out"):
+                raise ValueError(f"{path}:{no}: direction must be 'in' or 'out'")
+            try:
+                idx = int(kv.get("ifindex", "0"))
+            except ValueError:
+                raise ValueError(f"{path}:{no}: ifindex must be a positive integer") from None
+            if idx < 0 or idx > 0xFFFFFFFF:
+                raise ValueError(f"{path}:{no}: ifindex must be a positive integer")
+            out[kv["ifname"]] = (idx, d)
+    return out
+
+
 class PcapCollector(Collector):
     def __init__(self, cfg, log, record_dtype=RECORD_DTYPE):
         super().__init__(cfg, log, record_dtype)
         self.decoder = FrameDecoder(frame_options(cfg, record_dtype))
         self.live = None
         self.ifindex_in = self.ifindex_out = 0
+        self.ifaces: dict = {}          # pcap_interfaces_map: ifname -> (capture, in, out)
 
     L2_LINKS = (1, 6, 113)          # Ethernet, Token Ring, Linux cooked: MACs and VLANs
 
@@ -45,7 +81,7 @@ class PcapCollector(Collector):
         """pmacct drops src_mac, dst_mac and vlan from every plugin's aggregate when the
         link type has no Ethernet header (and warns); so do we."""
         path = cfg.get("pcap_savefile")
-        if not path or cfg.get("pcap_interface"):
+        if not path or cfg.get("pcap_interface") or cfg.get("pcap_interfaces_map"):
             return
         try:
             lt = savefile_linktype(path)
@@ -66,14 +102,23 @@ class PcapCollector(Collector):
     def open(self) -> None:
         cfg = self.cfg
         path = cfg.get("pcap_savefile")
+        if path and (cfg.get("pcap_interface") or cfg.get("pcap_interfaces_map")):
+            raise OSError("interface (-i), pcap_interfaces_map and pcap_savefile (-I) directives "
+                          "are mutually exclusive")
         if path:
             with open(path, "rb"):                  # fail early, as pmacct does
                 pass
             self.log.info(f"reading packets from: {path}")
             return
+        if cfg.get("pcap_interfaces_map"):
+            if cfg.get("pcap_interface"):
+                raise OSError("interface (-i) and pcap_interfaces_map directives are mutually "
+                              "exclusive")
+            self._open_map()
+            return
         dev = cfg.get("pcap_interface")
         if not dev:
-            raise OSError("no pcap_interface (-i) or pcap_savefile (-I) given")
+            raise OSError("no pcap_interface (-i), pcap_interfaces_map or pcap_savefile (-I) given")
         while True:
             try:
                 self.live = LiveCapture(dev, int(cfg.get("snaplen")), bool(cfg.get("promisc")),
@@ -97,6 +142,56 @@ class PcapCollector(Collector):
             self.ifindex_out = ifx
         self.log.info(f"[{dev},{ifx}] link type is: {self.live.linktype}")
 
+    def _open_map(self) -> None:
+        cfg = self.cfg
+        try:
+            entries = load_interfaces_map(cfg.get("pcap_interfaces_map"))
+        except ValueError as e:
+            raise OSError(str(e)) from e
+        for name in [n for n in self.ifaces if n not in entries]:
+            self.ifaces.pop(name)[0].close()
+            self.log.info(f"[{name}] interface removed from pcap_interfaces_map")
+        for name, (idx, direction) in entries.items():
+            direction = direction or cfg.get("pcap_direction")
+            if name in self.ifaces:
+                cap = self.ifaces[name][0]
+            else:
+                try:
+                    cap = LiveCapture(name, int(cfg.get("snaplen")), bool(cfg.get("promisc")),
+                                      cfg.get("pcap_filter"), direction)
+                except Exception as e:
+                    self.log.warn(f"[{name}] cannot open interface: {e}")
+                    continue
+                self.log.info(f"[{name},{idx}] link type is: {cap.linktype}")
+            self.ifaces[name] = (cap, idx if direction == "in" else 0,
+                                 idx if direction == "out" else 0)
+        if not self.ifaces:
+            raise OSError("no interface of pcap_interfaces_map could be opened")
+
+    def _map_batches(self, core):
+        while not core.stopping:
+            caps = list(self.ifaces.values())
+            fds = [c.fileno() for c, _i, _o in caps]
+            try:
+                ready, _, _ = select.select([f for f in fds if f >= 0], [], [], 0.25)
+            except (OSError, ValueError):
+                ready = []
+            for (cap, ifin, ifout), fd in zip(caps, fds):
+                if fd in ready or fd < 0:
+                    chunk = cap.read(LIVE_BATCH, timeout=0)
+                    chunk.ifindex_in, chunk.ifindex_out = ifin, ifout
+                    yield self.decoder.decode(chunk), False
+            if not ready:
+                yield self.decoder.decode(FrameChunk(b"", 1, _EMPTY, _EMPTY, _EMPTY)), False
+
+    def reload(self) -> None:
+        if self.ifaces:
+            try:
+                self._open_map()
+                self.log.info("pcap_interfaces_map reloaded")
+            except OSError as e:
+                self.log.warn(f"pcap_interfaces_map not reloaded: {e}")
+
     def _chunks(self, core):
         cfg = self.cfg
         path = cfg.get("pcap_savefile")
@@ -118,6 +213,9 @@ class PcapCollector(Collector):
                 return
 
     def batches(self, core):
+        if self.ifaces:
+            yield from self._map_batches(core)
+            return
         if self.live is None:
             for chunk in self._chunks(core):
                 yield self.decoder.decode(chunk), True
@@ -137,6 +235,8 @@ class PcapCollector(Collector):
             yield self.decoder.decode(chunk), False
 
     def fds(self):
+        if self.ifaces:
+            return [f for f in (c.fileno() for c, _i, _o in self.ifaces.values()) if f >= 0]
         if self.live is not None:
             fd = self.live.fileno()
             return [fd] if fd >= 0 else []
@@ -154,6 +254,8 @@ class PcapCollector(Collector):
     def close(self) -> None:
         if self.live is not None:
             self.live.close()
+        for cap, _i, _o in self.ifaces.values():
+            cap.close()
 
 
 def main(argv=None) -> int:

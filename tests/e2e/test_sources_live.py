@@ -97,3 +97,38 @@ def test_pmacctd_live_on_loopback_with_filter(tmp_path):
         ("127.0.0.1", "127.0.0.1", str(port), "udp")
     assert int(r["PACKETS"]) == 200
     assert int(r["BYTES"]) == sum(28 + 10 + i % 50 for i in range(200))
+
+
+def test_pmacctd_interfaces_map_and_its_reload(tmp_path):
+    port = free_port()
+    imap = tmp_path / "interfaces.map"
+    imap.write_text("! the loopback, and one that does not exist (warned, skipped)\n"
+                    "ifindex=7 ifname=nonexist0 direction=in\n")
+    conf = tmp_path / "pmacctd.conf"
+    conf.write_text(f"pcap_interfaces_map: {imap}\npcap_filter: udp and dst port {port}\n"
+                    f"logfile: {tmp_path}/daemon.log\npidfile: {tmp_path}/pid\n"
+                    f"plugins: print[p]\naggregate[p]: dst_port\n"
+                    f"print_output[p]: csv\nprint_output_file[p]: {tmp_path}/out.csv\n"
+                    f"print_refresh_time[p]: 3600\n")
+    # no interface of the map can be opened: start-up stops
+    bad = subprocess.run(PMACCTD + ["-f", str(conf)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0
+    assert "no interface of pcap_interfaces_map could be opened" in \
+        (tmp_path / "daemon.log").read_text()
+    imap.write_text("ifindex=7 ifname=lo direction=in\n")
+    proc = _start(PMACCTD, conf, "[lo,7] link type is: 1")
+    try:
+        imap.write_text("ifindex=7 ifname=lo direction=in\nifname=nonexist0\n")
+        proc.send_signal(signal.SIGUSR2)
+        wait_for(lambda: "pcap_interfaces_map reloaded" in (tmp_path / "daemon.log").read_text(),
+                 what="the map reload")
+        time.sleep(0.3)
+        _loopback_traffic(port, 120)
+        time.sleep(1.0)
+        assert _stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rows = read_csv(tmp_path / "out.csv")
+    assert [(r["DST_PORT"], r["PACKETS"]) for r in rows] == [(str(port), "120")]
+    assert "[nonexist0] cannot open interface" in (tmp_path / "daemon.log").read_text()
