@@ -38,13 +38,20 @@ class NflogCollector(Collector):
         return [self.source.fileno()] if self.source is not None else []
 
     def batches(self, core):
+        seen = 0
         while not core.stopping:
-            yield self.decoder.decode(self.source.read()), False
+            batch = self.decoder.decode(self.source.read())
+            if self.source.overruns != seen:
+                seen = self.source.overruns
+                self.log.limited(("enobufs",), "NFLOG: the kernel dropped packets for us "
+                                 f"(ENOBUFS, {seen} times so far); raise uacctd_nl_size or "
+                                 "uacctd_threshold", level="WARN")
+            yield batch, False
 
     def log_stats(self, log) -> None:
         s = self.source
         log.notice(f"stats time={int(time.time())} packets={s.received} messages={s.messages} "
-                   f"bad={s.bad} skipped={self.decoder.skipped}")
+                   f"bad={s.bad} overruns={s.overruns} skipped={self.decoder.skipped}")
 
     def close(self) -> None:
         if self.source is not None:

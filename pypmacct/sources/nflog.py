@@ -56,15 +56,22 @@ class NflogSource:
                  threshold: int = 1, timeout_cs: int = 0):
         self.group = group
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, max(nl_size, 65536))
-        except OSError:
-            pass
+        # the socket buffer holds what arrives while the core is busy with a batch: much
+        # more than the kernel's per-message buffer (uacctd_nl_size); beyond rmem_max
+        # when we may (root)
+        want = max(nl_size * 32, 8 << 20)
+        for opt in (getattr(socket, "SO_RCVBUFFORCE", 33), socket.SO_RCVBUF):
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, opt, want)
+                break
+            except OSError:
+                continue
         self.sock.bind((0, 0))
         self.seq = 0
         self.received = 0
         self.messages = 0
         self.bad = 0
+        self.overruns = 0          # ENOBUFS: the kernel dropped messages for us
         for fam in (socket.AF_INET, socket.AF_INET6):
             self._config(fam, 0, _attr(CFG_CMD, bytes([CMD_PF_UNBIND])), check=False)
             self._config(fam, 0, _attr(CFG_CMD, bytes([CMD_PF_BIND])), check=False)
@@ -113,8 +120,8 @@ class NflogSource:
             except BlockingIOError:
                 break
             except OSError as e:                  # ENOBUFS: the kernel dropped messages
-                self.bad += 1
                 if e.errno == 105:
+                    self.overruns += 1
                     continue
                 raise
             if len(d) % 4:
