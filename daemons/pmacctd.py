@@ -229,10 +229,18 @@ class PcapCollector(Collector):
                 while not core.stopping:
                     wait_or_stop(core, 1.0)
             return
+        dropped, checked = 0, time.monotonic()
         while not core.stopping:
             chunk = self.live.read(LIVE_BATCH)
             chunk.ifindex_in, chunk.ifindex_out = self.ifindex_in, self.ifindex_out
             yield self.decoder.decode(chunk), False
+            if time.monotonic() - checked >= 5:
+                checked = time.monotonic()
+                st = self.live.stats()
+                if st and st[1] > dropped:
+                    self.log.warn(f"[{self.live.device}] libpcap dropped {st[1] - dropped} "
+                                  f"packets ({st[1]} so far)")
+                    dropped = st[1]
 
     def fds(self):
         if self.ifaces:
