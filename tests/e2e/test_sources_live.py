@@ -45,8 +45,13 @@ def test_sfacctd_udp_counts_every_sample_and_denies_by_allow_file(tmp_path):
                     f"print_refresh_time[p]: 3600\n")
     cap = sflowgen.generate(sflowgen.SflowParams(seed=41, datagrams=120, ipv6_agent=True))
     proc = _start(SFACCTD, conf, f"waiting for sFlow data on 127.0.0.1:{port}")
+    garbage = [b"", b"\x00\x00\x00\x05", b"\x00\x00\x00\x07" + bytes(60),
+               cap.datagrams[0][1][:45], bytes(range(256)) * 4]
     try:
+        send(port, garbage)
         send(port, [p for _src, p in cap.datagrams])
+        # the same datagrams from a sender the allow file does not list: dropped
+        send(port, [p for _src, p in cap.datagrams], src="127.0.0.2")
         time.sleep(0.5)
         assert _stop(proc) == 0
     finally:
@@ -63,6 +68,9 @@ def test_sfacctd_udp_counts_every_sample_and_denies_by_allow_file(tmp_path):
     assert got == want
     log = (tmp_path / "daemon.log").read_text()
     assert "ERROR" not in log
+    # bad datagrams are counted and logged with the sender, and the core kept going
+    assert "discarding unknown sFlow packet: sfacctd=127.0.0.1:" in log
+    assert "discarding short sFlow" in log
 
 
 def _loopback_traffic(port, n):
