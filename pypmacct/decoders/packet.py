@@ -104,13 +104,15 @@ class _Buf:
 
 
 def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = False,
-          max_mpls: int = 16, max_ext: int = 8, min_l4: int = 4, tunnels: bool = False) -> Parsed:
+          max_mpls: int = 16, max_ext: int = 8, min_l4: int = 4, tunnels: bool = False,
+          ipip: bool = False) -> Parsed:
     """Parse packets whose bytes are ``buf[start[i]:start[i] + length[i]]``; ``kind`` is
     a K_* value (scalar or per packet). ``max_vlan_tags``: how many 802.1Q tags are
     walked (sFlow's decoder takes one); ``snap``: 802.3 frames with LLC/SNAP or the IP
     SAP are followed (sFlow's decoder does); ``min_l4``: transport bytes needed before
     ports and flags are read (sFlow's decoder wants 8); ``tunnels``: the Ethernet frame
-    inside VXLAN (UDP port 4789, I flag set) is parsed too (``inner``, ``inner_rows``)."""
+    inside VXLAN (UDP port 4789, I flag set) is parsed too (``inner``, ``inner_rows``), and
+    with ``ipip`` the IPv4 packet inside IP protocols 4 and 94."""
     start = np.asarray(start, np.int64)
     length = np.asarray(length, np.int64)
     n = len(start)
@@ -318,15 +320,30 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         out.l4[t] = np.where(pr == 6, room >= 20, np.where(pr == 17, room >= 8, room >= 4))
         out.l4_off[t] = p
         vx = (pr == 17) & (out.dst_port[t] == 4789) & (room >= 16) & ((b.u8(p + 8) & 0x08) != 0)
+        inner_rows, inner_at, inner_kind = [], [], []
         if vx.any():
             i, q = t[vx], p[vx]
             out.vxlan[i] = (b.u8(q + 12).astype(np.uint32) << 16) | \
                 (b.u8(q + 13).astype(np.uint32) << 8) | b.u8(q + 14)
-            if tunnels:
-                out.inner_rows = i
-                out.inner = parse(buf, q + 16, end[i] - (q + 16), K_ETH,
-                                  max_vlan_tags=max_vlan_tags, snap=snap, max_mpls=max_mpls,
-                                  max_ext=max_ext, min_l4=min_l4, tunnels=False)
+            inner_rows.append(i)
+            inner_at.append(q + 16)
+            inner_kind.append(np.full(len(i), K_ETH))
+        if ipip:
+            # IPv4 in IPv4/IPv6 (protocols 4 and 94), as sFlow's decoder reads them
+            ii = (pr == 4) | (pr == 94)
+            if ii.any():
+                inner_rows.append(t[ii])
+                inner_at.append(p[ii])
+                inner_kind.append(np.full(int(ii.sum()), K_IPV4))
+        if tunnels and inner_rows:
+            i = np.concatenate(inner_rows)
+            q = np.concatenate(inner_at)
+            k = np.concatenate(inner_kind)
+            o = np.argsort(i, kind="stable")
+            i, q, k = i[o], q[o], k[o]
+            out.inner_rows = i
+            out.inner = parse(buf, q, end[i] - q, k, max_vlan_tags=max_vlan_tags, snap=snap,
+                              max_mpls=max_mpls, max_ext=max_ext, min_l4=min_l4, tunnels=False)
     return out
 
 

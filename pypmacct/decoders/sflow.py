@@ -600,7 +600,7 @@ class SflowDecoder:
         if not len(i):
             return
         r = pkt.parse(b.a[:b.size], data, hl, kind, max_vlan_tags=1, snap=True, min_l4=8,
-                      tunnels=self._tunnels)
+                      tunnels=self._tunnels, ipip=True)
         eth = kind == pkt.K_ETH
         s.dst_mac[i[eth]] = r.dst_mac[eth]
         s.src_mac[i[eth]] = r.src_mac[eth]

@@ -35,8 +35,8 @@ CAPTURES = {
     "v2": sflowgen.SflowParams(seed=15, datagrams=150, versions=(2,), gateway_share=0),
     # with extended MPLS VC records too (pmacct 1.7.7 reads them but prints mpls_pw_id 0:
     # not compared here, see test_sflow_decoder.py)
-    "v5-vxlan": sflowgen.SflowParams(seed=16, datagrams=200, vxlan_share=0.5, snaplens=(256,),
-                                     vc_share=0.4),
+    "v5-vxlan": sflowgen.SflowParams(seed=16, datagrams=200, vxlan_share=0.4, snaplens=(256,),
+                                     vc_share=0.4, ipip_share=0.3),
     "v5-big-samples": sflowgen.SflowParams(seed=13, datagrams=150, samples_per_datagram=(5, 20),
                                            vlan_share=0.6, switch_share=0.5),
 }

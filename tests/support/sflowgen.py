@@ -51,6 +51,7 @@ class SflowParams:
     gateway_share: float = 0.2
     vc_share: float = 0.0                # extended MPLS VC records (mpls_pw_id)
     vxlan_share: float = 0.0             # raw headers of VXLAN packets (UDP 4789) around the frame
+    ipip_share: float = 0.0              # IPv4 packets inside IPv4 (protocol 4)
     rates: tuple = (1, 64, 256, 1000)
     snaplens: tuple = (128, 128, 96, 256)   # header bytes kept (>= 78: whole TCP headers)
     hosts: int = 12
@@ -161,6 +162,13 @@ class _Packets:
                                                                0, 0, 0)
             ip = frame[IP]
             six = False
+        elif not six and rng.random() < p.ipip_share:
+            inner = frame[IP]
+            frame = Ether(src="02:00:00:00:00:0d", dst="02:00:00:00:00:0e") / \
+                IP(src="192.0.2.111", dst="192.0.2.112", proto=4) / inner
+            src, dst, proto, sport, dport, flags, tos, vlan = ("192.0.2.111", "192.0.2.112", 4, 0, 0,
+                                                               0, 0, 0)
+            ip = frame[IP]
         raw = bytes(frame)
         return dict(raw=raw, six=six, src=src, dst=dst, proto=proto, sport=sport, dport=dport,
                     flags=flags, tos=tos, vlan=vlan, ip=bytes(ip / l4 / payload))
