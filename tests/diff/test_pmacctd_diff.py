@@ -57,3 +57,18 @@ def test_same_output_as_pmacct(captures, link, tmp_path, oracle_cache):
     assert not d, d + "\n" + ours.describe()
     rows = oracle.parse_rows(ours.outputs["out-five.txt"], "json")
     assert sum(r["packets"] for r in rows) >= 400
+
+
+@pytest.mark.parametrize("renormalize", [False, True])
+def test_ext_sampling_rate_same_as_pmacct(captures, renormalize, tmp_path, oracle_cache):
+    plugins = {"rate": ("src_host, sampling_rate", "csv", None)}
+    extra = {"pmacctd_ext_sampling_rate": 10, "pmacctd_renormalize": renormalize}
+    theirs, ours = multirun.run_both("pmacctd", captures["vlan"], plugins, tmp_path, oracle_cache,
+                                     extra=extra)
+    oracle.check_run(theirs, "pmacct pmacctd", strict_log=False)
+    oracle.check_run(ours, "our pmacctd", strict_log=False)
+    d = multirun.compare(theirs, ours, plugins)
+    assert not d, d
+    rows = oracle.parse_rows(ours.outputs["out-rate.txt"], "csv")
+    assert {r["SAMPLING_RATE"] for r in rows} == {"1" if renormalize else "10"}
+    assert sum(int(r["PACKETS"]) for r in rows) == (4000 if renormalize else 400)
