@@ -66,10 +66,10 @@ def netns():
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-def _conf(tmp, who, group):
+def _conf(tmp, who, group, **more):
     d = tmp / who
     d.mkdir()
-    (d / "uacctd.conf").write_text(oracle.render_config({
+    (d / "uacctd.conf").write_text(oracle.render_config({**more,
         "daemonize": False, "plugins": "print[a], print[b]",
         "aggregate[a]": "src_host, dst_host, src_port, dst_port, proto, in_iface, out_iface, tos",
         "aggregate[b]": "dst_port, proto, src_mac, dst_mac",
@@ -82,7 +82,10 @@ def _conf(tmp, who, group):
 
 
 def test_uacctd_same_output_as_pmacct_in_a_namespace(netns, tmp_path):
-    theirs, ours = _conf(tmp_path, "pmacct", 11), _conf(tmp_path, "ours", 12)
+    # ours with a queue threshold: the kernel batches 16 packets per netlink message (and
+    # flushes the rest after its 1 s timeout), so one read holds many messages
+    theirs = _conf(tmp_path, "pmacct", 11)
+    ours = _conf(tmp_path, "ours", 12, uacctd_threshold=16)
     procs = []
     for binary, d in ((oracle.pmacct_binary("uacctd"), theirs), (oracle.our_binary("uacctd"), ours)):
         procs.append(subprocess.Popen(["ip", "netns", "exec", netns, str(binary), "-f",
@@ -99,7 +102,7 @@ def test_uacctd_same_output_as_pmacct_in_a_namespace(netns, tmp_path):
         time.sleep(1.5)                # pmacct binds its group after the plugins start
         subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", TRAFFIC], check=True,
                        timeout=60)
-        time.sleep(1.0)
+        time.sleep(2.5)
     finally:
         for p in procs:
             if p.poll() is None:
