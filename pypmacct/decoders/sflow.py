@@ -362,13 +362,19 @@ class SflowDecoder:
         (formatted once each)."""
         if not len(af):
             return _Agents([], np.zeros(0, np.int64))
-        rows = np.concatenate([af[:, None], raw], axis=1)
-        u, inv = np.unique(rows, axis=0, return_inverse=True)
+        words = np.ascontiguousarray(raw).view(">u8")          # (n, 2): exact 128-bit keys
+        hi, lo = words[:, 0], words[:, 1]
+        o = np.lexsort((lo, hi, af))
+        new = np.ones(len(o), bool)
+        new[1:] = (af[o][1:] != af[o][:-1]) | (hi[o][1:] != hi[o][:-1]) | (lo[o][1:] != lo[o][:-1])
+        grp = np.cumsum(new) - 1
+        ids = np.empty(len(o), np.int64)
+        ids[o] = grp
         names = []
-        for r in u:
-            fam = socket.AF_INET if r[0] == 4 else socket.AF_INET6
-            names.append(socket.inet_ntop(fam, bytes(r[1:5] if r[0] == 4 else r[1:17])))
-        return _Agents(names, np.asarray(inv).reshape(-1).astype(np.int64))
+        for i in o[new].tolist():
+            fam = socket.AF_INET if af[i] == 4 else socket.AF_INET6
+            names.append(socket.inet_ntop(fam, bytes(raw[i, :4] if af[i] == 4 else raw[i])))
+        return _Agents(names, ids)
 
     # --- sequence numbers: per (agent, sub-agent) each datagram is the previous + 1
     def _sequences(self, pk, idx, agent_txt, sub, dseq) -> None:
