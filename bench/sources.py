@@ -126,7 +126,10 @@ def main() -> int:
                         "Made by `bench/sources.py` (see its docstring for the method). "
                         "Net figures subtract a run on a one-record capture (pmacct sleeps "
                         "about 2 s before and after a savefile). Speed is reported, never "
-                        "asserted; the totals of both daemons are checked to be equal.\n\n"
+                        "asserted; the totals of both daemons are checked to be equal. CPU seconds "
+                        "cover the whole process tree, so ours include the interpreter's "
+                        "start-up in the core and in the plugin (about half a second); on "
+                        "captures of this size that dominates.\n\n"
                         + table + "\n")
     return 0 if ok else 1
 
