@@ -110,6 +110,8 @@ class PcapCollector(Collector):
                 pass
             self.log.info(f"reading packets from: {path}")
             return
+        if cfg.get("pcap_ifindex") == "map" and not cfg.get("pcap_interfaces_map"):
+            raise OSError("pcap_ifindex set to 'map' but no pcap_interface_map is defined")
         if cfg.get("pcap_interfaces_map"):
             if cfg.get("pcap_interface"):
                 raise OSError("interface (-i) and pcap_interfaces_map directives are mutually "
@@ -123,24 +125,33 @@ class PcapCollector(Collector):
             try:
                 self.live = LiveCapture(dev, int(cfg.get("snaplen")), bool(cfg.get("promisc")),
                                         cfg.get("pcap_filter"), cfg.get("pcap_direction"))
+                self.live.set_rcvbuf(cfg.get("nfacctd_pipe_size"), self.log)
                 break
             except Exception as e:
                 if not cfg.get("pcap_interface_wait"):
                     raise OSError(f"[{dev}] pcap_open_live(): {e}") from e
                 self.log.warn(f"[{dev}] interface not ready ({e}); retrying in 5 secs")
                 time.sleep(5)
-        ifx = 0
-        if cfg.get("pcap_ifindex") == "sys":
-            try:
-                ifx = socket.if_nametoindex(dev)
-            except OSError:
-                ifx = 0
+        ifx = self._ifindex(dev, 0)
         direction = cfg.get("pcap_direction")
         if direction == "in":
             self.ifindex_in = ifx
         elif direction == "out":
             self.ifindex_out = ifx
         self.log.info(f"[{dev},{ifx}] link type is: {self.live.linktype}")
+
+    def _ifindex(self, dev: str, mapped: int) -> int:
+        """The ifIndex pmacct gives an interface's packets, by ``pcap_ifindex``: the
+        system's (sys), the pcap_interfaces_map's (map), or none."""
+        how = self.cfg.get("pcap_ifindex")
+        if how == "sys":
+            try:
+                return socket.if_nametoindex(dev)
+            except OSError:
+                return 0
+        if how == "map":
+            return mapped
+        return 0
 
     def _open_map(self) -> None:
         cfg = self.cfg
@@ -159,12 +170,14 @@ class PcapCollector(Collector):
                 try:
                     cap = LiveCapture(name, int(cfg.get("snaplen")), bool(cfg.get("promisc")),
                                       cfg.get("pcap_filter"), direction)
+                    cap.set_rcvbuf(cfg.get("nfacctd_pipe_size"), self.log)
                 except Exception as e:
                     self.log.warn(f"[{name}] cannot open interface: {e}")
                     continue
                 self.log.info(f"[{name},{idx}] link type is: {cap.linktype}")
-            self.ifaces[name] = (cap, idx if direction == "in" else 0,
-                                 idx if direction == "out" else 0)
+            ifx = self._ifindex(name, idx)
+            self.ifaces[name] = (cap, ifx if direction == "in" else 0,
+                                 ifx if direction == "out" else 0)
         if not self.ifaces:
             raise OSError("no interface of pcap_interfaces_map could be opened")
 

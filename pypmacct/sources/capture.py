@@ -14,7 +14,9 @@ offsets and lengths), so no Python code runs per packet.
 """
 from __future__ import annotations
 
+import os
 import select
+import socket
 import time
 from typing import Iterator
 
@@ -105,6 +107,27 @@ class LiveCapture:
             return self.p.getfd()
         except Exception:
             return -1
+
+    def set_rcvbuf(self, size, log=None) -> None:
+        """``pmacctd_pipe_size``: the capture socket's receive buffer, as pmacct sets it."""
+        if not size:
+            return
+        fd = self.fileno()
+        if fd < 0:
+            return
+        try:
+            s = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            return
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(size))
+            got = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            if log is not None:
+                log.info(f"pmacctd_pipe_size: obtained={got} target={size}.")
+        except OSError:
+            pass
+        finally:
+            os.close(s.detach())              # our duplicate only; libpcap keeps its own
 
     def read(self, max_packets: int = 4096, timeout: float = 0.25) -> FrameChunk:
         """What has arrived, up to ``max_packets``; waits up to ``timeout`` seconds for

@@ -85,6 +85,7 @@ def test_pmacctd_live_on_loopback_with_filter(tmp_path):
     conf = tmp_path / "pmacctd.conf"
     conf.write_text(f"pcap_interface: lo\npcap_filter: udp and dst port {port}\n"
                     f"snaplen: 200\npromisc: false\nlogfile: {tmp_path}/daemon.log\n"
+                    f"pmacctd_pipe_size: 4194304\n"
                     f"plugins: print[p]\naggregate[p]: src_host, dst_host, dst_port, proto\n"
                     f"print_output[p]: csv\nprint_output_file[p]: {tmp_path}/out.csv\n"
                     f"print_refresh_time[p]: 3600\n")
@@ -105,6 +106,7 @@ def test_pmacctd_live_on_loopback_with_filter(tmp_path):
         ("127.0.0.1", "127.0.0.1", str(port), "udp")
     assert int(r["PACKETS"]) == 200
     assert int(r["BYTES"]) == sum(28 + 10 + i % 50 for i in range(200))
+    assert "pmacctd_pipe_size: obtained=" in (tmp_path / "daemon.log").read_text()
 
 
 def test_pmacctd_interfaces_map_and_its_reload(tmp_path):
@@ -113,7 +115,8 @@ def test_pmacctd_interfaces_map_and_its_reload(tmp_path):
     imap.write_text("! the loopback, and one that does not exist (warned, skipped)\n"
                     "ifindex=7 ifname=nonexist0 direction=in\n")
     conf = tmp_path / "pmacctd.conf"
-    conf.write_text(f"pcap_interfaces_map: {imap}\npcap_filter: udp and dst port {port}\n"
+    conf.write_text(f"pcap_interfaces_map: {imap}\npcap_ifindex: map\n"
+                    f"pcap_filter: udp and dst port {port}\n"
                     f"logfile: {tmp_path}/daemon.log\npidfile: {tmp_path}/pid\n"
                     f"plugins: print[p]\naggregate[p]: dst_port\n"
                     f"print_output[p]: csv\nprint_output_file[p]: {tmp_path}/out.csv\n"
