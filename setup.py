@@ -6,7 +6,7 @@ nothing called ``plugins`` lands at the top of site-packages.
 """
 from setuptools import setup
 
-PROGRAMS = ["nfacctd"]
+PROGRAMS = ["nfacctd", "sfacctd", "pmacctd", "uacctd"]
 
 setup(
     name="pypmacct",
@@ -34,6 +34,7 @@ setup(
         "numpy>=1.26",
         "setproctitle>=1.3",
         "dpkt>=1.9.8",
+        "pcapy-ng>=2.1",          # pmacctd: live capture and pcap_filter (libpcap)
     ],
     extras_require={
         "mysql": ["mysqlclient>=2.1"],

@@ -95,6 +95,11 @@ def run_daemon(daemon: str, make_collector, argv=None) -> int:
     for w in cfg.warnings:
         log.warn(w)
 
+    # a collector may adjust the configuration to its source before plugins are built
+    # (pmacctd drops MAC/VLAN primitives on link types without them, as pmacct does)
+    adjust = getattr(make_collector, "adjust_config", None)
+    if adjust is not None:
+        adjust(cfg, log)
     try:
         ctx = PluginContext(daemon=daemon, pidfile=cfg.get("pidfile"))
         plugins = build_plugins(cfg, ctx, log)

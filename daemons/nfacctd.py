@@ -19,6 +19,8 @@ SAVEFILE_DATAGRAMS = 2048    # per batch read from a savefile
 
 
 class NetflowCollector(Collector):
+    PROTO = "NetFlow/IPFIX"        # for log lines
+
     def __init__(self, cfg, log, record_dtype=RECORD_DTYPE):
         super().__init__(cfg, log, record_dtype)
         self.stats = Stats()
@@ -38,7 +40,7 @@ class NetflowCollector(Collector):
                                          wait=bool(cfg.get("pcap_savefile_wait")),
                                          delay=int(cfg.get("pcap_savefile_delay") or 0),
                                          replay=replay if replay > 0 else -1)
-            self.log.info(f"reading NetFlow/IPFIX data from: {cfg.get('pcap_savefile')}")
+            self.log.info(f"reading {self.PROTO} data from: {cfg.get('pcap_savefile')}")
         else:
             ip = cfg.get("nfacctd_ip") or "::"
             port = int(cfg.get("nfacctd_port"))
@@ -46,7 +48,7 @@ class NetflowCollector(Collector):
                                     ipv6_only=bool(cfg.get("nfacctd_ipv6_only")),
                                     mcast_groups=cfg.get("nfacctd_mcast_groups") or ())
             host, bound = self.source.address
-            self.log.info(f"waiting for NetFlow/IPFIX data on {host}:{bound}")
+            self.log.info(f"waiting for {self.PROTO} data on {host}:{bound}")
 
     def fds(self):
         return [self.source.fileno()] if isinstance(self.source, UdpSource) else []

@@ -2,7 +2,7 @@
 # Idempotent set-up for the two README commands.
 #   scripts/bootstrap.sh run   -> .venv with pypmacct installed
 #   scripts/bootstrap.sh test  -> the above + test dependencies: Debian's pmacct 1.7.7
-#                                 (the reference), softflowd, tcpdump; pip test extras
+#                                 (the reference), softflowd, tcpdump, nftables; pip test extras
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-run}
@@ -41,6 +41,9 @@ if [ "$mode" = test ]; then
   command -v /usr/sbin/nfacctd >/dev/null 2>&1 || need+=(pmacct)
   command -v /usr/sbin/softflowd >/dev/null 2>&1 || need+=(softflowd)
   command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+  # uacctd's test: a network namespace with nftables NFLOG rules
+  command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
+  command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
   if [ ${#need[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO=sudo

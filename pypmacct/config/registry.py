@@ -174,6 +174,20 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "sql_recovery_logfile": Spec(v.Path(), None),
     "sql_history_since_epoch": Spec(v.Bool(), False),
     "nfacctd_sql_log": Spec(v.Bool(), False),
+    # --- sources: sfacctd counters, pmacctd (libpcap), uacctd (NFLOG) ---
+    "sfacctd_counter_file": Spec(v.Path(), None),
+    "sfacctd_counter_output": Spec(v.Choice(("json",)), "json"),
+    "snaplen": Spec(v.Int(1, 65535), 128),
+    "promisc": Spec(v.Bool(), True),
+    "pcap_filter": Spec(v.Text(), None),
+    "pcap_interface": Spec(v.Text(), None),
+    "pcap_interface_wait": Spec(v.Bool(), False),
+    "pcap_direction": Spec(v.Choice(("in", "out")), None),
+    "pcap_ifindex": Spec(v.Choice(("sys", "map", "none"), unsupported=("hash",)), "none"),
+    "pcap_interfaces_map": Spec(v.Path(), None),
+    "uacctd_group": Spec(v.Int(0, 65535), None),
+    "uacctd_nl_size": Spec(v.Int(1), 131072),
+    "uacctd_threshold": Spec(v.Int(1), 1),
 }
 IMPLEMENTED_PLUGINS.update({"mysql", "pgsql", "sqlite3"})
 

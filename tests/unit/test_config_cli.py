@@ -180,10 +180,9 @@ def test_operands_are_permuted_and_reported(conf):
 
 
 def test_pmacctd_operands_are_a_capture_filter():
-    # pcap_filter is not implemented yet: the operands reach it and stop start-up
-    with pytest.raises(ConfigError) as e:
-        load_config("pmacctd", ["-P", "print", "src", "net", "10.0.0.0/8"])
-    assert str(e.value).startswith("[cmdline filter] 'pcap_filter' is a pmacct 1.7.7 key")
+    cfg = load_config("pmacctd", ["-P", "print", "src", "net", "10.0.0.0/8"])
+    assert cfg.get("pcap_filter") == "src net 10.0.0.0/8"
+    assert cfg.where("pcap_filter") == "cmdline filter"
 
 
 def test_invalid_option_and_missing_argument():

@@ -1,0 +1,967 @@
+"""sFlow v5 (and v2/v4) decoding: datagrams in, a record batch out.
+
+    dec = SflowDecoder(SflowOptions(...), log=Logger(...), stats=Stats())
+    batch = dec.decode(datagrams)
+
+Every step works on the whole batch at once:
+
+1. datagram headers (version, agent address, sub-agent id, sequence number, sample
+   count) are read for all datagrams with fancy indexing;
+2. samples are walked with one cursor per datagram: iteration k reads the k-th sample
+   of every datagram that has one (a loop over sample *position*, a few steps);
+3. flow samples (compact and expanded) have their fixed fields read together, then their
+   flow records are walked the same way, record position by record position. Records of
+   one position are applied in that order, so that a later record overrides what an
+   earlier one said, as pmacct's decoder does;
+4. raw packet headers go through the shared packet parser (``decoders.packet``), all
+   the headers of one record position in one call;
+5. the record batch is filled column by column, only with the fields the plugins need.
+
+sFlow v2/v4 datagrams have no sample or record lengths; they go through a small
+one-datagram-at-a-time reader that produces the same per-sample columns (they are rare
+today). Bad input (short datagrams, unknown versions or sample types, records whose
+length does not match their content) is counted for the agent, logged rate-limited in
+pmacct's words, and skipped; the rest of the batch is decoded.
+
+What each sample becomes follows pmacct 1.7.7's ``sfacctd`` (see docs/sflow.md): one
+record per flow sample carrying IPv4 or IPv6, packets 1 and bytes the sampled packet's
+length (times the effective sampling rate with ``sfacctd_renormalize``).
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..record import RECORD_DTYPE, Batch, StringTable
+from ..runtime.log import Logger
+from ..runtime.stats import Stats
+from . import packet as pkt
+from .packed import pack
+
+FLOW_SAMPLE, COUNTER_SAMPLE, FLOW_SAMPLE_EXP, COUNTER_SAMPLE_EXP = 1, 2, 3, 4
+BROCADE_ACL_SAMPLE = (1991 << 12) | 1
+REC_HEADER, REC_ETHERNET, REC_IPV4, REC_IPV6 = 1, 2, 3, 4
+REC_SWITCH, REC_ROUTER, REC_GATEWAY, REC_USER, REC_URL, REC_MPLS, REC_NAT = range(1001, 1008)
+REC_MPLS_VC = 1009
+REC_GATEWAY_V4 = 0x7FFF0000 | REC_GATEWAY    # internal: a v4 gateway record (no next hop)
+HP_ETHERNET, HP_IPV4, HP_IPV6, HP_MPLS = 1, 11, 12, 13
+RESET_BOUNDARY = 50              # pmacct's XFLOW_RESET_BOUNDARY
+MAX_SAMPLES = 4096               # per datagram, a sanity bound
+MAX_RECORDS = 256                # per sample
+
+_HP_KIND = {HP_ETHERNET: pkt.K_ETH, HP_IPV4: pkt.K_IPV4, HP_IPV6: pkt.K_IPV6, HP_MPLS: pkt.K_MPLS}
+
+
+@dataclass
+class SflowOptions:
+    record_dtype: np.dtype = RECORD_DTYPE
+    renormalize: bool = False            # sfacctd_renormalize
+    disable_checks: bool = True          # sfacctd_disable_checks
+    use_ip_next_hop: bool = False
+    ext_sampling_rate: int = 0           # sfacctd_ext_sampling_rate
+    collector_ip: str = "0.0.0.0"
+    collector_port: int = 6343
+    counters: bool = False               # keep counter samples (sfacctd_counter_file)
+
+
+class _Samples:
+    """Per flow sample columns, filled as records are read."""
+
+    def __init__(self, n: int):
+        z = lambda dt: np.zeros(n, dt)  # noqa: E731
+        self.n = n
+        self.dg = z(np.int64)
+        self.seq = z(np.int64)           # samplesGenerated
+        self.src_class = z(np.int64)
+        self.src_index = z(np.int64)
+        self.rate = z(np.int64)
+        self.pool = z(np.int64)
+        self.in_if = z(np.int64)
+        self.out_if = z(np.int64)
+        self.size = z(np.int64)          # sampledPacketSize
+        self.got4 = z(bool)
+        self.got6 = z(bool)
+        self.etype = z(np.int64)
+        self.src = np.zeros((n, 16), np.uint8)
+        self.dst = np.zeros((n, 16), np.uint8)
+        self.proto = z(np.int64)
+        self.tos = z(np.int64)
+        self.sport = z(np.int64)
+        self.dport = z(np.int64)
+        self.flags = z(np.int64)
+        self.src_mac = np.zeros((n, 6), np.uint8)
+        self.dst_mac = np.zeros((n, 6), np.uint8)
+        self.in_vlan = z(np.int64)
+        self.out_vlan = z(np.int64)
+        self.in_prio = z(np.int64)
+        self.out_prio = z(np.int64)
+        self.src_mask = z(np.int64)
+        self.dst_mask = z(np.int64)
+        self.nh_af = z(np.uint8)
+        self.nh = np.zeros((n, 16), np.uint8)
+        self.bgp_nh_af = z(np.uint8)
+        self.bgp_nh = np.zeros((n, 16), np.uint8)
+        self.src_as = z(np.int64)
+        self.dst_as = z(np.int64)
+        self.peer_src_as = z(np.int64)
+        self.peer_dst_as = z(np.int64)
+        self.local_pref = z(np.int64)
+        self.as_path = z(np.int64)       # string ids
+        self.comms = z(np.int64)
+        self.mpls_top = z(np.int64)
+        self.mpls_bottom = z(np.int64)
+        self.mpls_depth = z(np.int64)
+        self.pw_id = z(np.int64)          # extended MPLS VC record: mpls_pw_id
+        self.bad = z(bool)
+        # VXLAN and the frame inside it (tunnel_* primitives)
+        self.vxlan = z(np.int64)
+        self.tun_af = z(np.uint8)
+        self.tun_src = np.zeros((n, 16), np.uint8)
+        self.tun_dst = np.zeros((n, 16), np.uint8)
+        self.tun_proto = z(np.int64)
+        self.tun_tos = z(np.int64)
+        self.tun_sport = z(np.int64)
+        self.tun_dport = z(np.int64)
+        self.tun_smac = np.zeros((n, 6), np.uint8)
+        self.tun_dmac = np.zeros((n, 6), np.uint8)
+
+
+class _Agents:
+    """Agent address texts by datagram: ``names[ids[d]]`` (also ``agents[d]``)."""
+    __slots__ = ("names", "ids")
+
+    def __init__(self, names, ids):
+        self.names, self.ids = names, ids
+
+    def __getitem__(self, d) -> str:
+        return self.names[int(self.ids[d])]
+
+
+class _Buf(pkt._Buf):
+    def addr(self, p, e):
+        """SFLAddress at p: (ok, af, 16 bytes, size)."""
+        t = self.be32(p).astype(np.int64)
+        size = np.where(t == 1, 8, 20)
+        ok = ((t == 1) | (t == 2)) & (p + size <= e)
+        raw = self.rows(p + 4, 16)
+        raw[t == 1, 4:] = 0
+        af = np.where(ok, np.where(t == 1, 4, 6), 0).astype(np.uint8)
+        return ok, af, raw, size
+
+
+def _text4(raw16) -> str:
+    return socket.inet_ntop(socket.AF_INET, bytes(raw16[:4]))
+
+
+_WELL_KNOWN = {0: "internet", 0xFFFFFF01: "no-export", 0xFFFFFF02: "no-advertise",
+               0xFFFFFF03: "local-AS"}
+
+
+def comm_text(values) -> str:
+    return " ".join(_WELL_KNOWN.get(c, f"{c >> 16}:{c & 0xFFFF}") for c in values)
+
+
+class SflowDecoder:
+    def __init__(self, opts: SflowOptions | None = None, log: Logger | None = None,
+                 stats: Stats | None = None):
+        self.opts = opts or SflowOptions()
+        self.log = log or Logger()
+        self.stats = stats if stats is not None else Stats()
+        self.errors = 0
+        self.last_error = ""
+        self.bad_samples = 0               # flow samples dropped: bad record lengths
+        self.seq_state: dict = {}          # (agent, sub id) -> last datagram sequence
+        self.renorm: dict = {}             # (agent, sub id, source id) -> [seq, pool]
+        # with opts.counters, what the counter writer takes after each batch:
+        # (datagram, agent, version, datagram seq, body, expanded) per counter sample,
+        # (datagram, agent) per datagram
+        self.counter_samples: list = []
+        self.batch_agents: list = []
+        self.fields = frozenset(self.opts.record_dtype.names)
+        self._tunnels = any(f in self.fields for f in pkt.TUNNEL_FIELDS)
+
+    # --- bad input, in pmacct's words
+    def malformed(self, src: str, port: int, msg: str) -> None:
+        self.stats.exporter(src).bad_datagrams += 1
+        self.log.limited((src, msg), f"{msg}: sfacctd={self.opts.collector_ip}:"
+                         f"{self.opts.collector_port} agent={src}:{port}", level="INFO")
+
+    def decode(self, datagrams) -> Batch:
+        pk = pack(datagrams)
+        if pk.n:
+            counts = np.bincount(pk.exp, minlength=len(pk.srcs))
+            for i in np.nonzero(counts)[0].tolist():
+                self.stats.exporter(pk.srcs[i]).datagrams += int(counts[i])
+        strings = self._batch_strings = StringTable()
+        try:
+            records = self._decode(pk, strings)
+        except Exception as e:                     # a bug must not stop the core
+            self.errors += 1
+            self.last_error = traceback.format_exc()
+            self.log.limited(("batch",), f"internal error decoding an sFlow batch: "
+                             f"{type(e).__name__}: {e}", level="ERROR")
+            records = np.zeros(0, self.opts.record_dtype)
+            strings = StringTable()
+        return Batch(records, strings.strings)
+
+    # ------------------------------------------------------------------
+    def _decode(self, pk, strings) -> np.ndarray:
+        n = pk.n
+        dtype = self.opts.record_dtype
+        if not n:
+            return np.zeros(0, dtype)
+        b = _Buf(pk.buf)
+        S, L = pk.start, pk.length
+        E = S + L
+        ver = np.where(L >= 4, b.be32(S), 0).astype(np.int64)
+        atype = np.where(L >= 8, b.be32(S + 4), 0).astype(np.int64)
+        alen = np.where(atype == 1, 4, 16)
+        hlen = 8 + alen + np.where(ver == 5, 16, 12)
+        good = np.isin(ver, (2, 4, 5)) & ((atype == 1) | (atype == 2)) & (L >= hlen)
+        for i in np.nonzero(~good)[0].tolist():
+            ref = pk.ref(i)
+            if ver[i] in (2, 4, 5):
+                self.malformed(ref.src, ref.port, "discarding short sFlow packet")
+            else:
+                self.malformed(ref.src, ref.port, "discarding unknown sFlow packet")
+        # per datagram header columns
+        agent_af = np.where(atype == 1, 4, 6).astype(np.uint8)
+        agent = b.rows(S + 8, 16)
+        agent[atype == 1, 4:] = 0
+        p = S + 8 + alen
+        sub = np.where(ver == 5, b.be32(p), 0).astype(np.int64)
+        p = p + np.where(ver == 5, 4, 0)
+        dseq = b.be32(p).astype(np.int64)
+        nsamp = b.be32(p + 8).astype(np.int64)
+        first = p + 12
+        agent_txt = self._agent_texts(agent_af, agent, good)
+        self._sequences(pk, np.nonzero(good)[0], agent_txt, sub, dseq)
+
+        if self.opts.counters:
+            self.batch_agents.extend((i, agent_txt[i]) for i in np.nonzero(good)[0].tolist())
+            self._ctx = (agent_txt, ver, dseq)
+        v5 = np.nonzero(good & (ver == 5))[0]
+        smp = self._walk_v5(pk, b, v5, first, E, nsamp)
+        old = np.nonzero(good & (ver != 5))[0]
+        if len(old):
+            smp = self._merge(smp, self._v2v4(pk, old, first, E, nsamp, ver, strings, b))
+        smp = self._account(smp)
+        if not smp.n:
+            return np.zeros(0, dtype)
+        # records
+        out = np.zeros(smp.n, dtype)
+        f = self.fields
+        dg = smp.dg
+        counts = np.bincount(pk.exp[dg], minlength=len(pk.srcs))
+        for i in np.nonzero(counts)[0].tolist():
+            self.stats.exporter(pk.srcs[i]).records += int(counts[i])
+        rate = smp.rate.copy()
+        if self.opts.ext_sampling_rate:
+            rate[:] = self.opts.ext_sampling_rate
+        packets = np.ones(smp.n, np.int64)
+        nbytes = smp.size.copy()
+        if self.opts.renormalize:
+            mult = self._renormalize(smp, agent_txt, sub, rate)
+            packets *= mult
+            nbytes *= mult
+        put = self._putter(out)
+        put("arrival_seq", np.arange(smp.n))
+        put("packets", packets)
+        put("bytes", nbytes)
+        if "flows" in f:
+            put("flows", np.zeros(smp.n, np.int64))
+        af = np.where(smp.got4, 4, 6).astype(np.uint8)
+        self._addr(out, "src_host", af, smp.src)
+        self._addr(out, "dst_host", af, smp.dst)
+        put("proto", smp.proto)
+        put("tos", smp.tos)
+        l4 = (smp.proto == 6) | (smp.proto == 17)
+        put("src_port", np.where(l4, smp.sport, 0))
+        put("dst_port", np.where(l4, smp.dport, 0))
+        put("tcp_flags", np.where(smp.proto == 6, smp.flags, 0))
+        if "src_mac" in f:
+            out["src_mac"] = smp.src_mac.view("V6").reshape(-1)
+        if "dst_mac" in f:
+            out["dst_mac"] = smp.dst_mac.view("V6").reshape(-1)
+        put("vlan", np.where(smp.in_vlan != 0, smp.in_vlan, smp.out_vlan) & 0xFFFF)
+        put("cos", np.where(smp.in_prio != 0, smp.in_prio, smp.out_prio) & 0xFF)
+        put("etype", smp.etype & 0xFFFF)
+        put("in_iface", smp.in_if & 0xFFFFFFFF)
+        put("out_iface", smp.out_if & 0xFFFFFFFF)
+        put("src_mask", smp.src_mask & 0xFF)
+        put("dst_mask", smp.dst_mask & 0xFF)
+        put("src_as", smp.src_as)
+        put("dst_as", smp.dst_as)
+        put("peer_src_as", smp.peer_src_as)
+        put("peer_dst_as", smp.peer_dst_as)
+        put("local_pref", smp.local_pref)
+        put("as_path", smp.as_path)
+        put("std_comm", smp.comms)
+        if "peer_dst_ip" in f:
+            # the BGP next hop; else the router's next hop (IPv4 only with use_ip_next_hop)
+            nh_af = smp.bgp_nh_af.copy()
+            nh = smp.bgp_nh.copy()
+            use = (nh_af == 0) & ((smp.nh_af == 6) | ((smp.nh_af == 4) & self.opts.use_ip_next_hop))
+            nh_af[use] = smp.nh_af[use]
+            nh[use] = smp.nh[use]
+            self._addr(out, "peer_dst_ip", nh_af, nh)
+        if "nexthop" in f:
+            self._addr(out, "nexthop", smp.nh_af, smp.nh)
+        self._addr(out, "peer_src_ip", agent_af[dg], agent[dg])
+        put("export_proto_seqno", dseq[dg])
+        put("export_proto_version", ver[dg])
+        put("export_proto_sysid", sub[dg])
+        put("sample_type", np.ones(smp.n, np.int64))
+        sr = np.where(self.opts.renormalize & (rate != 0), 1, rate)
+        put("sampling_rate", sr)
+        put("sampling_direction", np.full(smp.n, ord("u")))
+        put("mpls_pw_id", smp.pw_id)
+        put("mpls_label_top", smp.mpls_top)
+        put("mpls_label_bottom", smp.mpls_bottom)
+        put("mpls_stack_depth", smp.mpls_depth)
+        put("vxlan", smp.vxlan)
+        if self._tunnels:
+            self._addr(out, "tunnel_src_host", smp.tun_af, smp.tun_src)
+            self._addr(out, "tunnel_dst_host", smp.tun_af, smp.tun_dst)
+            put("tunnel_proto", smp.tun_proto)
+            put("tunnel_tos", smp.tun_tos)
+            tl4 = (smp.tun_proto == 6) | (smp.tun_proto == 17)
+            put("tunnel_src_port", np.where(tl4, smp.tun_sport, 0))
+            put("tunnel_dst_port", np.where(tl4, smp.tun_dport, 0))
+            if "tunnel_src_mac" in f:
+                out["tunnel_src_mac"] = smp.tun_smac.view("V6").reshape(-1)
+            if "tunnel_dst_mac" in f:
+                out["tunnel_dst_mac"] = smp.tun_dmac.view("V6").reshape(-1)
+        ts = pk.ts[dg]
+        put("ts_arrival", ts)
+        put("time_start", ts)
+        return out
+
+    @staticmethod
+    def _putter(out):
+        names = out.dtype.names
+
+        def put(name, values):
+            if name in names:
+                out[name] = values
+        return put
+
+    @staticmethod
+    def _addr(out, name, af, raw16):
+        if name in out.dtype.names:
+            out[name]["af"] = af
+            out[name]["addr"] = np.ascontiguousarray(raw16).view("V16").reshape(-1)
+
+    @staticmethod
+    def _agent_texts(af, raw, good) -> "_Agents":
+        """The agent of each datagram: an id per datagram and a text per distinct agent
+        (formatted once each)."""
+        if not len(af):
+            return _Agents([], np.zeros(0, np.int64))
+        words = np.ascontiguousarray(raw).view(">u8")          # (n, 2): exact 128-bit keys
+        hi, lo = words[:, 0], words[:, 1]
+        o = np.lexsort((lo, hi, af))
+        new = np.ones(len(o), bool)
+        new[1:] = (af[o][1:] != af[o][:-1]) | (hi[o][1:] != hi[o][:-1]) | (lo[o][1:] != lo[o][:-1])
+        grp = np.cumsum(new) - 1
+        ids = np.empty(len(o), np.int64)
+        ids[o] = grp
+        names = []
+        for i in o[new].tolist():
+            fam = socket.AF_INET if af[i] == 4 else socket.AF_INET6
+            names.append(socket.inet_ntop(fam, bytes(raw[i, :4] if af[i] == 4 else raw[i])))
+        return _Agents(names, ids)
+
+    # --- sequence numbers: per (agent, sub-agent) each datagram is the previous + 1
+    def _sequences(self, pk, idx, agent_txt, sub, dseq) -> None:
+        if not len(idx):
+            return
+        if self.opts.disable_checks:
+            # only remember each (agent, sub-agent)'s last sequence number
+            k = np.stack([agent_txt.ids[idx], sub[idx]], axis=1)
+            rev = k[::-1]
+            u, last = np.unique(rev, axis=0, return_index=True)
+            lastpos = idx[::-1][last]
+            for (a, sb), i in zip(u.tolist(), lastpos.tolist()):
+                self.seq_state[(agent_txt.names[a], sb)] = int(dseq[i])
+            return
+        for i in idx.tolist():
+            key = (agent_txt[i], int(sub[i]))
+            prev = self.seq_state.get(key)
+            s = int(dseq[i])
+            if prev and s != ((prev + 1) & 0xFFFFFFFF):
+                ref = pk.ref(i)
+                self.stats.exporter(ref.src).seq_errors += 1
+                self.log.limited((ref.src, "seq", key[1]),
+                                 f"expecting flow '{prev + 1}' but received '{s}' collector="
+                                 f"{self.opts.collector_ip}:{self.opts.collector_port} "
+                                 f"agent={key[0]}:{key[1]}", level="INFO")
+            self.seq_state[key] = s
+
+    # --- sFlow v5: samples and their records
+    def _walk_v5(self, pk, b, idx, first, E, nsamp) -> _Samples:
+        flows = []         # (dg, body start, body end, expanded)
+        cnts = []
+        cur = first[idx].copy()
+        left = np.minimum(nsamp[idx], MAX_SAMPLES)
+        end = E[idx]
+        dgi = idx.copy()
+        while True:
+            act = np.nonzero(left > 0)[0]
+            if not len(act):
+                break
+            c = cur[act]
+            short = c + 8 > end[act]
+            for j in act[short].tolist():
+                ref = pk.ref(int(dgi[j]))
+                self.malformed(ref.src, ref.port, "discarding short sFlow v5 packet")
+            left[act[short]] = 0
+            act, c = act[~short], c[~short]
+            tag = b.be32(c).astype(np.int64)
+            # Brocade ACL samples: three words, then the real sample type
+            br = tag == BROCADE_ACL_SAMPLE
+            if br.any():
+                c = np.where(br, c + 12, c)
+                tag = np.where(br, b.be32(c), tag).astype(np.int64)
+            ln = b.be32(c + 4).astype(np.int64)
+            body = c + 8
+            bend = body + ln
+            over = bend > end[act]
+            known = np.isin(tag, (FLOW_SAMPLE, COUNTER_SAMPLE, FLOW_SAMPLE_EXP, COUNTER_SAMPLE_EXP))
+            bad = over | ~known
+            for j, o in zip(act[bad].tolist(), over[bad].tolist()):
+                ref = pk.ref(int(dgi[j]))
+                self.malformed(ref.src, ref.port, "discarding short sFlow v5 packet" if o
+                               else "discarding unknown v5 sample")
+            left[act[bad]] = 0
+            ok = ~bad
+            a2, t2, b2, e2 = act[ok], tag[ok], body[ok], bend[ok]
+            fl = (t2 == FLOW_SAMPLE) | (t2 == FLOW_SAMPLE_EXP)
+            flows.append((dgi[a2[fl]], b2[fl], e2[fl], t2[fl] == FLOW_SAMPLE_EXP))
+            ct = ~fl
+            if self.opts.counters and ct.any():
+                cnts.append((dgi[a2[ct]], b2[ct], e2[ct], t2[ct] == COUNTER_SAMPLE_EXP))
+            cur[a2] = e2
+            left[a2] -= 1
+        if cnts:
+            self._keep_counters(pk, b, cnts)
+        if not flows:
+            return _Samples(0)
+        dg = np.concatenate([f[0] for f in flows])
+        bs = np.concatenate([f[1] for f in flows])
+        be = np.concatenate([f[2] for f in flows])
+        ex = np.concatenate([f[3] for f in flows])
+        o = np.lexsort((bs, dg))                     # arrival order
+        dg, bs, be, ex = dg[o], bs[o], be[o], ex[o]
+        return self._flow_samples(pk, b, dg, bs, be, ex)
+
+    def _flow_samples(self, pk, b, dg, bs, be, ex) -> _Samples:
+        n = len(dg)
+        s = _Samples(n)
+        s.dg[:] = dg
+        fixed = np.where(ex, 44, 32)
+        short = bs + fixed > be
+        s.bad |= short
+        s.seq[:] = b.be32(bs)
+        sid = b.be32(bs + 4).astype(np.int64)
+        s.src_class[:] = np.where(ex, sid, sid >> 24)
+        s.src_index[:] = np.where(ex, b.be32(bs + 8), sid & 0xFFFFFF)
+        o = np.where(ex, 4, 0)
+        s.rate[:] = b.be32(bs + 8 + o)
+        s.pool[:] = b.be32(bs + 12 + o)
+        s.in_if[:] = np.where(ex, b.be32(bs + 28), b.be32(bs + 20))
+        s.out_if[:] = np.where(ex, b.be32(bs + 36), b.be32(bs + 24))
+        nrec = np.where(short, 0, np.minimum(b.be32(bs + fixed - 4), MAX_RECORDS)).astype(np.int64)
+        cur = bs + fixed
+        while True:
+            act = np.nonzero(nrec > 0)[0]
+            if not len(act):
+                break
+            c = cur[act]
+            over = c + 8 > be[act]
+            s.bad[act[over]] = True
+            nrec[act[over]] = 0
+            act, c = act[~over], c[~over]
+            tag = b.be32(c).astype(np.int64)
+            ln = b.be32(c + 4).astype(np.int64)
+            r0, r1 = c + 8, c + 8 + ln
+            over = r1 > be[act]
+            s.bad[act[over]] = True
+            nrec[act[over]] = 0
+            keep = ~over
+            act, tag, r0, r1 = act[keep], tag[keep], r0[keep], r1[keep]
+            self._records(b, s, act, tag, r0, r1)
+            cur[act] = r1
+            nrec[act] -= 1
+        return s
+
+    _FIXED = {REC_ETHERNET: 24, REC_IPV4: 32, REC_IPV6: 56, REC_SWITCH: 16}
+
+    def _records(self, b, s, act, tag, r0, r1) -> None:
+        """Apply one record position's records to their samples. A record whose content
+        does not fill exactly its declared length makes the sample bad (pmacct's
+        lengthCheck drops it)."""
+        ln = r1 - r0
+        bad = np.zeros(len(act), bool)
+        for t, size in self._FIXED.items():
+            bad |= (tag == t) & (ln != size)
+        h = tag == REC_HEADER
+        if h.any():
+            hl = b.be32(r0[h] + 12).astype(np.int64)
+            bad[h] |= (ln[h] < 16) | (16 + ((hl + 3) & ~3) != ln[h])
+        rt = tag == REC_ROUTER
+        if rt.any():
+            at = b.be32(r0[rt]).astype(np.int64)
+            bad[rt] |= np.where(at == 1, 16, 28) != ln[rt]
+        if bad.any():
+            s.bad[act[bad]] = True
+            keep = ~bad
+            act, tag, r0, r1 = act[keep], tag[keep], r0[keep], r1[keep]
+        m = tag == REC_HEADER
+        if m.any():
+            self._header(b, s, act[m], r0[m], r1[m])
+        m = (tag == REC_ETHERNET) & (r1 - r0 >= 24)
+        if m.any():
+            i, p = act[m], r0[m]
+            ln = b.be32(p).astype(np.int64)
+            s.src_mac[i] = b.rows(p + 4, 6)
+            s.dst_mac[i] = b.rows(p + 12, 6)
+            et = b.be32(p + 20).astype(np.int64)
+            s.etype[i] = et
+            s.got4[i] |= et == pkt.ETH_IPV4
+            s.got6[i] |= et == pkt.ETH_IPV6
+            s.size[i] = np.where(s.size[i] == 0, ln, s.size[i])
+        m = (tag == REC_IPV4) & (r1 - r0 >= 32)
+        if m.any():
+            i, p = act[m], r0[m]
+            s.size[i] = b.be32(p)
+            s.proto[i] = b.be32(p + 4)
+            s.src[i, :4] = b.rows(p + 8, 4)
+            s.src[i, 4:] = 0
+            s.dst[i, :4] = b.rows(p + 12, 4)
+            s.dst[i, 4:] = 0
+            s.sport[i] = b.be32(p + 16)
+            s.dport[i] = b.be32(p + 20)
+            s.tos[i] = b.be32(p + 28)
+            s.got4[i] = True
+        m = (tag == REC_IPV6) & (r1 - r0 >= 56)
+        if m.any():
+            i, p = act[m], r0[m]
+            s.size[i] = b.be32(p)
+            s.proto[i] = b.be32(p + 4)
+            s.src[i] = b.rows(p + 8, 16)
+            s.dst[i] = b.rows(p + 24, 16)
+            s.sport[i] = b.be32(p + 40)
+            s.dport[i] = b.be32(p + 44)
+            s.tos[i] = b.be32(p + 52)
+            s.got6[i] = True
+        m = (tag == REC_SWITCH) & (r1 - r0 >= 16)
+        if m.any():
+            i, p = act[m], r0[m]
+            s.in_vlan[i] = b.be32(p)
+            s.in_prio[i] = b.be32(p + 4)
+            s.out_vlan[i] = b.be32(p + 8)
+            s.out_prio[i] = b.be32(p + 12)
+        m = tag == REC_ROUTER
+        if m.any():
+            i, p, e = act[m], r0[m], r1[m]
+            ok, af, raw, size = b.addr(p, e)
+            ok &= p + size + 8 <= e
+            i, p, af, raw, size = i[ok], p[ok], af[ok], raw[ok], size[ok]
+            s.nh_af[i] = af
+            s.nh[i] = raw
+            s.src_mask[i] = b.be32(p + size)
+            s.dst_mask[i] = b.be32(p + size + 4)
+        m = tag == REC_GATEWAY
+        if m.any():
+            self._gateway(b, s, act[m], r0[m], r1[m])
+        m = tag == REC_MPLS_VC
+        if m.any():
+            i, p, e = act[m], r0[m], r1[m]
+            nl = b.be32(p).astype(np.int64)
+            q = p + 4 + ((nl + 3) & ~3)
+            ok = q + 8 == e
+            s.bad[i[~ok]] = True
+            s.pw_id[i[ok]] = b.be32(q[ok])
+        m = tag == REC_GATEWAY_V4
+        if m.any():
+            self._gateway(b, s, act[m], r0[m], r1[m], next_hop=False)
+
+    def _header(self, b, s, i, p, e) -> None:
+        hp = b.be32(p).astype(np.int64)
+        size = b.be32(p + 4).astype(np.int64)
+        hl = b.be32(p + 12).astype(np.int64)       # v5: protocol, size, stripped, length
+        data = p + 16
+        hl = np.maximum(np.minimum(hl, e - data), 0)
+        s.size[i] = size
+        kind = np.zeros(len(i), np.int64)
+        for h, k in _HP_KIND.items():
+            kind[hp == h] = k
+        known = kind > 0
+        i, data, hl, kind = i[known], data[known], hl[known], kind[known]
+        if not len(i):
+            return
+        r = pkt.parse(b.a[:b.size], data, hl, kind, max_vlan_tags=1, snap=True, min_l4=8,
+                      tunnels=self._tunnels, ipip=True)
+        eth = kind == pkt.K_ETH
+        s.dst_mac[i[eth]] = r.dst_mac[eth]
+        s.src_mac[i[eth]] = r.src_mac[eth]
+        # the header's VLAN and priority count only if no switch record said otherwise
+        nov = (s.in_vlan[i] == 0) & (s.out_vlan[i] == 0)
+        s.in_vlan[i[nov]] = r.vlan[nov]
+        nop = (s.in_prio[i] == 0) & (s.out_prio[i] == 0)
+        s.in_prio[i[nop]] = np.where(r.vlan_tags[nop] > 0, r.cos[nop], 0)
+        s.etype[i] = r.etype
+        s.mpls_top[i] = r.mpls_top
+        s.mpls_bottom[i] = r.mpls_bottom
+        s.mpls_depth[i] = r.mpls_depth
+        g4 = (r.l3 == 4)
+        g6 = (r.l3 == 6)
+        s.got4[i] = g4
+        s.got6[i] = g6
+        ip = r.af > 0
+        j = i[ip]
+        s.src[j] = r.src[ip]
+        s.dst[j] = r.dst[ip]
+        s.proto[j] = r.proto[ip]
+        s.tos[j] = np.where(r.af[ip] == 6, r.tos[ip] >> 4, r.tos[ip])
+        s.sport[j] = r.src_port[ip]
+        s.dport[j] = r.dst_port[ip]
+        s.flags[j] = r.tcp_flags[ip]
+        s.vxlan[i] = r.vxlan
+        if r.inner is not None and len(r.inner_rows):
+            inn, t = r.inner, i[r.inner_rows]
+            s.tun_af[t] = inn.af
+            s.tun_src[t] = inn.src
+            s.tun_dst[t] = inn.dst
+            s.tun_proto[t] = inn.proto
+            s.tun_tos[t] = np.where(inn.af == 6, inn.tos >> 4, inn.tos)
+            s.tun_sport[t] = inn.src_port
+            s.tun_dport[t] = inn.dst_port
+            s.tun_smac[t] = inn.src_mac
+            s.tun_dmac[t] = inn.dst_mac
+
+    def _gateway(self, b, s, i, p, e, next_hop: bool = True) -> None:
+        n = len(i)
+        if next_hop:
+            ok, af, raw, size = b.addr(p, e)
+        else:
+            ok, af, raw, size = np.ones(n, bool), np.zeros(n, np.uint8), np.zeros((n, 16), np.uint8), 0
+        q = p + size
+        ok &= q + 16 <= e
+        s.bgp_nh_af[i[ok]] = af[ok]
+        s.bgp_nh[i[ok]] = raw[ok]
+        s.src_as[i[ok]] = b.be32(q[ok] + 4)
+        s.peer_src_as[i[ok]] = b.be32(q[ok] + 8)
+        nseg = np.where(ok, b.be32(q + 12), 0).astype(np.int64)
+        cur = q + 16
+        path_start = cur.copy()
+        first_as = np.zeros(n, np.int64)
+        last_as = np.zeros(n, np.int64)
+        for k in range(int(min(nseg.max(initial=0), 64))):
+            act = np.nonzero(ok & (nseg > k))[0]
+            if not len(act):
+                break
+            c = cur[act]
+            bad = c + 8 > e[act]
+            ok[act[bad]] = False
+            act, c = act[~bad], c[~bad]
+            sl = b.be32(c + 4).astype(np.int64)
+            bad = c + 8 + 4 * sl > e[act]
+            ok[act[bad]] = False
+            act, c, sl = act[~bad], c[~bad], sl[~bad]
+            if k == 0:
+                has = sl > 0
+                first_as[act[has]] = b.be32(c[has] + 8)
+            lastseg = nseg[act] == k + 1
+            ls = lastseg & (sl > 0)
+            last_as[act[ls]] = b.be32(c[ls] + 8 + 4 * (sl[ls] - 1))
+            cur[act] = c + 8 + 4 * sl
+        path_end = cur.copy()
+        nc = np.where(ok & (cur + 4 <= e), b.be32(cur), 0).astype(np.int64)
+        ok &= cur + 8 + 4 * nc <= e
+        comm_start = cur + 4
+        lp = np.where(ok, b.be32(cur + 4 + 4 * nc), 0)
+        ok &= cur + 8 + 4 * nc == e                   # the record holds nothing else
+        j = i[ok]
+        s.dst_as[j] = last_as[ok]
+        s.peer_dst_as[j] = first_as[ok]
+        s.local_pref[j] = lp[ok]
+        s.bad[i[~ok]] = True
+        if "as_path" in self.fields or "std_comm" in self.fields:
+            self._gateway_texts(b, s, j, path_start[ok], path_end[ok], nseg[ok], comm_start[ok],
+                                nc[ok])
+
+    def _gateway_texts(self, b, s, j, ps, pe, nseg, cs, nc) -> None:
+        """AS path and community texts: the records' path and community bytes are laid
+        in fixed-width rows, made unique, and each distinct value is formatted once."""
+        if not len(j):
+            return
+        st = self._strings
+        plen = pe - ps
+        clen = 4 * nc
+        wp, wc = int(plen.max(initial=0)), int(clen.max(initial=0))
+        a = b.a
+        cols = []
+        for start, ln, w in ((ps, plen, wp), (cs, clen, wc)):
+            if w:
+                k = np.arange(w)
+                idx = np.minimum(start[:, None] + k, len(a) - 1)
+                m = a[idx]
+                m[k >= ln[:, None]] = 0
+                cols.append(m)
+        meta = np.stack([plen, clen, nseg], axis=1).astype(">u4").view(np.uint8).reshape(len(j), 12)
+        rows = np.ascontiguousarray(np.concatenate([meta] + cols, axis=1))
+        # a 64-bit hash per row, made unique; rows equal to their representative keep
+        # its id, the rare others (a hash collision) get their own
+        words = np.zeros((len(j), (rows.shape[1] + 7) // 8 * 8), np.uint8)
+        words[:, :rows.shape[1]] = rows
+        w64 = words.view(np.uint64)
+        h = np.full(len(j), 0xCBF29CE484222325, np.uint64)
+        with np.errstate(over="ignore"):
+            for c in range(w64.shape[1]):
+                h = (h ^ w64[:, c]) * np.uint64(0x100000001B3)
+                h ^= h >> np.uint64(29)
+        _u, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        inv = np.asarray(inv).reshape(-1)
+        clash = np.nonzero((rows != rows[first[inv]]).any(axis=1))[0]
+        if len(clash):
+            extra = len(first) + np.arange(len(clash))
+            first = np.concatenate([first, clash])
+            inv = inv.copy()
+            inv[clash] = extra
+        path_ids = np.empty(len(first), np.int64)
+        comm_ids = np.empty(len(first), np.int64)
+        for u, f in enumerate(first.tolist()):
+            p0, p1, ns = int(ps[f]), int(pe[f]), int(nseg[f])
+            c0, ncm = int(cs[f]), int(nc[f])
+            words = struct.unpack(f"!{(p1 - p0) // 4}I", a[p0:p1].tobytes())
+            parts, pos = [], 0
+            for _k in range(ns):
+                sl = words[pos + 1]
+                parts.append(" ".join(str(x) for x in words[pos + 2:pos + 2 + sl]))
+                pos += 2 + sl
+            path_ids[u] = st.intern(" ".join(x for x in parts if x))
+            comm_ids[u] = st.intern(comm_text(struct.unpack(f"!{ncm}I", a[c0:c0 + 4 * ncm].tobytes())))
+        s.as_path[j] = path_ids[inv]
+        s.comms[j] = comm_ids[inv]
+
+    # --- which samples become records
+    def _account(self, s: _Samples) -> _Samples:
+        if s.n and s.bad.any():
+            self.bad_samples += int(s.bad.sum())
+            self.log.limited(("badsample",), f"discarding {int(s.bad.sum())} malformed sFlow "
+                             "flow sample(s) (record lengths do not match)", level="INFO")
+        keep = (s.got4 | s.got6) & ~s.bad
+        if keep.all():
+            return s
+        out = _Samples(int(keep.sum()))
+        for k, v in vars(s).items():
+            if isinstance(v, np.ndarray):
+                setattr(out, k, v[keep])
+        return out
+
+    def _merge(self, a: _Samples, c: _Samples) -> _Samples:
+        if not a.n:
+            return c
+        if not c.n:
+            return a
+        out = _Samples(a.n + c.n)
+        for k, v in vars(a).items():
+            if isinstance(v, np.ndarray):
+                setattr(out, k, np.concatenate([v, getattr(c, k)]))
+        o = np.argsort(out.dg, kind="stable")
+        for k, v in vars(out).items():
+            if isinstance(v, np.ndarray):
+                setattr(out, k, v[o])
+        return out
+
+    # --- sfacctd_renormalize: pmacct's effective sampling rate per data source
+    def _renormalize(self, s: _Samples, agent_txt, sub, rate) -> np.ndarray:
+        """The multiplier of each sample: the effective rate (pool and sequence deltas
+        since the data source's previous sample) where both grew, else the declared rate;
+        state per (agent, sub-agent, data source) as pmacct keeps it."""
+        n = s.n
+        mult = rate.copy()
+        # group = (agent, sub-agent, data source): one lexsort
+        anames = agent_txt.names
+        srcid = (s.src_class << 24) | s.src_index
+        k1 = (agent_txt.ids[s.dg] << 32) | sub[s.dg]
+        o = np.lexsort((np.arange(n), srcid, k1))
+        ks1, ks2 = k1[o], srcid[o]
+        newg = np.ones(n, bool)
+        newg[1:] = (ks1[1:] != ks1[:-1]) | (ks2[1:] != ks2[:-1])
+        g = np.cumsum(newg) - 1
+        gid = np.empty(n, np.int64)
+        gid[o] = g
+        heads = o[newg]
+        klist = [(anames[int(a) >> 32], int(a) & 0xFFFFFFFF, int(c))
+                 for a, c in zip(k1[heads].tolist(), srcid[heads].tolist())]
+        seq, pool = s.seq[o], s.pool[o]
+        start = np.ones(n, bool)
+        start[1:] = g[1:] != g[:-1]
+        prev_seq = np.empty(n, np.int64)
+        prev_pool = np.empty(n, np.int64)
+        prev_seq[1:], prev_pool[1:] = seq[:-1], pool[:-1]
+        has_prev = ~start
+        for pos in np.nonzero(start)[0].tolist():
+            st = self.renorm.get(klist[int(g[pos])])
+            if st is not None:
+                prev_seq[pos], prev_pool[pos] = st
+                has_prev[pos] = True
+        grow = has_prev & (seq > prev_seq) & (pool > prev_pool)
+        simple_groups = np.ones(len(klist), bool)
+        np.logical_and.at(simple_groups, g, grow | ~has_prev)
+        simple = simple_groups[g]
+        eff = np.where(grow, (pool - prev_pool) // np.maximum(seq - prev_seq, 1), 0)
+        m = np.where(grow, eff, rate[o])
+        mult[o[simple]] = m[simple]
+        last = np.ones(n, bool)
+        last[:-1] = start[1:]
+        for pos in np.nonzero(last & simple)[0].tolist():
+            self.renorm[klist[int(g[pos])]] = [int(seq[pos]), int(pool[pos])]
+        # the rest one by one, in arrival order (out-of-order or reset data sources)
+        for pos in np.sort(o[~simple]).tolist():
+            k = klist[int(gid[pos])]
+            sq, pl = int(s.seq[pos]), int(s.pool[pos])
+            st = self.renorm.get(k)
+            if st is None:
+                self.renorm[k] = [sq, pl]
+                mult[pos] = rate[pos]
+            elif sq > st[0] and pl > st[1]:
+                mult[pos] = (pl - st[1]) // (sq - st[0])
+                st[0], st[1] = sq, pl
+            else:
+                if max(sq, st[0]) > min(sq, st[0]) + RESET_BOUNDARY:
+                    st[0], st[1] = sq, pl
+                mult[pos] = rate[pos]
+        return mult
+
+    # --- sFlow v2/v4: no lengths, one datagram at a time
+    def _v2v4(self, pk, idx, first, E, nsamp, ver, strings, b) -> _Samples:
+        rows = []
+        for d in idx.tolist():
+            try:
+                rows.extend(self._v2v4_one(b, d, int(first[d]), int(E[d]), int(nsamp[d]),
+                                           int(ver[d])))
+            except (IndexError, ValueError, struct.error):
+                ref = pk.ref(d)
+                self.malformed(ref.src, ref.port, "discarding malformed sFlow v2/v4 packet")
+        if not rows:
+            return _Samples(0)
+        # re-lay the v2/v4 samples as v5 ones and decode them with the v5 path
+        buf = bytearray()
+        spans = []
+        for d, body in rows:
+            spans.append((d, len(buf), len(buf) + len(body)))
+            buf += body
+        nb = _Buf(bytes(buf))
+        dg = np.array([r[0] for r in spans], np.int64)
+        bs = np.array([r[1] for r in spans], np.int64)
+        be = np.array([r[2] for r in spans], np.int64)
+        s = self._flow_samples(pk, nb, dg, bs, be, np.zeros(len(dg), bool))
+        return s
+
+    def _v2v4_one(self, b, d, p, e, nsamp, version):
+        """Flow samples of one v2/v4 datagram as v5 compact flow sample bodies."""
+        a = b.a
+        raw = a[:e].tobytes()
+        u32 = lambda q: struct.unpack_from("!I", raw, q)[0]  # noqa: E731
+        out = []
+        for _ in range(min(nsamp, MAX_SAMPLES)):
+            if p + 4 > e:
+                raise ValueError("short")
+            st = u32(p)
+            p += 4
+            if st == FLOW_SAMPLE:
+                head = raw[p:p + 28]
+                p += 28
+                ptag = u32(p)
+                p += 4
+                recs = []
+                if ptag == 1:                       # header: protocol, size, length, bytes
+                    hproto, size, hl = struct.unpack_from("!III", raw, p)
+                    data = raw[p + 12:p + 12 + hl]
+                    p += 12 + ((hl + 3) & ~3)
+                    body = struct.pack("!IIII", hproto, size, 0, hl) + data + bytes(-hl % 4)
+                    recs.append((REC_HEADER, body))
+                elif ptag == 2:
+                    recs.append((REC_IPV4, raw[p:p + 32]))
+                    p += 32
+                elif ptag == 3:
+                    recs.append((REC_IPV6, raw[p:p + 56]))
+                    p += 56
+                else:
+                    raise ValueError("unknown v2/v4 data tag")
+                next_ = u32(p)
+                p += 4
+                for _ in range(min(next_, MAX_RECORDS)):
+                    et = u32(p)
+                    p += 4
+                    q = p
+                    if et == 1:
+                        p += 16
+                    elif et == 2:
+                        p += (8 if u32(p) == 1 else 20) + 8
+                    elif et == 3:
+                        if version == 2:
+                            n_ = u32(p + 12)
+                            p += 16 + 4 * n_
+                        else:
+                            p += 12
+                            nseg = u32(p)
+                            p += 4
+                            for _ in range(nseg):
+                                p += 8 + 4 * u32(p + 4)
+                            p += 4 + 4 * u32(p) + 4
+                        if version == 2:
+                            continue                 # v2 gateway: not kept (see docs)
+                        recs.append((REC_GATEWAY_V4, raw[q:p]))     # no BGP next hop
+                        continue
+                    elif et in (4, 5):
+                        if et == 5:
+                            p += 4
+                        for _ in range(1 if et == 5 else 2):
+                            p += 4 + ((u32(p) + 3) & ~3)
+                        continue
+                    else:
+                        raise ValueError("unknown v2/v4 extended tag")
+                    recs.append((1000 + et, raw[q:p]))
+                if p > e:
+                    raise ValueError("short")
+                body = head + struct.pack("!I", len(recs)) + b"".join(
+                    struct.pack("!II", t, len(r)) + r for t, r in recs)
+                out.append((d, body))
+            elif st == COUNTER_SAMPLE:
+                _seq, _sid, _interval, cver = struct.unpack_from("!IIII", raw, p)
+                q = p
+                p += 16
+                p += {1: 88, 2: 140, 3: 160, 4: 88, 5: 168, 6: 88, 7: 28}.get(cver, -10**9)
+                if p < 0:
+                    raise ValueError("unknown counters version")
+                if self.opts.counters and p <= e:
+                    agent_txt, ver, dseq = self._ctx
+                    self.counter_samples.append((d, agent_txt[d], version, int(dseq[d]),
+                                                 raw[q:p], False))
+            else:
+                raise ValueError("unknown v2/v4 sample")
+        return out
+
+    # --- counter samples (sfacctd_counter_file)
+    def _keep_counters(self, pk, b, cnts) -> None:
+        agent_txt, ver, dseq = self._ctx
+        rows = []
+        for dg, bs, be, ex in cnts:
+            rows.extend(zip(dg.tolist(), bs.tolist(), be.tolist(), ex.tolist()))
+        rows.sort()
+        for d, s0, s1, x in rows:
+            self.counter_samples.append((d, agent_txt[d], int(ver[d]), int(dseq[d]),
+                                         b.a[s0:s1].tobytes(), bool(x)))
+
+    @property
+    def _strings(self) -> StringTable:
+        return self._batch_strings

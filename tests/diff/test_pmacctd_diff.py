@@ -1,0 +1,74 @@
+"""Differential tests: our pmacctd against pmacct 1.7.7's, same packet capture and config.
+
+Captures come from tests/support/pktgen.py (scapy): Ethernet, 802.1Q, two 802.1Q tags,
+MPLS (one label), Linux cooked, raw IP and null/loopback link types; IPv4 and IPv6 (with
+extension headers); TCP, UDP, ICMP. Several print plugins per run; every output file must
+be identical once rows are sorted.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.support import multirun, oracle, pktgen
+
+pytestmark = pytest.mark.diff
+
+L2 = ("src_host, dst_host, src_port, dst_port, proto, tos, vlan, src_mac, dst_mac, tcpflags, "
+      "etype, cos, sampling_rate")
+PLUGINS = {
+    "wide": (L2, "csv", None),
+    "five": ("src_host, dst_host, src_port, dst_port, proto", "json", None),
+    "nets": ("src_host, proto", "formatted", None),
+    "sum": ("sum_port", "csv", None),
+}
+LINKS = ("ethernet", "vlan", "qinq", "mpls", "sll", "raw", "null")
+CAPTURES = {l: pktgen.PktParams(seed=21 + i, link=l, packets=400, ext_share=0.3)
+            for i, l in enumerate(LINKS)}
+# IPv4 and IPv6 UDP fragments, some with the first fragment after the second: pmacct's fragment
+# table holds those back and adds them to the first one
+CAPTURES["fragments"] = pktgen.PktParams(seed=29, link="ethernet", packets=400, frag_share=0.5,
+                                         frag_swap=0.5, ipv6_share=0.4)
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pkt-captures")
+    return {k: pktgen.write_capture(d / f"{k}.pcap", p) for k, p in CAPTURES.items()}
+
+
+@pytest.mark.parametrize("link", sorted(CAPTURES))
+def test_same_output_as_pmacct(captures, link, tmp_path, oracle_cache):
+    theirs, ours = multirun.run_both("pmacctd", captures[link], PLUGINS, tmp_path, oracle_cache)
+    # pmacct's log may carry WARN lines that do not touch the output: on raw and null
+    # links it drops src_mac/dst_mac/vlan (so do we), and at exit its core sometimes
+    # reports "connection lost" to a plugin that already purged
+    oracle.check_run(theirs, "pmacct pmacctd", strict_log=False)
+    oracle.check_run(ours, "our pmacctd", strict_log=False)
+    compared = PLUGINS
+    if link == "fragments":
+        # pmacct 1.7.7 adds held-back fragments to the first plugin only (the counters
+        # handler of the first plugin zeroes the sums): ours add them for every plugin
+        # (docs/differences.md), so only the first plugin is comparable
+        compared = {"wide": PLUGINS["wide"]}
+        five = oracle.parse_rows(ours.outputs["out-five.txt"], "json")
+        wide = oracle.parse_rows(ours.outputs["out-wide.txt"], "csv")
+        assert sum(r["packets"] for r in five) == sum(int(r["PACKETS"]) for r in wide)
+    d = multirun.compare(theirs, ours, compared)
+    assert not d, d + "\n" + ours.describe()
+    rows = oracle.parse_rows(ours.outputs["out-five.txt"], "json")
+    assert sum(r["packets"] for r in rows) >= 400
+
+
+@pytest.mark.parametrize("renormalize", [False, True])
+def test_ext_sampling_rate_same_as_pmacct(captures, renormalize, tmp_path, oracle_cache):
+    plugins = {"rate": ("src_host, sampling_rate", "csv", None)}
+    extra = {"pmacctd_ext_sampling_rate": 10, "pmacctd_renormalize": renormalize}
+    theirs, ours = multirun.run_both("pmacctd", captures["vlan"], plugins, tmp_path, oracle_cache,
+                                     extra=extra)
+    oracle.check_run(theirs, "pmacct pmacctd", strict_log=False)
+    oracle.check_run(ours, "our pmacctd", strict_log=False)
+    d = multirun.compare(theirs, ours, plugins)
+    assert not d, d
+    rows = oracle.parse_rows(ours.outputs["out-rate.txt"], "csv")
+    assert {r["SAMPLING_RATE"] for r in rows} == {"1" if renormalize else "10"}
+    assert sum(int(r["PACKETS"]) for r in rows) == (4000 if renormalize else 400)
