@@ -22,6 +22,8 @@ setup(
         "pypmacct.runtime",
         "pypmacct.daemons",
         "pypmacct.plugins",
+        "pypmacct.filters",
+        "pypmacct.maps",
     ],
     package_dir={
         "pypmacct.daemons": "daemons",
@@ -34,7 +36,8 @@ setup(
         "dpkt>=1.9.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3",
+                 "pcapy-ng>=1.0"],
     },
     entry_points={
         "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS],
