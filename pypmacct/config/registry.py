@@ -142,6 +142,13 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "print_cache_entries": Spec(v.Int(1), 16411),
     "print_trigger_exec": Spec(v.Path(), None),
     "print_max_writers": Spec(v.Int(1), 10),
+    # --- filters and maps (pypmacct/filters, pypmacct/maps, runtime/stages.py) ---
+    "aggregate_filter": Spec(v.Text(), None),
+    "pre_tag_filter": Spec(v.Text(), None),
+    "pre_tag2_filter": Spec(v.Text(), None),
+    "pre_tag_label_filter": Spec(v.Text(), None),
+    "post_tag": Spec(v.Int(1, 2**64 - 1), None),
+    "post_tag2": Spec(v.Int(1, 2**64 - 1), None),
 }
 
 

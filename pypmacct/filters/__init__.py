@@ -6,12 +6,12 @@ from .parser import FilterError
 __all__ = ["Filter", "FilterError", "compile_filter", "config_filter"]
 
 
-def config_filter(text: str, key: str, where: str | None):
+def config_filter(text: str, key: str, where: str | None, daemon: str | None = None):
     """Compile a filter given in the configuration; a bad one is a ConfigError naming the
     key, where it was set (file:line) and the position in the expression."""
     from pypmacct.config import ConfigError
     try:
-        return Filter(text)
+        return compile_filter(text, daemon)
     except FilterError as e:
         pos = f" at position {e.pos + 1}" if e.pos is not None else ""
         raise ConfigError(f"invalid filter for '{key}': {e.message}{pos}: {text!r}",

@@ -7,7 +7,8 @@ transport header with the ports and TCP flags; a fixed frame length of 100 bytes
 for IPv6 over MPLS) and run libpcap's compiled filter on it. The predicate here gives
 the verdict that filter would give on that frame, computed on whole columns at once:
 
-- the frame kind comes from the record: 802.1Q when ``vlan`` is non-zero, MPLS when
+- the frame kind comes from the record: 802.1Q when ``vlan`` is non-zero (nfacctd:
+  256 or more, see VLAN_MIN), MPLS when
   ``mpls_stack_depth`` (or, without it, ``mpls_label_top``) is non-zero, IPv6 when an
   address is IPv6, else IPv4;
 - a test that libpcap would make at a given depth (after ``vlan``/``mpls`` keywords)
@@ -29,8 +30,9 @@ _L4 = (6, 17, 132)
 class _View:
     """Lazily derived columns of one record array."""
 
-    def __init__(self, records: np.ndarray):
+    def __init__(self, records: np.ndarray, vlan_min: int = 1):
         self.r = records
+        self.vlan_min = vlan_min
         self.n = len(records)
         self._c = {}
 
@@ -87,7 +89,7 @@ class _View:
         return self.col("dst_port", np.int32)
 
     def _fv(self):
-        return self.col("vlan", np.int32) != 0
+        return self.col("vlan", np.int32) >= self.vlan_min
 
     def _fm(self):
         if "mpls_stack_depth" in self.r.dtype.names:
@@ -246,8 +248,9 @@ def _leaves(node):
 class Filter:
     """A compiled filter: ``f(records)`` is a boolean array, one verdict per record."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, vlan_min: int = 1):
         self.text = text
+        self.vlan_min = vlan_min
         self.tree = parse(text)
         fields = set(_FRAME_FIELDS)
         for lf in _leaves(self.tree):
@@ -262,11 +265,17 @@ class Filter:
     def __call__(self, records: np.ndarray) -> np.ndarray:
         if len(records) == 0:
             return np.zeros(0, bool)
-        return np.asarray(_eval(_View(records), self.tree), dtype=bool)
+        return np.asarray(_eval(_View(records, self.vlan_min), self.tree), dtype=bool)
 
     def __repr__(self):
         return f"Filter({self.text!r})"
 
 
-def compile_filter(text: str) -> Filter:
-    return Filter(text)
+# How a daemon's fake frame carries a VLAN: pmacct 1.7.7's nfacctd builds the 802.1Q frame
+# only when the first (high) byte of the template's VLAN field is non-zero, so VLAN ids
+# below 256 travel in an untagged frame (and "vlan 10" never matches there).
+VLAN_MIN = {"nfacctd": 256}
+
+
+def compile_filter(text: str, daemon: str | None = None) -> Filter:
+    return Filter(text, vlan_min=VLAN_MIN.get(daemon, 1))

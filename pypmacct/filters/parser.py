@@ -153,18 +153,18 @@ class Parser:
         return node
 
     def expr(self):
-        items = [self.term()]
-        while self.peek() and self.peek().low in ("or", "||"):
-            self.next()
-            items.append(self.term())
-        return items[0] if len(items) == 1 else Or(items)
-
-    def term(self):
-        items = [self.factor()]
-        while self.peek() and self.peek().low in ("and", "&&"):
-            self.next()
-            items.append(self.factor())
-        return items[0] if len(items) == 1 else And(items)
+        # libpcap gives 'and' and 'or' the same precedence, left to right:
+        # "a and b or c and d" is "((a and b) or c) and d"
+        node = self.factor()
+        while self.peek() and self.peek().low in ("or", "||", "and", "&&"):
+            op = self.next().low
+            right = self.factor()
+            cls = Or if op in ("or", "||") else And
+            if isinstance(node, cls):
+                node.items.append(right)
+            else:
+                node = cls([node, right])
+        return node
 
     def factor(self):
         t = self.peek()

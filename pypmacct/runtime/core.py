@@ -30,8 +30,9 @@ STOP_WAIT = 10.0          # after a stop signal, how long a savefile replay wait
 class Channel:
     """The core's view of one plugin instance."""
 
-    def __init__(self, plugin, ring: Ring, wire_dtype: np.dtype):
+    def __init__(self, plugin, ring: Ring, wire_dtype: np.dtype, stages=None):
         self.plugin = plugin
+        self.stages = stages       # runtime.stages.ChannelStages: filters, own tags
         self.ring = ring
         self.wire_dtype = wire_dtype
         self.pid = 0
@@ -43,8 +44,10 @@ class Channel:
         return f"{self.plugin.name}/{self.plugin.type_name}"
 
     def select(self, batch: Batch) -> Batch:
-        """Records this plugin takes (channel filters); everything for now."""
-        return batch
+        """Records this plugin takes (aggregate_filter, tag filters) with its own tags."""
+        if self.stages is None:
+            return batch
+        return self.stages.select(batch)
 
 
 class Core:
@@ -62,9 +65,10 @@ class Core:
         self.on_reload = None  # callable() for SIGUSR2
         self._arrival_base = 0  # records dispatched so far: makes arrival_seq absolute
         self._stop_seen = None
+        self.stages = None      # runtime.stages.CoreStages: core-wide stages (pre_tag_map)
 
     # ---- set-up -------------------------------------------------------------
-    def add_plugin(self, plugin) -> None:
+    def add_plugin(self, plugin, stages=None) -> None:
         pcfg = plugin.cfg
         fields = plugin.wire_fields()
         wire = subset_dtype(self.record_dtype, fields)
@@ -78,7 +82,7 @@ class Core:
                     name=plugin.name)
         self.log.debug(f"{plugin.name}/{plugin.type_name}: ring of {ring.nslots} slots x "
                        f"{ring.slot_size} bytes, {wire.itemsize} bytes per record")
-        self.channels.append(Channel(plugin, ring, wire))
+        self.channels.append(Channel(plugin, ring, wire, stages))
 
     def start(self) -> None:
         """Fork the plugins, then become the core process."""
@@ -131,6 +135,8 @@ class Core:
         if "arrival_seq" in batch.records.dtype.names:
             batch.records["arrival_seq"] += np.uint64(self._arrival_base)
             self._arrival_base += len(batch)
+        if self.stages is not None:
+            batch = self.stages.apply(batch)
         for ch in self.channels:
             if not ch.alive:
                 continue

@@ -1,0 +1,96 @@
+"""Core-side stages run on every decoded batch before it goes to the plugins' rings.
+
+Daemon-agnostic: they read and write record columns only. ``CoreStages`` is built once
+at start-up from the configuration (so every bad filter or map is a start-up error naming
+the key and where it was set) and tells the daemon which record fields it needs, so that
+the decoder fills them even when no plugin prints them.
+
+Per batch, in pmacct's order (plugin_hooks.c exec_plugins):
+1. pre_tag_map, evaluated once when every plugin shares the global map, otherwise per
+   plugin on that plugin's records (tag, tag2, label);
+2. per plugin: aggregate_filter, pre_tag_filter, pre_tag2_filter, pre_tag_label_filter:
+   a record goes to a plugin only if it passes all of them;
+3. post_tag / post_tag2 (a plugin's constant tags, applied to what it receives).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..filters import config_filter
+from ..record import Batch
+
+
+class ChannelStages:
+    """What one plugin's channel does to a batch (its filters and its own tags)."""
+
+    def __init__(self, pcfg, daemon: str, log=None, shared_map=None):
+        self.name = pcfg.name
+        self.fields: set[str] = set()
+        self.agg_filter = None
+        text = pcfg.get("aggregate_filter")
+        if text:
+            self.agg_filter = config_filter(text, "aggregate_filter",
+                                            pcfg.where("aggregate_filter"), daemon)
+            self.fields |= self.agg_filter.fields
+        self.tagger = None          # a plugin-scoped pre_tag_map (maps.PreTagMap)
+        self.tag_filters = []       # (field, TagFilter)
+        self.post_tags = {}         # field -> constant
+        from ..maps.tagfilter import channel_tag_stages
+        channel_tag_stages(self, pcfg, daemon, log, shared_map)
+
+    @property
+    def passthrough(self) -> bool:
+        return (self.agg_filter is None and self.tagger is None and not self.tag_filters
+                and not self.post_tags)
+
+    def select(self, batch: Batch) -> Batch:
+        if self.passthrough or len(batch) == 0:
+            return batch
+        recs = batch.records
+        strings = batch.strings
+        if self.tagger is not None:
+            recs = recs.copy()
+            strings = self.tagger.apply(recs, strings)
+        keep = None
+        if self.agg_filter is not None:
+            keep = self.agg_filter(recs)
+        for field, flt in self.tag_filters:
+            m = flt(recs, strings) if field == "label" else flt(recs[field])
+            keep = m if keep is None else keep & m
+        if keep is not None and not keep.all():
+            recs = recs[keep]
+        elif self.post_tags and recs is batch.records:
+            recs = recs.copy()
+        for field, value in self.post_tags.items():
+            recs[field] = value
+        return Batch(recs, strings)
+
+    def reload(self, log=None) -> None:
+        if self.tagger is not None:
+            self.tagger.reload(log)
+
+
+class CoreStages:
+    def __init__(self, cfg, plugins, daemon: str, log=None):
+        self.daemon = daemon
+        self.log = log
+        from ..maps.pretag import load_global_map
+        self.global_map = load_global_map(cfg, daemon, log)
+        self.fields: set[str] = set()
+        if self.global_map is not None:
+            self.fields |= self.global_map.fields
+        self.channels = [ChannelStages(p.cfg, daemon, log, self.global_map) for p in plugins]
+        for ch in self.channels:
+            self.fields |= ch.fields
+
+    def apply(self, batch: Batch) -> Batch:
+        if self.global_map is None or len(batch) == 0:
+            return batch
+        strings = self.global_map.apply(batch.records, batch.strings)
+        return Batch(batch.records, strings)
+
+    def reload(self) -> None:
+        if self.global_map is not None:
+            self.global_map.reload(self.log)
+        for ch in self.channels:
+            ch.reload(self.log)
