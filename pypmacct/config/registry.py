@@ -149,6 +149,11 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "pre_tag_label_filter": Spec(v.Text(), None),
     "post_tag": Spec(v.Int(1, 2**64 - 1), None),
     "post_tag2": Spec(v.Int(1, 2**64 - 1), None),
+    "pre_tag_map": Spec(v.Path(), None),
+    "maps_entries": Spec(v.Int(1), 384),
+    "maps_row_len": Spec(v.Int(1), 256),
+    "maps_refresh": Spec(v.Bool(), True),
+    "maps_index": Spec(v.Bool(), False),
 }
 
 

@@ -74,6 +74,7 @@ class CoreStages:
     def __init__(self, cfg, plugins, daemon: str, log=None):
         self.daemon = daemon
         self.log = log
+        self.refresh = bool(cfg.get("maps_refresh"))
         from ..maps.pretag import load_global_map
         self.global_map = load_global_map(cfg, daemon, log)
         self.fields: set[str] = set()
@@ -90,6 +91,10 @@ class CoreStages:
         return Batch(batch.records, strings)
 
     def reload(self) -> None:
+        """SIGUSR2: re-read the maps (unless maps_refresh is false). Runs between batches
+        in the core's loop, so every record is tagged by the old map or the new one."""
+        if not self.refresh:
+            return
         if self.global_map is not None:
             self.global_map.reload(self.log)
         for ch in self.channels:
