@@ -438,6 +438,26 @@ class PreTagMap:
         if run:
             steps.append(self._run_step(run))
         self.steps = steps
+        # what each rule sets, as arrays for the indexed runs (one of tag > tag2 > label)
+        nr = len(rules)
+        self._plain_tag = np.zeros(nr, np.uint64)
+        self._plain_tag2 = np.zeros(nr, np.uint64)
+        self._plain_label = np.full(nr, -1, np.int64)
+        self._plain_tos = np.full(nr, -1, np.int64)
+        self._label_values = []
+        lab_ids = {}
+        for idx, r in enumerate(rules):
+            if r.tag is not None:
+                self._plain_tag[idx] = r.tag
+            elif r.tag2 is not None:
+                self._plain_tag2[idx] = r.tag2
+            elif r.label_value is not None:
+                if r.label_value not in lab_ids:
+                    lab_ids[r.label_value] = len(self._label_values)
+                    self._label_values.append(r.label_value)
+                self._plain_label[idx] = lab_ids[r.label_value]
+            if r.tos is not None:
+                self._plain_tos[idx] = r.tos
         self.targets = {}
         for idx, r in enumerate(rules):
             if r.jeq and r.jeq != "next":
@@ -560,9 +580,25 @@ class PreTagMap:
                 best = index.lookup(cols, n)
                 hit = active & (best != np.iinfo(np.int64).max) & (start <= best)
                 if hit.any():
-                    # plain rules end evaluation: apply each winning rule to its records
-                    for idx in np.unique(best[hit]).tolist():
-                        apply_rule(idx, hit & (best == idx))
+                    # plain rules set one value and end the evaluation: gather per record
+                    b = best[hit]
+                    if tag is not None:
+                        mt = self._plain_tag[b] != 0
+                        tag[np.flatnonzero(hit)[mt]] = self._plain_tag[b][mt]
+                    if tag2 is not None:
+                        mt = self._plain_tag2[b] != 0
+                        tag2[np.flatnonzero(hit)[mt]] = self._plain_tag2[b][mt]
+                    lab = self._plain_label[b]
+                    if (lab >= 0).any() and "label" in recs.dtype.names:
+                        for li in np.unique(lab[lab >= 0]).tolist():
+                            sel = np.zeros(n, bool)
+                            sel[np.flatnonzero(hit)[lab == li]] = True
+                            set_label(sel, self._label_values[li])
+                    tos = self._plain_tos[b]
+                    if (tos >= 0).any() and "tos" in recs.dtype.names:
+                        w = np.flatnonzero(hit)[tos >= 0]
+                        recs["tos"][w] = tos[tos >= 0]
+                    active[hit] = False
         if tag is not None:
             recs["tag"] = tag
         if tag2 is not None:
