@@ -88,9 +88,10 @@ class Core:
         """Fork the plugins, then become the core process."""
         core_name = self.log.name
         set_title(f"{self.daemon}: Core Process [{core_name}]")
+        # handlers first: a signal sent as soon as the pid file exists must not kill us
+        self.flags.install(child=True)
         if self.pidfile:
             write_pidfile(self.pidfile)
-        self.flags.install(child=True)
         for ch in self.channels:
             pid = os.fork()
             if pid == 0:  # plugin process
@@ -245,6 +246,11 @@ class Core:
                               f"dropped because its ring was full")
         remove_pidfile(self.pidfile)
         self.log.info("OK, Exiting ...")
+        # nothing left to reload or report: a late SIGUSR1/SIGUSR2/SIGHUP must not turn a
+        # clean exit into a kill (the interpreter drops its handlers while exiting)
+        import signal
+        for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         return code
 
 
