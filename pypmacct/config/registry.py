@@ -154,6 +154,16 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "maps_row_len": Spec(v.Int(1), 256),
     "maps_refresh": Spec(v.Bool(), True),
     "maps_index": Spec(v.Bool(), False),
+    "networks_file": Spec(v.Path(), None),
+    "networks_mask": Spec(v.Int(0, 128), None),
+    "networks_file_filter": Spec(v.Bool(), False),
+    "networks_file_no_lpm": Spec(v.Bool(), False),
+    "networks_cache_entries": Spec(v.Int(1), None),
+    "ports_file": Spec(v.Path(), None),
+    "nfacctd_net": Spec(v.Choice(("netflow", "sflow", "mask", "file", "longest", "fallback"),
+                                 unsupported=("igp", "bgp", "bmp")), None),
+    "nfacctd_as": Spec(v.Choice(("netflow", "sflow", "file", "longest", "fallback", "true",
+                                 "false"), unsupported=("bgp", "bmp")), None),
 }
 
 

@@ -10,7 +10,9 @@ Per batch, in pmacct's order (plugin_hooks.c exec_plugins):
    plugin on that plugin's records (tag, tag2, label);
 2. per plugin: aggregate_filter, pre_tag_filter, pre_tag2_filter, pre_tag_label_filter:
    a record goes to a plugin only if it passes all of them;
-3. post_tag / post_tag2 (a plugin's constant tags, applied to what it receives).
+3. post_tag / post_tag2 (a plugin's constant tags, applied to what it receives);
+4. networks_file / networks_mask / nfacctd_net / nfacctd_as / ports_file, on the
+   plugin's copy of its records (pmacct does these in the plugin, before aggregating).
 """
 from __future__ import annotations
 
@@ -37,11 +39,17 @@ class ChannelStages:
         self.post_tags = {}         # field -> constant
         from ..maps.tagfilter import channel_tag_stages
         channel_tag_stages(self, pcfg, daemon, log, shared_map)
+        from ..maps.networks import NetworksStage
+        self.networks = NetworksStage(pcfg, daemon, log)
+        if not self.networks.active:
+            self.networks = None
+        else:
+            self.fields |= self.networks.fields
 
     @property
     def passthrough(self) -> bool:
         return (self.agg_filter is None and self.tagger is None and not self.tag_filters
-                and not self.post_tags)
+                and not self.post_tags and self.networks is None)
 
     def select(self, batch: Batch) -> Batch:
         if self.passthrough or len(batch) == 0:
@@ -59,15 +67,19 @@ class ChannelStages:
             keep = m if keep is None else keep & m
         if keep is not None and not keep.all():
             recs = recs[keep]
-        elif self.post_tags and recs is batch.records:
-            recs = recs.copy()
+        elif (self.post_tags or self.networks is not None) and recs is batch.records:
+            recs = recs.copy()       # the batch is shared by every channel
         for field, value in self.post_tags.items():
             recs[field] = value
+        if self.networks is not None:
+            self.networks.apply(recs)
         return Batch(recs, strings)
 
     def reload(self, log=None) -> None:
         if self.tagger is not None:
             self.tagger.reload(log)
+        if self.networks is not None:
+            self.networks.reload(log)
 
 
 class CoreStages:
