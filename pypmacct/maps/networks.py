@@ -238,10 +238,13 @@ class NetworksStage:
                                   where=pcfg.where("nfacctd_net"), key="nfacctd_net")
             if self.net & NF_FALLBACK and self.path:
                 self.net |= NF_NEW
-        else:
-            # nfacctd/sfacctd: 'netflow'/'sflow' unless told otherwise (checked against
-            # 1.7.7: a networks_file alone does not change the masks there)
+        elif daemon in ("nfacctd", "sfacctd"):
+            # 'netflow'/'sflow' unless told otherwise (checked against 1.7.7: a
+            # networks_file alone does not change the masks there)
             self.net = NF_KEEP
+        else:
+            # pmacctd/uacctd: 'file' and 'mask' when a networks_file / networks_mask is set
+            self.net = (NF_NEW if self.path else 0) | (NF_STATIC if self.networks_mask else 0)
         if asm:
             self.asm = AS_METHODS[asm]
             if self.asm & NF_NEW and not self.path and agg & _AS_PRIMS:
@@ -250,7 +253,8 @@ class NetworksStage:
             if self.asm & NF_FALLBACK and self.path:
                 self.asm |= NF_NEW
         else:
-            self.asm = NF_KEEP
+            self.asm = NF_KEEP if daemon in ("nfacctd", "sfacctd") else \
+                (NF_NEW if self.path else 0)
         self.table = None
         if self.path:
             try:
@@ -267,16 +271,19 @@ class NetworksStage:
                 raise ConfigError(f"cannot read ports_file: {e.strerror}",
                                   where=pcfg.where("ports_file"), key="ports_file") from None
         self.fields = set()
-        if self.table is not None or self.net != NF_KEEP or self.asm != NF_KEEP:
+        if self.active_nets:
             self.fields |= {"src_host", "dst_host", "src_mask", "dst_mask", "src_as",
                             "dst_as", "peer_src_as", "peer_dst_as", "peer_dst_ip"}
         if self.ports is not None:
             self.fields |= {"src_port", "dst_port"}
 
     @property
+    def active_nets(self) -> bool:
+        return self.table is not None or self.net != NF_KEEP or self.asm != NF_KEEP
+
+    @property
     def active(self) -> bool:
-        return (self.table is not None or self.net != NF_KEEP or self.asm != NF_KEEP
-                or self.ports is not None)
+        return self.active_nets or self.ports is not None
 
     def reload(self, log=None) -> None:
         if self.path:
@@ -290,7 +297,7 @@ class NetworksStage:
         names = recs.dtype.names
         if self.ports is not None:
             self.ports.apply(recs)
-        if self.table is None and self.net == NF_KEEP and self.asm == NF_KEEP:
+        if not self.active_nets:
             return
         for side in ("src", "dst"):
             host, mfield = f"{side}_host", f"{side}_mask"

@@ -35,6 +35,22 @@ def test_example_pretag_config_runs(tmp_path):
     assert "WARN" not in out.stderr and "ERROR" not in out.stderr
 
 
+def test_example_networks_config_runs(tmp_path):
+    for f in ("examples/nfacctd-networks.conf", "examples/networks.lst", "examples/ports.lst",
+              "examples/data/sample-ipfix.pcap"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / f, tmp_path / f)
+    out = subprocess.run(NFACCTD + ["-f", "examples/nfacctd-networks.conf"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    nets = read_csv(tmp_path / "nets.csv")
+    ports = read_csv(tmp_path / "ports.csv")
+    assert {r["SRC_AS"] for r in nets} & {"65001", "65002", "65003"}
+    assert {r["SRC_PORT"] for r in ports} <= {"0", "22", "53", "80", "443", "8080"}
+    assert "WARN" not in out.stderr and "ERROR" not in out.stderr
+
+
 MAP_A = "set_tag=7 ip=0.0.0.0/0\nset_tag=7 ip=::/0\n"
 MAP_B = "! same result, other shape\nset_tag=7 in=-4000000\nset_tag=9 in=4000000\n"
 
