@@ -112,7 +112,10 @@ def netflow_options(cfg, record_dtype=RECORD_DTYPE) -> NetflowOptions:
         record_dtype=record_dtype,
         time_secs=bool(cfg.get("nfacctd_time_secs")),
         time_new=bool(cfg.get("nfacctd_time_new")),
-        renormalize=bool(cfg.get("nfacctd_renormalize")),
+        # with a sampling_map (and no external rate) the core's sampling stage
+        # renormalises, by the map's rate first (pypmacct/maps/sampling.py)
+        renormalize=bool(cfg.get("nfacctd_renormalize")) and not (
+            cfg.get("sampling_map") and not cfg.get("nfacctd_ext_sampling_rate")),
         disable_checks=bool(cfg.get("nfacctd_disable_checks")),
         templates_file=cfg.get("nfacctd_templates_file"),
         ext_sampling_rate=int(cfg.get("nfacctd_ext_sampling_rate") or 0),

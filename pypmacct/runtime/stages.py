@@ -92,12 +92,31 @@ class CoreStages:
         self.fields: set[str] = set()
         if self.global_map is not None:
             self.fields |= self.global_map.fields
+        self.sampling = None
+        if cfg.get("sampling_map"):
+            from pypmacct.config import ConfigError
+            from ..maps.sampling import SamplingMap
+            try:
+                self.sampling = SamplingMap(
+                    cfg.get("sampling_map"), daemon, log,
+                    renormalize=bool(cfg.get("nfacctd_renormalize")),
+                    ext_rate=int(cfg.get("nfacctd_ext_sampling_rate") or 0),
+                    max_entries=int(cfg.get("maps_entries") or 384),
+                    row_len=int(cfg.get("maps_row_len") or 256))
+            except OSError as e:
+                raise ConfigError(f"cannot read sampling_map: {e.strerror}",
+                                  where=cfg.where("sampling_map"), key="sampling_map") from None
+            self.fields |= self.sampling.fields
         self.channels = [ChannelStages(p.cfg, daemon, log, self.global_map) for p in plugins]
         for ch in self.channels:
             self.fields |= ch.fields
 
     def apply(self, batch: Batch) -> Batch:
-        if self.global_map is None or len(batch) == 0:
+        if len(batch) == 0:
+            return batch
+        if self.sampling is not None:
+            self.sampling.apply(batch.records)
+        if self.global_map is None:
             return batch
         strings = self.global_map.apply(batch.records, batch.strings)
         return Batch(batch.records, strings)
@@ -107,6 +126,8 @@ class CoreStages:
         in the core's loop, so every record is tagged by the old map or the new one."""
         if not self.refresh:
             return
+        if self.sampling is not None:
+            self.sampling.reload(self.log)
         if self.global_map is not None:
             self.global_map.reload(self.log)
         for ch in self.channels:

@@ -96,8 +96,6 @@ def test_switch_P_declares_plugins(conf):
 
 
 @pytest.mark.parametrize("switch, arg, key", [
-    ("-n", "/etc/networks.lst", "networks_file"),
-    ("-t", "/etc/ports.lst", "ports_file"),
     ("-p", "/tmp/collect.pipe", "imt_path"),
     ("-b", "1024", "imt_buckets"),
     ("-m", "16", "imt_mem_pools_number"),
@@ -108,6 +106,12 @@ def test_switches_of_unimplemented_keys_stop_start_up(conf, switch, arg, key):
         load_config("nfacctd", ["-f", conf(), switch, arg])
     assert str(e.value) == (f"[cmdline {switch}] '{key}' is a pmacct 1.7.7 key that "
                             f"pypmacct does not implement yet")
+
+
+def test_networks_and_ports_switches(conf):
+    cfg = load_config("nfacctd", ["-f", conf(), "-n", "/etc/networks.lst", "-t", "/etc/ports.lst"])
+    assert cfg.get("networks_file") == "/etc/networks.lst"
+    assert cfg.get("ports_file") == "/etc/ports.lst"
 
 
 def test_switch_value_errors_name_the_switch(conf):
