@@ -37,7 +37,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3",
-                 "pcapy-ng>=1.0"],
+                 "pcapy-ng>=1.0",
+                 "geoip2>=4.0", "mmdb-writer>=0.2"],
+        "geoip": ["geoip2>=4.0"],
     },
     entry_points={
         "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS],

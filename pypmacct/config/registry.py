@@ -163,6 +163,7 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "nfacctd_net": Spec(v.Choice(("netflow", "sflow", "mask", "file", "longest", "fallback"),
                                  unsupported=("igp", "bgp", "bmp")), None),
     "sampling_map": Spec(v.Path(), None),
+    "geoipv2_file": Spec(v.Path(), None),
     "nfacctd_as": Spec(v.Choice(("netflow", "sflow", "file", "longest", "fallback", "true",
                                  "false"), unsupported=("bgp", "bmp")), None),
 }

@@ -107,6 +107,20 @@ class CoreStages:
                 raise ConfigError(f"cannot read sampling_map: {e.strerror}",
                                   where=cfg.where("sampling_map"), key="sampling_map") from None
             self.fields |= self.sampling.fields
+        self.geoip = None
+        if cfg.get("geoipv2_file"):
+            from pypmacct.config import ConfigError
+            from ..maps.geoip import GeoIP
+            try:
+                self.geoip = GeoIP(cfg.get("geoipv2_file"), log)
+            except ImportError:
+                raise ConfigError("geoipv2_file needs the maxminddb package (pip install "
+                                  "geoip2)", where=cfg.where("geoipv2_file"),
+                                  key="geoipv2_file") from None
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"cannot open geoipv2_file: {e}",
+                                  where=cfg.where("geoipv2_file"), key="geoipv2_file") from None
+            self.fields |= self.geoip.fields
         self.channels = [ChannelStages(p.cfg, daemon, log, self.global_map) for p in plugins]
         for ch in self.channels:
             self.fields |= ch.fields
@@ -116,6 +130,8 @@ class CoreStages:
             return batch
         if self.sampling is not None:
             self.sampling.apply(batch.records)
+        if self.geoip is not None:
+            batch = Batch(batch.records, self.geoip.apply(batch.records, batch.strings))
         if self.global_map is None:
             return batch
         strings = self.global_map.apply(batch.records, batch.strings)
@@ -128,6 +144,8 @@ class CoreStages:
             return
         if self.sampling is not None:
             self.sampling.reload(self.log)
+        if self.geoip is not None:
+            self.geoip.reload(self.log)
         if self.global_map is not None:
             self.global_map.reload(self.log)
         for ch in self.channels:
