@@ -33,7 +33,17 @@ PLUGINS = {
     "lab": ("label, dst_port", {"pre_tag_label_filter": "web"}),
     "nolab": ("tag, label", {"pre_tag_label_filter": "-web"}),
     "post": ("tag, tag2, proto", {"post_tag": "77"}),
+    # a plugin with its own map (pre_tag_map[own]) instead of the global one
+    "own": ("tag, tag2, label, in_iface", {"pre_tag_map": "own.map", "pre_tag_filter": "-0"}),
 }
+
+OWN_MAP = """\
+set_tag=500 in=1 jeq=more
+set_tag=600 in=2
+set_label=own ip=203.0.113.2
+set_tag=1 in=3 label=more stack=or
+set_tag2=9 ip=203.0.113.1 in=1
+"""
 
 CAPTURES = {
     "v9": dict(version=9, records=4000, seed=41, groups=("tos", "tcpflags", "ifaces")),
@@ -44,6 +54,7 @@ CAPTURES = {
 
 def settings(capture, workdir) -> dict:
     (workdir / "pretag.map").write_text(MAP)
+    (workdir / "own.map").write_text(OWN_MAP)
     s = oracle.print_settings(capture, "tag", "csv")
     del s["aggregate"], s["print_output_file"]
     s["plugins"] = ", ".join(f"print[{n}]" for n in PLUGINS)
@@ -72,4 +83,6 @@ def test_pre_tag_map_same_as_pmacct(cap, tmp_path, pmacct_nfacctd, our_nfacctd, 
         results[who] = res
     rows = oracle.parse_rows(results["pmacct"].outputs["all.csv"], "csv")
     assert len({r["TAG"] for r in rows}) >= 4, "the map should give several tags"
+    own = oracle.parse_rows(results["ours"].outputs["own.csv"], "csv")
+    assert {r["TAG"] for r in own} >= {"500", "600"} and "0" not in {r["TAG"] for r in own}
     oracle.assert_same_output(results["pmacct"], results["ours"], "csv")
