@@ -62,11 +62,12 @@ def make_records(n=600, seed=7):
     return r
 
 
-def frame(rec) -> bytes:
-    """The fake frame pmacct 1.7.7 nfacctd builds for a flow record (see docs/filters.md)."""
+def frame(rec, vlan_min: int = 1) -> bytes:
+    """The fake frame pmacct 1.7.7 nfacctd builds for a flow record (see docs/filters.md).
+    nfacctd tags the frame only for VLAN ids of ``vlan_min`` (256) and more."""
     six = rec["src_host"]["af"] == 6
     depth = int(rec["mpls_stack_depth"])
-    vlan = int(rec["vlan"])
+    vlan = int(rec["vlan"]) if int(rec["vlan"]) >= vlan_min else 0
     l3type = 0x86DD if six else 0x0800
     inner = 0x8847 if depth else l3type
     eth = Ether(dst=bytes(rec["dst_mac"]), src=bytes(rec["src_mac"]),
@@ -186,6 +187,24 @@ def test_same_verdicts_as_libpcap(data):
     # the records must exercise the expressions: most split the batch both ways
     assert hits > len(expressions()) * 0.7
     assert len(expressions()) - len(refused) >= 200, refused
+
+
+def test_nfacctd_vlan_rule_agrees_with_libpcap(data):
+    """With nfacctd's rule (VLAN ids below 256 travel untagged), ours agrees too."""
+    from pypmacct.filters import compile_filter
+    recs, _ = data
+    frames = [frame(r, vlan_min=256) for r in recs]
+    exprs = ["vlan", "vlan 100", "vlan 300", "not vlan", "vlan and ip", "ip", "tcp",
+             "host 10.0.0.1", "vlan and host 10.0.0.1", "vlan 4095 and udp", "ip6 or vlan",
+             "net 10.0.0.0/8 and not vlan", "vlan 300 or ip6"]
+    for e in exprs:
+        try:
+            prog = pcapy.compile(pcapy.DLT_EN10MB, 65535, e, 1, 0)
+        except pcapy.PcapError:
+            continue
+        want = np.array([prog.filter(f) != 0 for f in frames])
+        got = compile_filter(e, "nfacctd")(recs)
+        assert np.array_equal(want, got), e
 
 
 @pytest.mark.parametrize("bad", ["net 10.1.2.3/8", "tcp src 1.2.3.4", "host", "port 99999",
