@@ -42,7 +42,6 @@ INT_KEYS = {
     "peer_dst_as": "peer_dst_as", "mpls_pw_id": "mpls_pw_id",
     "mpls_label_top": "mpls_label_top", "mpls_label_bottom": "mpls_label_bottom",
     "local_pref": "local_pref", "src_local_pref": "src_local_pref",
-    "fwdstatus": "fwd_status",
 }
 ADDR_KEYS = {"ip": "peer_src_ip", "nexthop": "nexthop", "bgp_nexthop": "peer_dst_ip",
              "src_net": "src_host", "dst_net": "dst_host"}
