@@ -51,7 +51,7 @@ FLOW_KEYS = ("label", "jeq", "stack")
 SAMPLE_TYPES = ("flow", "flow-ipv4", "flow-ipv6", "flow-mpls-ipv4", "flow-mpls-ipv6",
                 "event", "option")
 NEGATABLE = set(INT_KEYS) | {"src_net", "dst_net", "nexthop", "bgp_nexthop", "src_mac",
-                             "dst_mac"}
+                             "dst_mac", "mpls_vpn_rd"}
 
 
 class MapLineError(ValueError):
@@ -87,7 +87,7 @@ class Rule:
         return (self.jeq is None and self.stack is None and not self.tag_inc
                 and not self.tag2_inc and all(m.exact and not m.neg and m.kind in
                                               ("int", "addr", "mac") for m in self.matches)
-                and bool(self.matches))
+                and bool(self.matches))   # mpls_vpn_rd rules run rule by rule
 
 
 def _split_line(line: str) -> list[str]:
@@ -111,6 +111,38 @@ def _addr(v: str, key: str):
     except ValueError:
         raise MapLineError(f"'{key}': {v!r} is not an IP address or prefix") from None
     return net
+
+
+def _rd(v: str) -> int:
+    """A route distinguisher 'type:admin:assigned' (RFC 4364 types 0, 1, 2) as the 8
+    bytes the record holds (2 bytes type, 6 bytes value), read as one big-endian int."""
+    parts = v.split(":")
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        t = int(parts[0])
+        if t == 0:
+            admin, num = int(parts[1]), int(parts[2])
+            if admin > 0xFFFF or num > 0xFFFFFFFF:
+                raise ValueError
+            value = (admin << 32) | num
+        elif t == 1:
+            admin = int(ipaddress.IPv4Address(parts[1]))
+            num = int(parts[2])
+            if num > 0xFFFF:
+                raise ValueError
+            value = (admin << 16) | num
+        elif t == 2:
+            admin, num = int(parts[1]), int(parts[2])
+            if admin > 0xFFFFFFFF or num > 0xFFFF:
+                raise ValueError
+            value = (admin << 16) | num
+        else:
+            raise ValueError
+    except ValueError:
+        raise MapLineError(f"'mpls_vpn_rd': {v!r} is not a route distinguisher "
+                           f"(0:asn16:n, 1:ipv4:n or 2:asn32:n)") from None
+    return (t << 48) | value
 
 
 def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
@@ -170,6 +202,8 @@ def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
                 raise MapLineError(f"'{key}': {value!r} is not a MAC address")
             mac = bytes(int(x, 16) for x in re.split(r"[:\-]", value))
             rule.matches.append(Match(key, "mac", MAC_KEYS[key], mac, neg))
+        elif key == "mpls_vpn_rd":
+            rule.matches.append(Match(key, "rd", "mpls_vpn_rd", _rd(value), neg))
         elif key == "filter":
             try:
                 flt = compile_filter(value, daemon)
@@ -267,6 +301,18 @@ class _Cols:
             self.c[key] = c
         return c
 
+    def rd(self, name):
+        key = "R" + name
+        c = self.c.get(key)
+        if c is None:
+            if name in self.r.dtype.names:
+                c = np.ascontiguousarray(self.r[name]).view(">u8").reshape(self.n)
+                c = c.astype(np.uint64)
+            else:
+                c = np.zeros(self.n, np.uint64)
+            self.c[key] = c
+        return c
+
     def mac(self, name):
         key = "M" + name
         c = self.c.get(key)
@@ -299,6 +345,8 @@ def _match(cols: _Cols, m: Match) -> np.ndarray:
             ((lo & np.uint64(ml)) == np.uint64(vl))
     elif m.kind == "mac":
         out = cols.mac(m.field) == np.uint64(int.from_bytes(m.value, "big"))
+    elif m.kind == "rd":
+        out = cols.rd(m.field) == np.uint64(m.value)
     elif m.kind == "filter":
         out = m.value(cols.r)
     elif m.kind == "sample_type":

@@ -195,3 +195,12 @@ def test_100k_prefixes_load_and_match_fast(tmp_path):
         ip = ipaddress.ip_address(int(raw[j]))
         want = next(((net.prefixlen, asn_) for net, asn_ in table if ip in net), (0, 0))
         assert (int(mask[j]), int(asn[j])) == want
+
+
+def test_reload_swaps_the_table(tmp_path):
+    st = stage(tmp_path, nfacctd_net="file", aggregate=("src_net",))
+    (tmp_path / "n.lst").write_text("10.0.0.0/16\n")
+    st.reload()
+    r = recs([{"src_host": "10.0.1.1", "src_mask": 24}])
+    st.apply(r)
+    assert r["src_mask"].tolist() == [16]

@@ -155,3 +155,39 @@ def test_100k_rule_map_loads_and_matches_at_batch_speed(tmp_path):
     want = np.where(r["in_iface"] == idx % 7, idx + 1, 0)
     assert np.array_equal(r["tag"], want)
     assert match_s < 2.0, f"{k} records took {match_s:.2f}s"
+
+
+def test_mpls_vpn_rd(tmp_path):
+    m, log = load(tmp_path, "set_tag=1 mpls_vpn_rd=0:65512:1\nset_tag=2 mpls_vpn_rd=1:10.0.0.1:7\n"
+                            "set_tag=3 mpls_vpn_rd=2:4200000000:9\nset_tag=4 mpls_vpn_rd=-0:1:1\n"
+                            "set_tag=5 mpls_vpn_rd=3:1:1\n")
+    assert [r.tag for r in m.rules] == [1, 2, 3, 4]
+    import struct
+    rds = [struct.pack(">HHI", 0, 65512, 1), struct.pack(">H4sH", 1, bytes([10, 0, 0, 1]), 7),
+           struct.pack(">HIH", 2, 4200000000, 9), struct.pack(">HHI", 0, 1, 1)]
+    r = np.zeros(4, RECORD_DTYPE)
+    for i, b in enumerate(rds):
+        r["mpls_vpn_rd"][i] = b
+    m.apply(r, [""])
+    assert r["tag"].tolist() == [1, 2, 3, 0]
+
+
+def test_maps_refresh_false_keeps_the_map(tmp_path):
+    from pypmacct.runtime.stages import CoreStages
+
+    class C(dict):
+        def get(self, k):
+            return dict.get(self, k)
+
+        def where(self, k):
+            return "x:1"
+    p = tmp_path / "m.map"
+    p.write_text("set_tag=1 in=1\n")
+    for refresh, want in ((False, 1), (True, 2)):
+        st = CoreStages(C(pre_tag_map=str(p), maps_refresh=refresh), [], "nfacctd", Log())
+        p.write_text("set_tag=2 in=1\n")
+        st.reload()
+        r = recs([{"in_iface": 1}])
+        st.global_map.apply(r, [""])
+        assert r["tag"].tolist() == [want]
+        p.write_text("set_tag=1 in=1\n")
