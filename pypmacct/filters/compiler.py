@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parser import And, FilterError, Leaf, Not, Or, parse
+from .parser import And, BinOp, FilterError, Leaf, Len, Load, Not, Num, Or, parse
 
 _FRAME_FIELDS = ("src_host", "dst_host", "vlan", "mpls_stack_depth", "mpls_label_top")
 _L4 = (6, 17, 132)
@@ -102,6 +102,53 @@ class _View:
     def _flen(self):
         return np.where(self.get("v6") & (self.get("fm") > 0), 128, 100)
 
+    # --- the fake frame's bytes, for proto[offset:size] loads ------------------------
+    def _ip4_bytes(self):
+        """IPv4 header + transport header as pmacct's fake frame holds them (n x 40)."""
+        n = self.n
+        b = np.zeros((n, 40), np.uint8)
+        ver = self.col("export_proto_version", np.int32)
+        b[:, 0] = np.where(ver == 5, 0x05, 0x45)     # nfacctd's v5 path leaves version 0
+        b[:, 1] = self.col("tos", np.uint8)
+        b[:, 9] = self.col("proto", np.uint8)
+        raw = self._addr_bytes("src_host")[0]
+        b[:, 12:16] = raw[:, :4]
+        b[:, 16:20] = self._addr_bytes("dst_host")[0][:, :4]
+        b[:, 20:40] = self.get("l4_bytes")
+        return b
+
+    def _ip6_bytes(self):
+        n = self.n
+        b = np.zeros((n, 60), np.uint8)
+        b[:, 0] = 0x60
+        b[:, 5] = 100
+        b[:, 6] = self.col("proto", np.uint8)
+        b[:, 7] = 64
+        b[:, 8:24] = self._addr_bytes("src_host")[0]
+        b[:, 24:40] = self._addr_bytes("dst_host")[0]
+        b[:, 40:60] = self.get("l4_bytes")
+        return b
+
+    def _l4_bytes(self):
+        n = self.n
+        b = np.zeros((n, 20), np.uint8)
+        sp, dp = self.col("src_port", np.uint16), self.col("dst_port", np.uint16)
+        b[:, 0], b[:, 1] = sp >> 8, sp & 0xFF
+        b[:, 2], b[:, 3] = dp >> 8, dp & 0xFF
+        b[:, 13] = self.col("tcp_flags", np.uint8)
+        return b
+
+    def _ether_bytes(self):
+        n = self.n
+        b = np.zeros((n, 14), np.uint8)
+        for name, at in (("dst_mac", 0), ("src_mac", 6)):
+            if name in self.r.dtype.names:
+                b[:, at:at + 6] = np.ascontiguousarray(self.r[name]).view(np.uint8).reshape(n, 6)
+        et = np.where(self.get("fv"), 0x8100, np.where(self.get("fm") > 0, 0x8847,
+                                                       np.where(self.get("v6"), 0x86DD, 0x0800)))
+        b[:, 12], b[:, 13] = et >> 8, et & 0xFF
+        return b
+
     def mac(self, which):
         key = "mac_" + which
         c = self._c.get(key)
@@ -139,8 +186,75 @@ def _ip6proto(v, num):
     return (p == num) | ((p == 44) & ((v.get("sport") >> 8) == num))
 
 
+_PROTO_OF = {"tcp": 6, "udp": 17, "icmp": 1}
+_M32 = np.uint64(0xFFFFFFFF)
+
+
+def _arith(v: _View, node, level):
+    """(values as uint64 holding 32-bit results, validity) of an arithmetic tree. A load
+    is valid where libpcap's protocol check for it passes; a division by zero rejects."""
+    if isinstance(node, Num):
+        return np.full(v.n, node.value & 0xFFFFFFFF, np.uint64), None
+    if isinstance(node, Len):
+        return v.get("flen").astype(np.uint64), None
+    if isinstance(node, Load):
+        p = node.proto
+        if p == "ether":
+            raw, ok = v.get("ether_bytes"), None
+        elif p == "ip":
+            raw, ok = v.get("ip4_bytes"), v.aligned(level) & v.get("v4")
+        elif p == "ip6":
+            raw, ok = v.get("ip6_bytes"), v.aligned(level) & v.get("v6")
+        else:
+            # IPv4 only: on the IPv6 fake frame libpcap's fragment check never passes
+            raw = v.get("l4_bytes")
+            ok = v.aligned(level) & v.get("v4") & (v.get("proto") == _PROTO_OF[p])
+        val = np.zeros(v.n, np.uint64)
+        for i in range(node.size):
+            val = (val << np.uint64(8)) | raw[:, node.offset + i].astype(np.uint64)
+        return val, ok
+    if isinstance(node, BinOp):
+        a, oka = _arith(v, node.a, level)
+        b, okb = _arith(v, node.b, level)
+        ok = oka if okb is None else (okb if oka is None else oka & okb)
+        op = node.op
+        if op == "+":
+            r = a + b
+        elif op == "-":
+            r = a - b
+        elif op == "*":
+            r = a * b
+        elif op in ("/", "%"):
+            zero = b == 0
+            safe = np.where(zero, 1, b)
+            r = a // safe if op == "/" else a % safe
+            ok = ~zero if ok is None else ok & ~zero
+        elif op == "&":
+            r = a & b
+        elif op == "|":
+            r = a | b
+        elif op == "^":
+            r = a ^ b
+        elif op == "<<":
+            r = np.where(b < 32, a << np.minimum(b, np.uint64(31)), 0)
+        else:
+            r = np.where(b < 32, a >> np.minimum(b, np.uint64(31)), 0)
+        return r & _M32, ok
+    raise FilterError("internal: bad arithmetic node")
+
+
 def _leaf(v: _View, lf: Leaf):
     k = lf.kind
+    if k == "rel":
+        op, a, b = lf.args
+        x, oka = _arith(v, a, lf.level)
+        y, okb = _arith(v, b, lf.level)
+        r = {"==": x == y, "!=": x != y, "<": x < y, ">": x > y, "<=": x <= y,
+             ">=": x >= y}[op]
+        for ok in (oka, okb):
+            if ok is not None:
+                r = r & ok
+        return r
     if k == "len":
         op, n = lf.args
         fl = v.get("flen")
@@ -258,6 +372,9 @@ class Filter:
                 fields.update(("proto", "src_port", "dst_port"))
             if lf.kind == "ether":
                 fields.update(("src_mac", "dst_mac"))
+            if lf.kind == "rel":
+                fields.update(("proto", "src_port", "dst_port", "tcp_flags", "tos",
+                               "src_mac", "dst_mac", "export_proto_version"))
         self.fields = frozenset(fields)
         # evaluate once on an empty batch so that errors found late surface now
         self(np.zeros(1, dtype=[("src_host", [("af", "u1"), ("addr", "V16")])]))

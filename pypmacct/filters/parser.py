@@ -32,7 +32,7 @@ class FilterError(ValueError):
 
 
 # --- tokens -------------------------------------------------------------------
-_TOKEN = re.compile(r"\s*(?:(\(|\)|&&|\|\||!=|==|<=|>=|!|<|>|\[|\]|&|\||\+|\*)|"
+_TOKEN = re.compile(r"\s*(?:(\(|\)|&&|\|\||!=|==|<=|>=|<<|>>|=|!|<|>|\[|\]|&|\||\+|\*|\^|%)|"
                     r"([A-Za-z0-9_.:\-/\\]+))")
 
 
@@ -98,6 +98,47 @@ class Leaf:
     pos: int = 0
 
 
+@dataclass
+class Num:
+    value: int
+
+
+@dataclass
+class Load:
+    """proto[offset:size]: ``proto`` is ether, ip, ip6, tcp, udp or icmp."""
+    proto: str
+    offset: int
+    size: int
+    pos: int = 0
+
+
+@dataclass
+class Len:
+    pass
+
+
+@dataclass
+class BinOp:
+    op: str
+    a: object
+    b: object
+
+
+RELOPS = {">": ">", "<": "<", ">=": ">=", "<=": "<=", "=": "==", "==": "==", "!=": "!="}
+ARITH_LEVELS = (("|",), ("&",), ("<<", ">>"), ("+", "-"), ("*", "/", "%"))
+ARITH_NAMES = {"tcpflags": 13, "icmptype": 0, "icmpcode": 1, "tcp-fin": 0x01,
+               "tcp-syn": 0x02, "tcp-rst": 0x04, "tcp-push": 0x08, "tcp-ack": 0x10,
+               "tcp-urg": 0x20, "tcp-ece": 0x40, "tcp-cwr": 0x80, "icmp-echoreply": 0,
+               "icmp-unreach": 3, "icmp-sourcequench": 4, "icmp-redirect": 5,
+               "icmp-echo": 8, "icmp-routeradvert": 9, "icmp-routersolicit": 10,
+               "icmp-timxceed": 11, "icmp-paramprob": 12, "icmp-tstamp": 13,
+               "icmp-tstampreply": 14, "icmp-ireq": 15, "icmp-ireqreply": 16,
+               "icmp-maskreq": 17, "icmp-maskreply": 18}
+LOAD_PROTOS = ("ether", "ip", "ip6", "tcp", "udp", "icmp")
+# bytes a load may reach (the fake frame holds them; further is past pmacct's caplen)
+LOAD_LIMIT = {"ether": 14, "ip": 40, "ip6": 60, "tcp": 20, "udp": 20, "icmp": 20}
+
+
 PROTO_NAMES = {"ip": 0, "icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "ipv6": 41, "gre": 47,
                "esp": 50, "ah": 51, "icmp6": 58, "pim": 103, "vrrp": 112, "sctp": 132}
 ETHER_NAMES = {"ip": 0x0800, "ip6": 0x86DD, "arp": 0x0806, "rarp": 0x8035}
@@ -147,8 +188,8 @@ class Parser:
         node = self.expr()
         if self.peek() is not None:
             t = self.peek()
-            if t.text in ("==", "!=", "<", ">", "<=", ">=", "[", "]", "&", "|", "+", "*"):
-                self.error("arithmetic and byte-offset expressions are not supported", t)
+            if t.text in ("==", "!=", "<", ">", "<=", ">=", "=", "[", "]", "&", "|", "+", "*"):
+                self.error("this arithmetic expression is not supported", t)
             self.error(f"syntax error near {t.text!r}", t)
         return node
 
@@ -174,14 +215,117 @@ class Parser:
             self.next()
             return Not(self.factor())
         if t.text == "(":
+            save = (self.i, list(self.level), self.last)
+            try:
+                self.next()
+                node = self.expr()
+                c = self.peek()
+                if c is None or c.text != ")":
+                    self.error("missing ')'", c)
+                self.next()
+                if self.peek() is not None and self.peek().text in RELOPS:
+                    raise FilterError("a relation", self.peek().pos, self.text)
+                return node
+            except FilterError as first:
+                # maybe "(arithmetic) relop arithmetic": parse it as a relation instead
+                self.i, self.level, self.last = save[0], list(save[1]), save[2]
+                try:
+                    return self.relation()
+                except FilterError:
+                    raise first from None
+        if self._starts_arith():
+            return self.relation()
+        return self.primitive()
+
+    # --- arithmetic relations ("ip[12:4] >= 0xC0A80001", "tcp[tcpflags] & tcp-syn != 0") ---
+    def _starts_arith(self) -> bool:
+        t, n = self.peek(), self.peek(1)
+        if t is None:
+            return False
+        if t.low in LOAD_PROTOS and n is not None and n.text == "[":
+            return True
+        if t.low == "len" or t.low in ARITH_NAMES:
+            return True
+        if t.text[:1].isdigit() and n is not None and (n.text in RELOPS or n.text in
+                                                       ("&", "|", "+", "*", "%", "^", "<<",
+                                                        ">>", "-", "/")):
+            return True
+        return False
+
+    def relation(self):
+        start = self.peek()
+        a = self.arith()
+        op = self.peek()
+        if op is None or op.text not in RELOPS:
+            self.error("a comparison (=, !=, <, >, <=, >=) is missing", op)
+        self.next()
+        b = self.arith()
+        self.last = None
+        return Leaf("rel", args=(RELOPS[op.text], a, b), level=tuple(self.level),
+                    pos=start.pos)
+
+    def arith(self, depth: int = 0):
+        if depth == len(ARITH_LEVELS):
+            return self.aterm()
+        node = self.arith(depth + 1)
+        while self.peek() is not None and self.peek().text in ARITH_LEVELS[depth] + (
+                ("^",) if depth == 0 else ()):
+            op = self.next().text
+            node = BinOp(op, node, self.arith(depth + 1))
+        return node
+
+    def aterm(self):
+        t = self.peek()
+        if t is None:
+            self.error("unexpected end of expression")
+        if t.text == "(":
             self.next()
-            node = self.expr()
+            node = self.arith()
             c = self.peek()
             if c is None or c.text != ")":
                 self.error("missing ')'", c)
             self.next()
             return node
-        return self.primitive()
+        if t.text == "-":
+            self.next()
+            return BinOp("-", Num(0), self.aterm())
+        if t.low == "len":
+            self.next()
+            return Len()
+        if t.low in ARITH_NAMES:
+            self.next()
+            return Num(ARITH_NAMES[t.low])
+        if t.low in LOAD_PROTOS and self.peek(1) is not None and self.peek(1).text == "[":
+            self.next()
+            self.next()
+            inner = self.next()
+            if inner.text == "]":
+                self.error("an offset is missing", inner)
+            off_s, _, size_s = inner.text.partition(":")
+            if inner.low in ARITH_NAMES:
+                off = ARITH_NAMES[inner.low]
+            else:
+                off = self.number(Tok(off_s, inner.pos))
+            size = 1
+            if size_s:
+                size = self.number(Tok(size_s, inner.pos + len(off_s) + 1))
+            elif self.peek() is not None and self.peek().text.startswith(":"):
+                size = self.number(Tok(self.next().text[1:], inner.pos))
+            c = self.peek()
+            if c is None or c.text != "]":
+                self.error("only a constant offset is supported in proto[offset:size]", c)
+            self.next()
+            if size not in (1, 2, 4):
+                self.error(f"data size must be 1, 2, or 4, not {size}", inner)
+            if t.low in ("tcp", "udp", "icmp") and self.level[1]:
+                self.error(f"'{t.low}[...]' after 'mpls' is not supported", t)
+            if off + size > LOAD_LIMIT[t.low]:
+                self.error(f"{t.low}[{off}:{size}] reads beyond the fields of the frame "
+                           f"pmacct builds for a flow", inner)
+            return Load(t.low, off, size, t.pos)
+        if t.text[:1].isdigit():
+            return Num(self.number(self.next()))
+        self.error(f"syntax error near {t.text!r}", t)
 
     # --- primitives -------------------------------------------------------------
     def primitive(self):
@@ -270,8 +414,8 @@ class Parser:
     @staticmethod
     def _is_value(t: Tok | None) -> bool:
         return t is not None and t.low not in _KEYWORDS and t.text not in \
-            ("(", ")", "&&", "||", "!", "==", "!=", "<", ">", "<=", ">=", "[", "]", "&", "|",
-             "+", "*")
+            ("(", ")", "&&", "||", "!", "==", "!=", "<", ">", "<=", ">=", "=", "[", "]", "&",
+             "|", "+", "*", "^", "%", "<<", ">>")
 
     def number(self, t: Tok) -> int:
         s = t.text

@@ -27,6 +27,9 @@ FILTERS = {
     "hosts": "host 10.1.2.3 or src net 10.128.0.0/10 and not dst net 172.128.0.0/10",
     "ports": "src portrange 1-1023 or dst port 443 or 8080",
     "vlan10": "vlan 10",
+    "bytes": "ip[12:4] >= 0x0a800000 and tcp[13] & tcp-syn != 0 or udp[2:2] < 1024",
+    "ver45": "ip[0] = 0x45 and ip[1] & 0xfc != 0",
+    "ether": "ether[12:2] = 0x8100 or len > 100",
 }
 
 CAPTURES = {
