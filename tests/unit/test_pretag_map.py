@@ -124,7 +124,7 @@ def test_label_filter_like_pmacct():
 
 def test_example_map_loads_clean():
     rules, problems = read_map(str(ROOT / "examples/pretag.map"), "nfacctd")
-    assert problems == [] and len(rules) == 8
+    assert problems == [] and len(rules) == 9
 
 
 def test_100k_rule_map_loads_and_matches_at_batch_speed(tmp_path):
