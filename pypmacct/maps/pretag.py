@@ -91,6 +91,8 @@ class Rule:
 
 
 def _split_line(line: str) -> list[str]:
+    if "'" not in line and '"' not in line:
+        return line.split()          # the common case, without shlex's per-character loop
     lex = shlex.shlex(line, posix=True)
     lex.whitespace_split = True
     lex.commenters = ""
