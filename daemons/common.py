@@ -18,7 +18,7 @@ from pypmacct.runtime.process import daemonize
 from pypmacct.runtime.stages import CoreStages
 from pypmacct.plugins import PLUGIN_CLASSES
 from pypmacct.plugins.base import PluginContext
-from pypmacct.record import subset_dtype
+from pypmacct.record import make_record_dtype, subset_dtype
 
 
 # Record fields the core itself uses, whatever the plugins ask for.
@@ -97,7 +97,9 @@ def run_daemon(daemon: str, make_collector, argv=None) -> int:
         log.warn(w)
 
     try:
-        ctx = PluginContext(daemon=daemon, pidfile=cfg.get("pidfile"))
+        ctx = PluginContext(daemon=daemon, pidfile=cfg.get("pidfile"),
+                            record_dtype=make_record_dtype(
+                                [(cp.name, cp.dtype) for cp in cfg.custom_primitives]))
         plugins = build_plugins(cfg, ctx, log)
         # filters and maps: compiled now, so a bad one stops start-up
         stages = CoreStages(cfg, plugins, daemon, log)

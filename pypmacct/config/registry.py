@@ -164,6 +164,7 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
                                  unsupported=("igp", "bgp", "bmp")), None),
     "sampling_map": Spec(v.Path(), None),
     "geoipv2_file": Spec(v.Path(), None),
+    "aggregate_primitives": Spec(v.Path(), None),
     "nfacctd_as": Spec(v.Choice(("netflow", "sflow", "file", "longest", "fallback", "true",
                                  "false"), unsupported=("bgp", "bmp")), None),
 }
