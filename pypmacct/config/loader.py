@@ -136,8 +136,10 @@ def _load_custom_primitives(cfg: DaemonConfig, lines: list[Line]) -> None:
     from .. import primitives as P
     from ..maps.custom_primitives import columns_for, read_primitives
     from ..output.columns import set_custom
+    from .. import record as R
     P.CUSTOM_PRIMITIVES.clear()
     set_custom(())
+    R.STRING_FIELDS.intersection_update(R.BASE_STRING_FIELDS)
     decl = [ln for ln in lines if ln.key == "aggregate_primitives" and ln.value]
     if not decl:
         return
@@ -151,6 +153,7 @@ def _load_custom_primitives(cfg: DaemonConfig, lines: list[Line]) -> None:
         raise ConfigError(f"aggregate_primitives '{line.value}' {e}", where=line.where,
                           key="aggregate_primitives") from None
     P.CUSTOM_PRIMITIVES.update({p.name: p for p in prims})
+    R.STRING_FIELDS.update(p.name for p in prims if p.semantics in ("str", "raw"))
     set_custom(columns_for(prims))
     cfg.custom_primitives = prims
 

@@ -8,7 +8,9 @@ the same name (``decoders.ie.CustomField``) and printed after every built-in col
 pmacct does: the header/key is the name as written; u_int as decimal, hex as ``%x``, ip
 as an address (0.0.0.0 / :: when absent), mac as a MAC; in JSON always a string.
 
-Not supported yet (a start-up error): ``str``/``raw`` semantics, ``len=vlen``,
+``str`` is the element's text up to its first NUL (empty when the template's length
+differs), ``raw`` its bytes as upper-case hex joined by '-' (cut at 3 x len characters,
+as pmacct's buffer does). Not supported yet (a start-up error): ``len=vlen``,
 ``packet_ptr`` (pmacctd/uacctd/sFlow header-based primitives).
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from ..record import ADDR_DTYPE
 
-SEMANTICS = ("u_int", "hex", "ip", "mac")
+SEMANTICS = ("u_int", "hex", "ip", "mac", "str", "raw")
 _UINT = {1: "u1", 2: "u2", 4: "u4", 8: "u8"}
 # formatted widths of pmacct's cps_flen (digits of the largest value of each length)
 _FLEN = {1: 3, 2: 5, 4: 10, 8: 20}
@@ -41,6 +43,8 @@ class CustomPrimitive:
             return np.dtype(_UINT[self.length])
         if self.semantics == "ip":
             return ADDR_DTYPE
+        if self.semantics in ("str", "raw"):
+            return np.dtype("i4")         # an index into the batch string table
         return np.dtype("V6")
 
     @property
@@ -49,6 +53,8 @@ class CustomPrimitive:
             base = _FLEN[self.length]
         elif self.semantics == "ip":
             base = 46            # INET6_ADDRSTRLEN
+        elif self.semantics in ("str", "raw"):
+            base = self.length   # pmacct pads to the declared length (raw's hex is longer)
         else:
             base = 18            # ETHER_ADDRSTRLEN
         return max(base, len(self.name))
@@ -96,8 +102,8 @@ def read_primitives(path: str, builtin_names) -> list[CustomPrimitive]:
                 raise ValueError(f"line {lineno}: len {kv['len']!r} is not supported "
                                  f"(a fixed length is needed)")
             length = int(kv["len"])
-            ok = {"u_int": (1, 2, 4, 8), "hex": (1, 2, 4, 8), "ip": (4, 16), "mac": (6,)}[sem]
-            if length not in ok:
+            ok = {"u_int": (1, 2, 4, 8), "hex": (1, 2, 4, 8), "ip": (4, 16), "mac": (6,)}.get(sem)
+            if length < 1 or (ok is not None and length not in ok):
                 raise ValueError(f"line {lineno}: len {length} does not fit semantics {sem}")
             out.append(CustomPrimitive(name, field_type, pen_v, length, sem, lineno))
     return out
@@ -106,7 +112,7 @@ def read_primitives(path: str, builtin_names) -> list[CustomPrimitive]:
 def columns_for(prims):
     """Output columns (pypmacct.output.columns.Column) for the custom primitives."""
     from ..output.columns import STR, Column
-    kind = {"u_int": "uint", "hex": "cp_hex", "mac": "mac"}
+    kind = {"u_int": "uint", "hex": "cp_hex", "mac": "mac", "str": "string", "raw": "string"}
     cols = []
     for p in prims:
         k = kind.get(p.semantics) or ("cp_ip4" if p.length == 4 else "cp_ip6")

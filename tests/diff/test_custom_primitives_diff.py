@@ -1,6 +1,6 @@
 """aggregate_primitives against pmacct 1.7.7 nfacctd: custom primitives of u_int, hex, ip
-(IPv4 and IPv6) and mac semantics, one of them with a length the template does not have;
-identical CSV, formatted and JSON output."""
+(IPv4 and IPv6), mac, raw (also cut short) and str semantics, some with a length the
+template does not have; identical CSV, formatted and JSON output."""
 from __future__ import annotations
 
 import pytest
@@ -18,8 +18,12 @@ name=src6_cp      field_type=27   len=16  semantics=ip
 name=srcmac_cp    field_type=56   len=6   semantics=mac
 name=octets_cp    field_type=1    len=2   semantics=u_int
 name=dst_as_cp    field_type=17   len=4   semantics=u_int
+name=src4_raw     field_type=8    len=4   semantics=raw
+name=src4_raw2    field_type=8    len=2   semantics=raw
+name=dst4_str     field_type=12   len=8   semantics=str
 """
-AGG = "src_port, in_vlan_cp, nh_cp, tos_hex, src6_cp, srcmac_cp, octets_cp, dst_as_cp"
+AGG = ("src_port, in_vlan_cp, nh_cp, tos_hex, src6_cp, srcmac_cp, octets_cp, dst_as_cp, "
+       "src4_raw, src4_raw2, dst4_str")
 
 
 @pytest.mark.parametrize("fmt", ["csv", "formatted", "json"])
