@@ -8,7 +8,7 @@ import pytest
 from tests.support import flowgen, oracle
 
 pytestmark = pytest.mark.diff
-mmdb_writer = pytest.importorskip("mmdb_writer")
+import mmdb_writer  # noqa: E402  (setup.py test extras)
 from netaddr import IPSet  # noqa: E402  (a dependency of mmdb-writer)
 
 NETS = [

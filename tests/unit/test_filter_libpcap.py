@@ -18,7 +18,7 @@ import pytest
 from pypmacct.filters import Filter, FilterError
 from pypmacct.record import RECORD_DTYPE
 
-pcapy = pytest.importorskip("pcapy")  # a test dependency (setup.py test extras)
+import pcapy  # noqa: E402  (a test dependency: setup.py test extras, pcapy-ng)
 from scapy.layers.inet import IP  # noqa: E402
 from scapy.layers.inet6 import IPv6  # noqa: E402
 from scapy.layers.l2 import Dot1Q, Ether  # noqa: E402
