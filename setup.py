@@ -24,6 +24,8 @@ setup(
         "pypmacct.daemons",
         "pypmacct.plugins",
         "pypmacct.client",
+        "pypmacct.filters",
+        "pypmacct.maps",
     ],
     package_dir={
         "pypmacct.daemons": "daemons",
@@ -41,6 +43,10 @@ setup(
         "pgsql": ["psycopg2>=2.9"],
         "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3",
                  "mysqlclient>=2.1", "psycopg2>=2.9"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3",
+                 "pcapy-ng>=1.0",
+                 "geoip2>=4.0", "mmdb-writer>=0.2"],
+        "geoip": ["geoip2>=4.0"],
     },
     entry_points={
         "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS]

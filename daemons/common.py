@@ -15,9 +15,10 @@ from pypmacct.config import ConfigError, banner as config_banner, load_config
 from pypmacct.runtime.core import Core
 from pypmacct.runtime.log import SINK, Logger
 from pypmacct.runtime.process import daemonize
+from pypmacct.runtime.stages import CoreStages
 from pypmacct.plugins import PLUGIN_CLASSES
 from pypmacct.plugins.base import PluginContext
-from pypmacct.record import subset_dtype
+from pypmacct.record import make_record_dtype, subset_dtype
 
 
 # Record fields the core itself uses, whatever the plugins ask for.
@@ -101,10 +102,14 @@ def run_daemon(daemon: str, make_collector, argv=None) -> int:
     if adjust is not None:
         adjust(cfg, log)
     try:
-        ctx = PluginContext(daemon=daemon, pidfile=cfg.get("pidfile"))
+        ctx = PluginContext(daemon=daemon, pidfile=cfg.get("pidfile"),
+                            record_dtype=make_record_dtype(
+                                [(cp.name, cp.dtype) for cp in cfg.custom_primitives]))
         plugins = build_plugins(cfg, ctx, log)
-        # the core decodes only what some plugin (or the core itself) needs
-        fields = set(CORE_FIELDS).union(*(p.wire_fields() for p in plugins))
+        # filters and maps: compiled now, so a bad one stops start-up
+        stages = CoreStages(cfg, plugins, daemon, log)
+        # the core decodes only what some plugin, the core stages or the core itself need
+        fields = set(CORE_FIELDS).union(stages.fields, *(p.wire_fields() for p in plugins))
         collector = make_collector(cfg, log, subset_dtype(ctx.record_dtype, fields))
     except (ConfigError, ValueError, KeyError) as e:
         log.error(str(e))
@@ -119,10 +124,15 @@ def run_daemon(daemon: str, make_collector, argv=None) -> int:
         return 1
 
     core = Core(daemon, cfg, collector.record_dtype, log, extra_fds=collector.fds())
-    for p in plugins:
-        core.add_plugin(p)
+    for p, ch_stages in zip(plugins, stages.channels):
+        core.add_plugin(p, None if ch_stages.passthrough else ch_stages)
+    core.stages = stages
+
+    def on_reload():
+        collector.reload()
+        stages.reload()
     core.on_stats = collector.log_stats
-    core.on_reload = collector.reload
+    core.on_reload = on_reload
     core.start()
 
     try:

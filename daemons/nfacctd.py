@@ -6,6 +6,7 @@ import time
 
 from pypmacct.allow import AllowList
 from pypmacct.decoders import NetflowDecoder, NetflowOptions
+from pypmacct.decoders.ie import CustomField
 from pypmacct.record import RECORD_DTYPE, Batch
 from pypmacct.runtime.stats import Stats
 from pypmacct.sources.savefile import SavefileSource
@@ -114,7 +115,10 @@ def netflow_options(cfg, record_dtype=RECORD_DTYPE) -> NetflowOptions:
         record_dtype=record_dtype,
         time_secs=bool(cfg.get("nfacctd_time_secs")),
         time_new=bool(cfg.get("nfacctd_time_new")),
-        renormalize=bool(cfg.get("nfacctd_renormalize")),
+        # with a sampling_map (and no external rate) the core's sampling stage
+        # renormalises, by the map's rate first (pypmacct/maps/sampling.py)
+        renormalize=bool(cfg.get("nfacctd_renormalize")) and not (
+            cfg.get("sampling_map") and not cfg.get("nfacctd_ext_sampling_rate")),
         disable_checks=bool(cfg.get("nfacctd_disable_checks")),
         templates_file=cfg.get("nfacctd_templates_file"),
         ext_sampling_rate=int(cfg.get("nfacctd_ext_sampling_rate") or 0),
@@ -122,6 +126,11 @@ def netflow_options(cfg, record_dtype=RECORD_DTYPE) -> NetflowOptions:
         account_options=bool(cfg.get("nfacctd_account_options")),
         disable_opt_scope_check=bool(cfg.get("nfacctd_disable_opt_scope_check")),
         collector_ip=cfg.get("nfacctd_ip") or "0.0.0.0",
+        # aggregate_primitives some plugin uses (pypmacct/maps/custom_primitives.py)
+        custom_fields=tuple(CustomField(cp.name, cp.field_type, cp.pen, cp.length,
+                                        cp.semantics)
+                            for cp in getattr(cfg, "custom_primitives", ())
+                            if cp.name in (record_dtype.names or ())),
         # pmacct logs port 0 for a savefile
         collector_port=0 if cfg.get("pcap_savefile") else int(cfg.get("nfacctd_port")),
     )

@@ -157,6 +157,10 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _TABLE}
 # The record field that says whether an address-like primitive was populated.
 SUM_PRIMITIVES = frozenset(p.name for p in _TABLE if p.kind == "sum")
 
+# aggregate_primitives of the configuration being loaded (name -> definition); set by
+# the config loader before the aggregate lines are read
+CUSTOM_PRIMITIVES: dict = {}
+
 
 class AggregateError(ValueError):
     pass
@@ -173,6 +177,8 @@ def parse_aggregate(value: str, daemon: str) -> tuple[str, ...]:
         raise AggregateError("empty aggregate")
     for n in names:
         p = PRIMITIVES.get(n)
+        if p is None and n in CUSTOM_PRIMITIVES:
+            continue
         if p is None:
             close = difflib.get_close_matches(n, [q.name for q in _TABLE
                                                   if q.available_in(daemon)], n=1)

@@ -85,7 +85,10 @@ BASE_FIELDS: list[tuple[str, object]] = [
 ]
 
 # Fields that hold an index into the batch string table.
-STRING_FIELDS = frozenset(name for name, dt in BASE_FIELDS if dt == "i4")
+# A set, not a frozenset: string custom primitives (aggregate_primitives) join it when the
+# configuration is loaded (pypmacct/config/loader.py).
+STRING_FIELDS = set(name for name, dt in BASE_FIELDS if dt == "i4")
+BASE_STRING_FIELDS = frozenset(STRING_FIELDS)
 ADDRESS_FIELDS = frozenset(name for name, dt in BASE_FIELDS if dt is ADDR_DTYPE)
 
 

@@ -81,6 +81,7 @@ class DaemonConfig(_Instance):
         self.config_file = config_file
         self.plugins: list[PluginConfig] = []
         self.warnings: list[str] = []
+        self.custom_primitives: list = []   # aggregate_primitives definitions
 
     def plugin(self, name: str) -> PluginConfig:
         for p in self.plugins:
@@ -121,12 +122,40 @@ def load_config(daemon: str, argv: list[str], prog: str | None = None) -> Daemon
         named = [ln for ln in lines if ln.key == "core_proc_name" and ln.value]
         if named:
             cfg.name = named[0].value
+    _load_custom_primitives(cfg, lines)
     plugins_line = _create_plugins(cfg, lines, from_file=bool(args.config_file))
     for line in lines:
         if line is not plugins_line:
             _apply(cfg, line)
     _check(cfg)
     return cfg
+
+
+def _load_custom_primitives(cfg: DaemonConfig, lines: list[Line]) -> None:
+    """aggregate_primitives first: the aggregate lines may name its primitives."""
+    from .. import primitives as P
+    from ..maps.custom_primitives import columns_for, read_primitives
+    from ..output.columns import set_custom
+    from .. import record as R
+    P.CUSTOM_PRIMITIVES.clear()
+    set_custom(())
+    R.STRING_FIELDS.intersection_update(R.BASE_STRING_FIELDS)
+    decl = [ln for ln in lines if ln.key == "aggregate_primitives" and ln.value]
+    if not decl:
+        return
+    line = decl[-1]
+    try:
+        prims = read_primitives(line.value, set(P.PRIMITIVES))
+    except OSError as e:
+        raise ConfigError(f"cannot read aggregate_primitives '{line.value}': {e.strerror}",
+                          where=line.where, key="aggregate_primitives") from None
+    except ValueError as e:
+        raise ConfigError(f"aggregate_primitives '{line.value}' {e}", where=line.where,
+                          key="aggregate_primitives") from None
+    P.CUSTOM_PRIMITIVES.update({p.name: p for p in prims})
+    R.STRING_FIELDS.update(p.name for p in prims if p.semantics in ("str", "raw"))
+    set_custom(columns_for(prims))
+    cfg.custom_primitives = prims
 
 
 def _create_plugins(cfg: DaemonConfig, lines: list[Line], from_file: bool) -> Line | None:

@@ -835,8 +835,9 @@ class Plan:
         if s is not None and self.want("label"):
             self._step(self._string_step("label", s, "str"))
 
-    def _string_step(self, name, slot, semantics):
-        """Fill a string-table column from a fixed or variable-length element."""
+    def _string_step(self, name, slot, semantics, limit=None):
+        """Fill a string-table column from a fixed or variable-length element. ``raw``
+        is pmacct's hex form (upper case, bytes joined by '-', cut at ``limit``)."""
         if slot.vlen:
             rd = self._int_at(slot.offset, 4)
         else:
@@ -846,7 +847,8 @@ class Plan:
 
         def conv(b: bytes) -> str:
             if semantics == "raw":
-                return b.hex().upper()
+                text = b.hex("-").upper()
+                return text[:limit] if limit else text
             return b.split(b"\0", 1)[0].decode("utf-8", "replace")
 
         def step(raw, tgt, env, m):
@@ -896,7 +898,8 @@ class Plan:
                         tgt[name] = full.view(f"V{w}").reshape(-1)
                     self._step(step)
             elif dt == np.int32:
-                self._step(self._string_step(cf.name, s, cf.semantics))
+                limit = 3 * cf.length if cf.semantics == "raw" and cf.length else None
+                self._step(self._string_step(cf.name, s, cf.semantics, limit))
 
     def _compile_dlfs(self):
         """Records carrying a packet section: parse it and fill what the template lacks."""

@@ -238,21 +238,39 @@ def _check_tables() -> None:
 _check_tables()
 
 
+# Columns of custom primitives (aggregate_primitives), set when the configuration is
+# loaded; pmacct prints them after every built-in column, in aggregate order.
+CUSTOM: dict[str, Column] = {}
+
+
+def set_custom(columns) -> None:
+    CUSTOM.clear()
+    CUSTOM.update({c.name: c for c in columns})
+
+
+def _custom(primitives) -> list[Column]:
+    out = []
+    for p in primitives:
+        if p in CUSTOM and CUSTOM[p] not in out:
+            out.append(CUSTOM[p])
+    return out
+
+
 def select(primitives) -> list[Column]:
     """The columns ``primitives`` switch on, in formatted/CSV order."""
     wanted = set(primitives)
-    return [c for c in COLUMNS if wanted.intersection(c.primitives)]
+    return [c for c in COLUMNS if wanted.intersection(c.primitives)] + _custom(primitives)
 
 
 def select_json(primitives) -> list[Column]:
     """The columns ``primitives`` switch on, in JSON key order."""
-    chosen = {c.name: c for c in select(primitives)}
-    return [chosen[n] for n in JSON_ORDER if n in chosen]
+    chosen = {c.name: c for c in select(primitives) if c.name not in CUSTOM}
+    return [chosen[n] for n in JSON_ORDER if n in chosen] + _custom(primitives)
 
 
 def unknown_primitives(primitives) -> list[str]:
     """Primitives that neither map to a column nor are known to print nothing."""
-    known = set(SILENT_PRIMITIVES) | set(NOT_PRINTED)
+    known = set(SILENT_PRIMITIVES) | set(NOT_PRINTED) | set(CUSTOM)
     for c in COLUMNS:
         known.update(c.primitives)
     return [p for p in primitives if p not in known]

@@ -153,6 +153,10 @@ class Formatter:
             return V.string_text(a, strings, None, self.json)
         if k == "bgp_string":
             return V.string_text(a, strings, V.bgp_underscores, self.json)
+        if k == "cp_hex":
+            return V.per_unique(np.asarray(a, dtype=np.uint64), lambda v: b"%x" % int(v))
+        if k in ("cp_ip4", "cp_ip6"):
+            return V.per_unique(a["addr"], _cp_ip4 if k == "cp_ip4" else _cp_ip6)
         if k == "float":
             return V.json_real_text(a) if self.json else V.float_text(a)
         raise FormatterError(f"no text conversion for column kind '{k}'")
@@ -163,3 +167,14 @@ class Formatter:
         us = np.asarray(seconds, dtype=np.int64) * 1_000_000
         return V.timestamp_text(us, usec=False, since_epoch=o.since_epoch,
                                 rfc3339=o.rfc3339, utc=o.utc)
+
+
+def _cp_ip4(raw) -> bytes:
+    """A custom 'ip' primitive of 4 bytes: printed as IPv4 even when absent (0.0.0.0)."""
+    import ipaddress
+    return str(ipaddress.IPv4Address(bytes(raw)[:4])).encode()
+
+
+def _cp_ip6(raw) -> bytes:
+    import ipaddress
+    return str(ipaddress.IPv6Address(bytes(raw)[:16])).encode()

@@ -30,8 +30,9 @@ STOP_WAIT = 10.0          # after a stop signal, how long a savefile replay wait
 class Channel:
     """The core's view of one plugin instance."""
 
-    def __init__(self, plugin, ring: Ring, wire_dtype: np.dtype):
+    def __init__(self, plugin, ring: Ring, wire_dtype: np.dtype, stages=None):
         self.plugin = plugin
+        self.stages = stages       # runtime.stages.ChannelStages: filters, own tags
         self.ring = ring
         self.wire_dtype = wire_dtype
         self.pid = 0
@@ -43,8 +44,10 @@ class Channel:
         return f"{self.plugin.name}/{self.plugin.type_name}"
 
     def select(self, batch: Batch) -> Batch:
-        """Records this plugin takes (channel filters); everything for now."""
-        return batch
+        """Records this plugin takes (aggregate_filter, tag filters) with its own tags."""
+        if self.stages is None:
+            return batch
+        return self.stages.select(batch)
 
 
 class Core:
@@ -62,9 +65,10 @@ class Core:
         self.on_reload = None  # callable() for SIGUSR2
         self._arrival_base = 0  # records dispatched so far: makes arrival_seq absolute
         self._stop_seen = None
+        self.stages = None      # runtime.stages.CoreStages: core-wide stages (pre_tag_map)
 
     # ---- set-up -------------------------------------------------------------
-    def add_plugin(self, plugin) -> None:
+    def add_plugin(self, plugin, stages=None) -> None:
         pcfg = plugin.cfg
         fields = plugin.wire_fields()
         wire = subset_dtype(self.record_dtype, fields)
@@ -78,15 +82,16 @@ class Core:
                     name=plugin.name)
         self.log.debug(f"{plugin.name}/{plugin.type_name}: ring of {ring.nslots} slots x "
                        f"{ring.slot_size} bytes, {wire.itemsize} bytes per record")
-        self.channels.append(Channel(plugin, ring, wire))
+        self.channels.append(Channel(plugin, ring, wire, stages))
 
     def start(self) -> None:
         """Fork the plugins, then become the core process."""
         core_name = self.log.name
         set_title(f"{self.daemon}: Core Process [{core_name}]")
+        # handlers first: a signal sent as soon as the pid file exists must not kill us
+        self.flags.install(child=True)
         if self.pidfile:
             write_pidfile(self.pidfile)
-        self.flags.install(child=True)
         for ch in self.channels:
             pid = os.fork()
             if pid == 0:  # plugin process
@@ -131,6 +136,8 @@ class Core:
         if "arrival_seq" in batch.records.dtype.names:
             batch.records["arrival_seq"] += np.uint64(self._arrival_base)
             self._arrival_base += len(batch)
+        if self.stages is not None:
+            batch = self.stages.apply(batch)
         for ch in self.channels:
             if not ch.alive:
                 continue
@@ -239,6 +246,11 @@ class Core:
                               f"dropped because its ring was full")
         remove_pidfile(self.pidfile)
         self.log.info("OK, Exiting ...")
+        # nothing left to reload or report: a late SIGUSR1/SIGUSR2/SIGHUP must not turn a
+        # clean exit into a kill (the interpreter drops its handlers while exiting)
+        import signal
+        for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         return code
 
 

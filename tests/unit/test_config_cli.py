@@ -96,8 +96,6 @@ def test_switch_P_declares_plugins(conf):
 
 
 @pytest.mark.parametrize("switch, arg, key", [
-    ("-n", "/etc/networks.lst", "networks_file"),
-    ("-t", "/etc/ports.lst", "ports_file"),
 ])
 def test_switches_of_unimplemented_keys_stop_start_up(conf, switch, arg, key):
     with pytest.raises(ConfigError) as e:
@@ -113,6 +111,12 @@ def test_memory_switches_set_the_imt_keys(conf):
     assert (p.name, p.type) == ("default_memory", "memory")
     assert (p.get("imt_path"), p.get("imt_buckets"), p.get("imt_mem_pools_number"),
             p.get("imt_mem_pools_size")) == ("/tmp/x.pipe", 1024, 4, 4096)
+
+
+def test_networks_and_ports_switches(conf):
+    cfg = load_config("nfacctd", ["-f", conf(), "-n", "/etc/networks.lst", "-t", "/etc/ports.lst"])
+    assert cfg.get("networks_file") == "/etc/networks.lst"
+    assert cfg.get("ports_file") == "/etc/ports.lst"
 
 
 def test_switch_value_errors_name_the_switch(conf):

@@ -259,8 +259,8 @@ def test_unknown_key_without_suggestion(load):
 
 
 def test_known_but_not_implemented_key(load):
-    e = error(load, "plugins: print\npre_tag_map: /etc/pmacct/pretag.map\n")
-    assert str(e) == (f"[{load.path}:2] 'pre_tag_map' is a pmacct 1.7.7 key that pypmacct "
+    e = error(load, "plugins: print\ngeoip_ipv4_file: /etc/pmacct/GeoIP.dat\n")
+    assert str(e) == (f"[{load.path}:2] 'geoip_ipv4_file' is a pmacct 1.7.7 key that pypmacct "
                       f"does not implement yet")
     # the memory plugin's password is known but not implemented (access goes by the
     # socket's permissions)

@@ -1,0 +1,1 @@
+"""Maps: pre_tag_map and friends (see docs/maps.md)."""

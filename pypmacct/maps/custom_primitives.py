@@ -1,0 +1,122 @@
+"""aggregate_primitives: custom primitives read from NetFlow v9/IPFIX elements.
+
+The file (pmacct 1.7.7 syntax, see examples/primitives.lst) has one primitive per line:
+``name=NAME field_type=[PEN:]ID len=N semantics=u_int|hex|ip|mac``. The name can then be
+used in ``aggregate``. Values are decoded by the NetFlow decoder into a record field of
+the same name (``decoders.ie.CustomField``) and printed after every built-in column
+(after export_proto_sysid; in JSON after timestamp_export), in ``aggregate`` order, as
+pmacct does: the header/key is the name as written; u_int as decimal, hex as ``%x``, ip
+as an address (0.0.0.0 / :: when absent), mac as a MAC; in JSON always a string.
+
+``str`` is the element's text up to its first NUL (empty when the template's length
+differs), ``raw`` its bytes as upper-case hex joined by '-' (cut at 3 x len characters,
+as pmacct's buffer does). Not supported yet (a start-up error): ``len=vlen``,
+``packet_ptr`` (pmacctd/uacctd/sFlow header-based primitives).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..record import ADDR_DTYPE
+
+SEMANTICS = ("u_int", "hex", "ip", "mac", "str", "raw")
+_UINT = {1: "u1", 2: "u2", 4: "u4", 8: "u8"}
+# formatted widths of pmacct's cps_flen (digits of the largest value of each length)
+_FLEN = {1: 3, 2: 5, 4: 10, 8: 20}
+
+
+@dataclass(frozen=True)
+class CustomPrimitive:
+    name: str
+    field_type: int
+    pen: int
+    length: int
+    semantics: str
+    lineno: int = 0
+
+    @property
+    def dtype(self):
+        if self.semantics in ("u_int", "hex"):
+            return np.dtype(_UINT[self.length])
+        if self.semantics == "ip":
+            return ADDR_DTYPE
+        if self.semantics in ("str", "raw"):
+            return np.dtype("i4")         # an index into the batch string table
+        return np.dtype("V6")
+
+    @property
+    def fmt_width(self) -> int:
+        if self.semantics in ("u_int", "hex"):
+            base = _FLEN[self.length]
+        elif self.semantics == "ip":
+            base = 46            # INET6_ADDRSTRLEN
+        elif self.semantics in ("str", "raw"):
+            base = self.length   # pmacct pads to the declared length (raw's hex is longer)
+        else:
+            base = 18            # ETHER_ADDRSTRLEN
+        return max(base, len(self.name))
+
+
+def read_primitives(path: str, builtin_names) -> list[CustomPrimitive]:
+    """The file's primitives; a bad line raises ValueError('line N: ...')."""
+    out, seen = [], set()
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, raw in enumerate(f, 1):
+            s = raw.strip()
+            if not s or s.startswith("!") or s.startswith("#"):
+                continue
+            kv = {}
+            for part in s.split():
+                k, sep, v = part.partition("=")
+                if not sep:
+                    raise ValueError(f"line {lineno}: {part!r} is not key=value")
+                kv[k.lower()] = v
+            if "packet_ptr" in kv:
+                raise ValueError(f"line {lineno}: packet_ptr primitives are not supported "
+                                 f"by pypmacct yet")
+            for need in ("name", "field_type", "len", "semantics"):
+                if need not in kv:
+                    raise ValueError(f"line {lineno}: '{need}' is missing")
+            name = kv["name"].lower()
+            if not re.fullmatch(r"[a-z0-9_]+", name):
+                raise ValueError(f"line {lineno}: bad primitive name {kv['name']!r}")
+            if name in builtin_names:
+                raise ValueError(f"line {lineno}: '{name}' is a built-in primitive")
+            if name in seen:
+                raise ValueError(f"line {lineno}: '{name}' defined twice")
+            seen.add(name)
+            ft = kv["field_type"]
+            pen, _, num = ft.rpartition(":")
+            try:
+                field_type, pen_v = int(num), int(pen) if pen else 0
+            except ValueError:
+                raise ValueError(f"line {lineno}: bad field_type {ft!r}") from None
+            sem = kv["semantics"].lower()
+            if sem not in SEMANTICS:
+                raise ValueError(f"line {lineno}: semantics {sem!r} is not supported by "
+                                 f"pypmacct yet (supported: {', '.join(SEMANTICS)})")
+            if not kv["len"].isdigit():
+                raise ValueError(f"line {lineno}: len {kv['len']!r} is not supported "
+                                 f"(a fixed length is needed)")
+            length = int(kv["len"])
+            ok = {"u_int": (1, 2, 4, 8), "hex": (1, 2, 4, 8), "ip": (4, 16), "mac": (6,)}.get(sem)
+            if length < 1 or (ok is not None and length not in ok):
+                raise ValueError(f"line {lineno}: len {length} does not fit semantics {sem}")
+            out.append(CustomPrimitive(name, field_type, pen_v, length, sem, lineno))
+    return out
+
+
+def columns_for(prims):
+    """Output columns (pypmacct.output.columns.Column) for the custom primitives."""
+    from ..output.columns import STR, Column
+    kind = {"u_int": "uint", "hex": "cp_hex", "mac": "mac", "str": "string", "raw": "string"}
+    cols = []
+    for p in prims:
+        k = kind.get(p.semantics) or ("cp_ip4" if p.length == 4 else "cp_ip6")
+        w = p.fmt_width
+        cols.append(Column(p.name, (p.name,), p.name, k, p.name.ljust(w + 2), w, "  ",
+                           p.name, p.name, STR))
+    return cols
