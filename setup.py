@@ -42,16 +42,12 @@ setup(
         "mysql": ["mysqlclient>=2.1"],
         "pgsql": ["psycopg2>=2.9"],
         "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3",
-                 "mysqlclient>=2.1", "psycopg2>=2.9"],
-        "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3",
-                 "pcapy-ng>=1.0",
-                 "geoip2>=4.0", "mmdb-writer>=0.2"],
+                 "mysqlclient>=2.1", "psycopg2>=2.9", "geoip2>=4.0", "mmdb-writer>=0.2"],
         "geoip": ["geoip2>=4.0"],
     },
     entry_points={
-        "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS]
-        + ["pmacct=pypmacct.client.main:main"],
         "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS] + [
+            "pmacct=pypmacct.client.main:main",
             "pmsqlplay=pypmacct.sql.replay:main",
             "pmmyplay=pypmacct.sql.replay:main_mysql",
             "pmpgplay=pypmacct.sql.replay:main_pgsql",

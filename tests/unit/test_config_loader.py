@@ -59,9 +59,9 @@ def test_plugin_cannot_take_the_core_name(load):
 
 
 def test_unimplemented_plugin_type(load):
-    assert "mysql" not in IMPLEMENTED_PLUGINS
-    e = error(load, "plugins: print[a], mysql[b]\n")
-    assert str(e) == f"[{load.path}:1] plugin 'mysql' is not implemented yet"
+    assert "kafka" not in IMPLEMENTED_PLUGINS
+    e = error(load, "plugins: print[a], kafka[b]\n")
+    assert str(e) == f"[{load.path}:1] plugin 'kafka' is not implemented yet"
     assert e.key == "plugins"
 
 
