@@ -144,6 +144,16 @@ def run_one(who: str, binary: Path, settings: dict, workdir: Path, timeout: floa
     return m
 
 
+def compile_ours() -> None:
+    """Byte-compile our packages, as installing them from a wheel does. An editable
+    install does not, and with PYTHONDONTWRITEBYTECODE set (as on the development
+    machines) every start of our daemon would compile its ~60 modules again: some
+    60 ms of CPU that no installed copy pays."""
+    import compileall
+    for d in ("pypmacct", "daemons", "plugins"):
+        compileall.compile_dir(str(REPO / d), quiet=1)
+
+
 def fmt_num(x, digits=0):
     if x is None:
         return "-"
@@ -261,6 +271,8 @@ def main(argv=None) -> int:
         print(f"our nfacctd not found at {our_bin}: .venv/bin/pip install -e .", file=sys.stderr)
         return 2
     binaries = {"pmacct": pmacct_bin, "ours": our_bin}
+    if "ours" in sides:
+        compile_ours()
     mach = machine()
     print(f"machine: {mach['nproc']} CPUs ({mach['cpu']}), {mach['mem_mib']} MiB; {mach['pmacct']}")
     failures = []
@@ -347,6 +359,9 @@ def write_docs(path: Path, mach: dict, records: int, versions, aggs, rows, extra
         "of the tree; peak RSS/PSS are the largest sums over the live tree, sampled every "
         "20 ms (RSS counts shared pages once per process, PSS splits them); 'max RSS (one "
         "process)' is `ru_maxrss`.",
+        "- Our packages are byte-compiled first (`compileall`), as a wheel install does; an "
+        "editable install with `PYTHONDONTWRITEBYTECODE` set would compile them at every "
+        "start.",
         "- pmacct sleeps about 2 s before reading a savefile and about 2 s after its end. "
         "'fixed s' is each daemon's wall time on a one-record capture of the same version "
         "with the same config; 'records/s (net of fixed)' divides by wall minus that.",

@@ -221,6 +221,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     versions = [v for v in a.versions.split(",") if v]
     aggs = [x for x in a.aggregates.split(",") if x]
+    bench.compile_ours()
     rows = []
     for vname in versions:
         cap, meta = bench.build_capture(bench.VERSIONS[vname], a.records, False)
