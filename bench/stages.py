@@ -124,6 +124,8 @@ def stages(capture: Path, agg: list[str], keys: int, profile: cProfile.Profile |
     from pypmacct.runtime.log import SINK, Logger
     import numpy as np
 
+    from pypmacct.runtime.memory import tune_malloc
+    tune_malloc()           # as run_daemon does
     tm = _Laps()
     with tempfile.TemporaryDirectory() as tmp:
         s = bench.settings_for(capture, agg, keys, buffers=bench.BENCH_BUFFERS)
