@@ -238,8 +238,15 @@ class AggregationCache:
             v = values[name]
             if op == LAST:
                 col[base:base + k] = -1
-                packed = (seq << 8) | np.asarray(v).astype(np.int64) & 0xFF
-                np.maximum.at(col, ids, packed)
+                v = np.asarray(v)
+                if in_order and (v == v[0]).all():
+                    # one value for every row, all rows newer than the cache: each
+                    # aggregate touched ends up with it, under a sequence number above
+                    # every earlier one and below every later one (the block's last)
+                    col[ids] = (smax << 8) | (int(v[0]) & 0xFF)
+                else:
+                    packed = (seq << 8) | v.astype(np.int64) & 0xFF
+                    np.maximum.at(col, ids, packed)
             else:
                 col[base:base + k] = 0
                 (np.bitwise_or if op == OR else np.add).at(col, ids, v)
