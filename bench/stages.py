@@ -259,21 +259,26 @@ def main(argv=None) -> int:
 NOTES = """## Reading it, and what issue 7 changed
 
 - **The fixed cost dominates small and medium runs.** pmacct starts in well under
-  0.1 CPU-s; we pay for the interpreter (~0.02), `import numpy` (0.11-0.14 on this
-  machine, of which ~20 ms is numpy adding docstrings to its C functions) and our own
-  modules, then the core's and the plugin's set-up. Before issue 7 a one-record run
-  cost 0.32-0.41 CPU-s: with `PYTHONDONTWRITEBYTECODE` set and an editable install,
-  every start compiled ~60 modules (~60 ms; `bench/run.py` now byte-compiles first, as a
-  wheel install does); `numpy.random` (only for the cache's hash multipliers),
+  0.1 CPU-s; we pay for the interpreter (~0.02), `import numpy` and our own modules,
+  then the core's and the plugin's set-up. Before issue 7 a one-record run cost
+  0.32-0.41 CPU-s on this machine: with `PYTHONDONTWRITEBYTECODE` set and an editable
+  install, every start compiled ~60 modules (~60 ms; `bench/run.py` now byte-compiles
+  first, as a wheel install does); numpy's OpenBLAS started a thread pool and
+  allocated its buffers at import (~60 ms; `pypmacct/__init__.py` now imports numpy
+  with `OPENBLAS_NUM_THREADS=1` unless the user set it: nothing here does float
+  linear algebra); `numpy.random` (only for the cache's hash multipliers),
   `importlib.metadata` (only for `-V`) and `tempfile` were imported on every start
-  (~45 ms), and numpy 2's plain `np.unique` imports `numpy.ma` on first use (~20 ms).
-  All of these are gone from the daemon's path.
+  (~45 ms); and numpy 2's plain `np.unique` imports `numpy.ma` on first use (~20 ms).
+  All of these are gone from the daemon's path; `import numpy` alone is now ~0.08.
 - **Page faults were a tenth of a CPU-second.** glibc returned every multi-MB batch
   array to the kernel and faulted the next one in afresh (20-30k faults per million
   records in the core, ~10k in the plugin); `pypmacct/runtime/memory.py` keeps such
   blocks in the heap (`mallopt`), set once before the plugins fork. What is left is
   mostly the ring's first lap (5,000 faults: 20 MB written once) and the cache's
   columns growing.
+- **LAST values** (the flow type) were kept with `maximum.at` over (sequence, value)
+  pairs; a block whose rows all carry one value (nearly always) now takes it with one
+  assignment (15 -> 4 ms per million rows).
 - **Projection was a copy of a copy.** The decoder already fills only the fields the
   plugins need, so with one plugin the core's projection onto the wire dtype produced
   an identical array; it now passes the decoded records straight to the ring.
