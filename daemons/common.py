@@ -14,6 +14,7 @@ import time
 from pypmacct.config import ConfigError, banner as config_banner, load_config
 from pypmacct.runtime.core import Core
 from pypmacct.runtime.log import SINK, Logger
+from pypmacct.runtime.memory import tune_malloc
 from pypmacct.runtime.process import daemonize
 from pypmacct.runtime.stages import CoreStages
 from pypmacct.plugins import PLUGIN_CLASSES
@@ -78,6 +79,7 @@ def run_daemon(daemon: str, make_collector, argv=None) -> int:
         sys.stdout.flush()
         return 0
 
+    tune_malloc()   # batch-sized arrays reuse heap pages instead of faulting in new ones
     # pmacct creates every file (logs, pid files, outputs) with files_umask, 077 unless set
     os.umask(cfg.get("files_umask"))
     banner = config_banner(daemon)

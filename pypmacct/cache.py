@@ -33,11 +33,24 @@ import numpy as np
 
 SUM, OR, LAST = "sum", "or", "last"  # LAST: the value of the most recent row (u1)
 
-# odd multipliers for the key words (a multilinear hash), then a murmur-style mix
-_MULT = np.random.default_rng(0x9E3779B9).integers(
-    1 << 32, 1 << 63, 1024, dtype=np.int64).astype(np.uint64) | np.uint64(1)
 _MIX1 = np.uint64(0xFF51AFD7ED558CCD)
 _MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+
+
+def _multipliers(n: int) -> np.ndarray:
+    """``n`` fixed pseudo-random odd 64-bit multipliers (splitmix64 outputs); made with
+    plain integer arithmetic because importing numpy.random costs more start-up CPU
+    than the whole rest of this module."""
+    with np.errstate(over="ignore"):
+        z = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return z | np.uint64(1)
+
+
+# odd multipliers for the key words (a multilinear hash), then a murmur-style mix
+_MULT = _multipliers(1024)
 _HASH_BLOCK = 1 << 16
 
 _CLAIM = np.int32(2 ** 31 - 1)    # a slot claimed by batch row r holds r - _CLAIM (< 0)
@@ -225,8 +238,15 @@ class AggregationCache:
             v = values[name]
             if op == LAST:
                 col[base:base + k] = -1
-                packed = (seq << 8) | np.asarray(v).astype(np.int64) & 0xFF
-                np.maximum.at(col, ids, packed)
+                v = np.asarray(v)
+                if in_order and (v == v[0]).all():
+                    # one value for every row, all rows newer than the cache: each
+                    # aggregate touched ends up with it, under a sequence number above
+                    # every earlier one and below every later one (the block's last)
+                    col[ids] = (smax << 8) | (int(v[0]) & 0xFF)
+                else:
+                    packed = (seq << 8) | v.astype(np.int64) & 0xFF
+                    np.maximum.at(col, ids, packed)
             else:
                 col[base:base + k] = 0
                 (np.bitwise_or if op == OR else np.add).at(col, ids, v)

@@ -117,7 +117,11 @@ def subset_dtype(dtype: np.dtype, names) -> np.dtype:
 
 
 def project(records: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Copy the fields of ``dtype`` out of ``records`` into a new packed array."""
+    """The fields of ``dtype`` out of ``records``, as a packed array: ``records`` itself
+    when it already has that dtype (the usual case with one plugin: the decoder fills
+    just the fields the plugins need), else a new array (copied field by field)."""
+    if records.dtype == dtype:
+        return records
     out = np.empty(len(records), dtype=dtype)
     for name in dtype.names:
         out[name] = records[name]

@@ -12,7 +12,6 @@ unknown switch before it is an error.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import sys
@@ -267,6 +266,7 @@ OPTIONAL_LIBS = ("numpy", "setproctitle", "dpkt", "scapy", "pcapy-ng", "mysqlcli
 def _lib_version(names) -> str:
     if isinstance(names, str):
         names = (names,)
+    import importlib.metadata    # here: importing it costs every start-up ~15 ms of CPU
     for n in names:
         try:
             return f"{n} {importlib.metadata.version(n)}"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 
 from .ie import LEGACY_LIMIT, VARIABLE_LENGTH
@@ -309,6 +308,7 @@ class TemplateCache:
     def save(self, path: str) -> None:
         """Write every template to ``path`` (atomically), one JSON line each."""
         d = os.path.dirname(os.path.abspath(path))
+        import tempfile     # here: only needed with a templates file (start-up CPU)
         fd, tmp = tempfile.mkstemp(prefix=".templates.", dir=d)
         try:
             with os.fdopen(fd, "w") as fh:

@@ -648,7 +648,7 @@ class _Batcher:
         bid, off, length, sidx, port, ts = (c[:k] for c in cols)
         self.parts = [tuple(rest)] if len(rest[0]) else []
         self.n = len(rest[0])
-        ub = np.unique(bid)
+        ub = _distinct(bid)
         if len(ub) == 1:
             buf = self.bufs[int(ub[0])]
             start = off
@@ -664,7 +664,7 @@ class _Batcher:
                 start[sel] = off[sel] - lo + base
                 base += hi - lo
             buf = b"".join(pieces)
-        live = set(np.unique(rest[0]).tolist()) if self.n else set()
+        live = set(_distinct(rest[0]).tolist()) if self.n else set()
         for b in list(self.bufs):
             if b not in live:
                 del self.bufs[b]
@@ -673,6 +673,15 @@ class _Batcher:
         if now:
             ts = np.full(k, time.time_ns() // 1000, np.int64)
         return DatagramBatch(buf, start, length, exp.astype(np.int64), srcs, port, ts)
+
+
+def _distinct(a: np.ndarray) -> np.ndarray:
+    """``np.unique(a)`` for the few buffer ids of a batch. (numpy 2's plain ``np.unique``
+    imports numpy.ma on first use: some 20 ms of start-up CPU.)"""
+    if len(a) == 0 or (a[0] == a).all():
+        return a[:1]
+    s = np.sort(a)
+    return s[np.concatenate(([True], s[1:] != s[:-1]))]
 
 
 _V4_TEXT: dict[int, str] = {}

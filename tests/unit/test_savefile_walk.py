@@ -1,0 +1,74 @@
+"""The classic-pcap record walk of ``SavefileSource`` (its own loop, tuned for speed):
+records cut by the end of a read, a cut last record, and a bogus record length, at
+read sizes from tiny to the default, agree with the frame-by-frame reader."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+import pypmacct.sources.savefile as sf
+from pypmacct.sources.savefile import SavefileError, SavefileSource, read_datagrams
+
+
+def _udp_frame(i: int) -> bytes:
+    """Ethernet + IPv4 + UDP with a payload whose length varies with ``i``."""
+    payload = bytes([i & 0xFF]) * (3 + (i * 37) % 300)
+    udp = struct.pack("!HHHH", 2000 + i, 2100, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xFFFF, 0, 64, 17, 0,
+                     bytes([192, 0, 2, 1 + i % 200]), bytes([192, 0, 2, 254])) + udp
+    return b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\x08\x00" + ip
+
+
+def _pcap(path, frames, bogus_at=None):
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i, fr in enumerate(frames):
+            incl = 0x4000001 if i == bogus_at else len(fr)
+            f.write(struct.pack("<IIII", 1000 + i, i, incl, len(fr)) + fr)
+    return str(path)
+
+
+def _read(path, size=64):
+    out, err = [], None
+    try:
+        for b in SavefileSource(path, arrival="capture").batches(size):
+            out += [(d.src, d.port, bytes(d.payload), d.ts_us) for d in b]
+    except SavefileError as e:
+        err = str(e)
+    return out, err
+
+
+CHUNKS = [17, 100, 999, 4096, 1 << 22]
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_walk_matches_frame_reader(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(sf, "_READ_CHUNK", chunk)
+    p = _pcap(tmp_path / "a.pcap", [_udp_frame(i) for i in range(300)])
+    got, err = _read(p)
+    want = [(d.src, d.port, bytes(d.payload), d.ts_us) for d in read_datagrams(p, arrival="capture")]
+    assert err is None and len(got) == 300 and got == want
+    assert got[7] == ("192.0.2.8", 2007, _udp_frame(7)[42:], 1007 * 1_000_000 + 7)
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+@pytest.mark.parametrize("cut", [1, 10, 16, 17, 60])
+def test_cut_last_record_is_dropped(tmp_path, monkeypatch, chunk, cut):
+    monkeypatch.setattr(sf, "_READ_CHUNK", chunk)
+    p = _pcap(tmp_path / "a.pcap", [_udp_frame(i) for i in range(50)])
+    data = open(p, "rb").read()
+    open(p, "wb").write(data[:-cut])
+    got, err = _read(p)
+    assert err is None
+    assert [g[1] for g in got] == [2000 + i for i in range(49)]
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+@pytest.mark.parametrize("at", [0, 1, 40, 99])
+def test_bogus_length_stops_after_the_good_records(tmp_path, monkeypatch, chunk, at):
+    monkeypatch.setattr(sf, "_READ_CHUNK", chunk)
+    p = _pcap(tmp_path / "a.pcap", [_udp_frame(i) for i in range(100)], bogus_at=at)
+    got, err = _read(p, size=1)
+    assert err == f"bogus record length {0x4000001}"
+    assert [g[1] for g in got] == [2000 + i for i in range(at)]
