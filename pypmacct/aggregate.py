@@ -94,7 +94,7 @@ class KeyBuilder:
                 self.count_flows = self.count_flows or name == "flows"
         if "peer_dst_ip" in self.primitives:
             key_fields.append(("flow_af", "u1"))
-            inputs.add("src_host")
+            inputs.update(("src_host", "peer_dst_ip"))
         for f in extra_key_fields:
             if f not in dict(key_fields):
                 key_fields.append((f, record_dtype.fields[f][0]))
@@ -125,7 +125,10 @@ class KeyBuilder:
         for name, host, mask in self._nets:
             keys[name] = mask_addresses(records[host], records[mask])
         if "flow_af" in self.key_dtype.names:
-            keys["flow_af"] = records["src_host"]["af"]
+            # the flow's family only matters for printing a next hop that is there:
+            # records without one are a single aggregate, as in pmacct
+            keys["flow_af"] = np.where(records["peer_dst_ip"]["af"] != 0,
+                                       records["src_host"]["af"], 0)
         if self.time_bins is not None:
             keys["stamp_inserted"] = self.time_bins.bin(records["time_start"] // 1_000_000)
         return keys, self._values(records), self._seq(records)

@@ -45,6 +45,8 @@ AGGREGATES = [
     AggSet("routing", ("peer_src_ip", "in_iface", "out_iface", "src_as", "dst_as", "src_mask",
                        "dst_mask", "src_net", "dst_net", "peer_dst_ip"),
            formats=("csv", "formatted", "json")),
+    # alone, so that flows of both families without a BGP next hop meet in one row
+    AggSet("peer_dst_ip", ("peer_dst_ip",), formats=("csv",)),
     AggSet("l2", ("src_mac", "dst_mac", "vlan"), formats=("csv", "json")),
     AggSet("times", ("peer_src_ip", "timestamp_start", "timestamp_end"),
            formats=("csv", "formatted", "json")),
@@ -124,7 +126,7 @@ CAPTURES = [
 ]
 CAPTURE_BY_ID = {c.id: c for c in CAPTURES}
 
-GENERIC = {"src_host", "5tuple", "l34", "routing", "l2", "times", "times_epoch", "export",
+GENERIC = {"src_host", "5tuple", "l34", "routing", "peer_dst_ip", "l2", "times", "times_epoch", "export",
            "sum_host", "sum_port", "none", "flows", "history", "history_ts"}
 
 
