@@ -1,4 +1,5 @@
-"""sql_conn_ca_file against a real TLS server: the test starts its own PostgreSQL on
+"""sql_conn_ca_file against a real TLS server: the test starts its own PostgreSQL (and
+MariaDB) on
 127.0.0.1 (free port, own data directory, own CA and server certificate, pg_hba accepting
 TLS only; tests/support/pgtls.py) and stops it by PID at the end. The shared server on
 5432 is not used.
@@ -24,10 +25,14 @@ import pytest
 from pypmacct.sql import schemas
 from tests.e2e.common import NFACCTD, free_port, send, wait_for
 from tests.support import flowgen
-from tests.support.pgtls import ServerUnavailable, TlsPostgres
+from tests.support.pgtls import ServerUnavailable, TlsMariadb, TlsPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 AGG = "src_host,dst_host,src_port,dst_port"
+
+
+# what each driver says when the CA does not match
+BAD_CA = {"pgsql": "certificate verify failed", "mysql": "self-signed certificate in certificate chain"}
 
 
 def _server(**kw) -> TlsPostgres:
@@ -37,22 +42,29 @@ def _server(**kw) -> TlsPostgres:
         pytest.fail(f"could not start a private TLS PostgreSQL server: {e}", pytrace=False)
 
 
-@pytest.fixture(scope="module")
-def tls_pg():
-    srv = _server()
-    c = srv.connect("postgres")
-    c.autocommit = True
-    c.cursor().execute("CREATE DATABASE pypm_tls")
-    c.close()
+@pytest.fixture(scope="module", params=["pgsql", "mysql"])
+def tls_pg(request):
+    if request.param == "pgsql":
+        srv = _server()
+        c = srv.connect("postgres")
+        c.autocommit = True
+        c.cursor().execute("CREATE DATABASE pypm_tls")
+        c.close()
+    else:
+        try:
+            srv = TlsMariadb().start()
+        except ServerUnavailable as e:
+            pytest.fail(f"could not start a private TLS MariaDB server: {e}", pytrace=False)
+    srv.engine = request.param
     yield srv
     srv.stop()
 
 
-def _fresh_table(srv: TlsPostgres) -> None:
+def _fresh_table(srv) -> None:
     c = srv.connect("pypm_tls")
     cur = c.cursor()
     cur.execute("DROP TABLE IF EXISTS acct")
-    for stmt in schemas.ddl("pgsql", 1).split(";"):
+    for stmt in schemas.ddl(srv.engine, 1).split(";"):
         body = "\n".join(ln for ln in stmt.splitlines() if not ln.strip().startswith("--"))
         if body.strip() and not re.match(r"(?is)\s*(create database|use )", body):
             cur.execute(body)
@@ -77,7 +89,7 @@ def _run(tmp: Path, srv: TlsPostgres, ca: Path, records: int = 1200, seed: int =
     conf = tmp / "nfacctd.conf"
     log = tmp / "nfacctd.log"
     settings = {"nfacctd_port": port, "nfacctd_ip": "127.0.0.1",
-                "nfacctd_pipe_size": 4194304, "plugins": "pgsql", "logfile": log,
+                "nfacctd_pipe_size": 4194304, "plugins": getattr(srv, "engine", "pgsql"), "logfile": log,
                 "aggregate": AGG, "sql_refresh_time": 1, "sql_db": "pypm_tls",
                 "sql_host": "127.0.0.1", "sql_port": srv.port, "sql_user": srv.user,
                 "sql_passwd": srv.password, "sql_conn_ca_file": ca}
@@ -102,23 +114,27 @@ def _run(tmp: Path, srv: TlsPostgres, ca: Path, records: int = 1200, seed: int =
 
 def test_right_ca_rows_land_over_tls(tls_pg, tmp_path):
     _fresh_table(tls_pg)
-    ex, log = _run(tmp_path, tls_pg, tls_pg.ca[0])
-    assert "certificate verify failed" not in log, log[-3000:]
+    ex, log = _run(tmp_path, tls_pg, tls_pg.ca[0], hold=1.0)
+    assert BAD_CA[tls_pg.engine] not in log, log[-3000:]
     n, p, b = _table_totals(tls_pg)
     assert (p, b) == (int(ex.truth["packets"].sum()), int(ex.truth["bytes"].sum())), log[-3000:]
     assert n > 100
-    # the server saw TLS logins only (pg_hba rejects any other): check one is TLS
+    # the server takes TLS logins only (pg_hba hostssl / REQUIRE SSL): check one is TLS
     c = tls_pg.connect("pypm_tls")
     cur = c.cursor()
-    cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-    assert cur.fetchone() == (True,)
+    if tls_pg.engine == "pgsql":
+        cur.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        assert cur.fetchone() == (True,)
+    else:
+        cur.execute("SHOW STATUS LIKE 'Ssl_cipher'")
+        assert cur.fetchone()[1]
     c.close()
 
 
 def test_wrong_ca_refused_logged_and_nothing_lost(tls_pg, tmp_path):
     _fresh_table(tls_pg)
     ex, log = _run(tmp_path, tls_pg, tls_pg.other_ca[0])
-    assert "certificate verify failed" in log, log[-3000:]
+    assert BAD_CA[tls_pg.engine] in log, log[-3000:]
     # purges failed and were held for the next one, then saved at shutdown
     assert "retrying them with this purge" in log, log[-3000:]
     m = re.search(r"replay them with: pmsqlplay -f (\S+)", log)
@@ -127,7 +143,7 @@ def test_wrong_ca_refused_logged_and_nothing_lost(tls_pg, tmp_path):
     play = [str(ROOT / ".venv/bin/pmsqlplay"), "-f", m.group(1), "-p", tls_pg.password]
     # the file remembers the (wrong) CA: replaying as is is refused the same way
     out = subprocess.run(play, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and "certificate verify failed" in out.stderr, out.stderr
+    assert out.returncode == 1 and BAD_CA[tls_pg.engine] in out.stderr, out.stderr
     assert _table_totals(tls_pg) == (0, 0, 0)
     out = subprocess.run(play + ["-C", str(tls_pg.ca[0])], capture_output=True, text=True,
                          timeout=60)

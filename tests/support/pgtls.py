@@ -167,3 +167,100 @@ class TlsPostgres:
         if self.base:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
+
+
+class TlsMariadb:
+    """The same for MariaDB: mariadb-install-db into a fresh directory (owned by the
+    ``mysql`` account when run as root), mariadbd on 127.0.0.1 on a free port with the
+    test's certificates, and a user that must log in with TLS (REQUIRE SSL)."""
+
+    user = "pypm_tls"
+    password = "pypm_tls_pw"
+
+    def __init__(self):
+        self.proc: subprocess.Popen | None = None
+        self.base: Path | None = None
+        self.port = 0
+
+    def start(self, timeout: float = 15.0) -> "TlsMariadb":
+        install, server = shutil.which("mariadb-install-db"), shutil.which("mariadbd")
+        if not install or not server:
+            raise ServerUnavailable("mariadb-install-db / mariadbd not found: "
+                                    "scripts/bootstrap.sh installs mariadb-server")
+        self.base = Path(tempfile.mkdtemp(prefix="pypm_mytls_"))
+        os.chmod(self.base, 0o755)
+        self.certs = self.base / "certs"
+        self.certs.mkdir()
+        self.ca = make_ca(self.certs, "ca")
+        self.other_ca = make_ca(self.certs, "other-ca")
+        crt, key = make_server_cert(self.certs, self.ca)
+        for p in self.certs.iterdir():
+            os.chmod(p, 0o644)
+        os.chmod(key, 0o600)
+        run_as = []
+        if os.geteuid() == 0:
+            try:
+                owner = pwd.getpwnam("mysql")
+            except KeyError:
+                raise ServerUnavailable("running as root and there is no 'mysql' account") \
+                    from None
+            os.chown(self.base, owner.pw_uid, owner.pw_gid)
+            os.chown(key, owner.pw_uid, owner.pw_gid)
+            run_as = ["--user=mysql"]
+        data = self.base / "data"
+        r = subprocess.run([install, "--no-defaults", f"--datadir={data}", *run_as,
+                            "--auth-root-authentication-method=normal", "--skip-test-db"],
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise ServerUnavailable(f"mariadb-install-db failed: {(r.stdout + r.stderr)[-1500:]}")
+        self.port = _tcp_port()
+        self.sock = self.base / "sock"
+        self.errlog = self.base / "err.log"
+        self.proc = subprocess.Popen([
+            server, "--no-defaults", f"--datadir={data}", *run_as, f"--port={self.port}",
+            "--bind-address=127.0.0.1", f"--socket={self.sock}",
+            f"--pid-file={self.base / 'pid'}", f"--log-error={self.errlog}",
+            f"--ssl-ca={self.ca[0]}", f"--ssl-cert={crt}", f"--ssl-key={key}",
+            "--innodb-buffer-pool-size=16M", "--skip-name-resolve"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import MySQLdb
+        end = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                text = self.errlog.read_text()[-1500:] if self.errlog.exists() else ""
+                self.stop()
+                raise ServerUnavailable(f"mariadbd exited: {text}")
+            try:
+                c = MySQLdb.connect(unix_socket=str(self.sock), user="root")
+                break
+            except Exception as e:
+                if time.monotonic() > end:
+                    text = self.errlog.read_text()[-1500:] if self.errlog.exists() else ""
+                    self.stop()
+                    raise ServerUnavailable(f"mariadbd not ready in {timeout} s: {e}; {text}")
+                time.sleep(0.1)
+        cur = c.cursor()
+        cur.execute(f"CREATE USER '{self.user}'@'127.0.0.1' IDENTIFIED BY "
+                    f"'{self.password}' REQUIRE SSL")
+        cur.execute(f"GRANT ALL ON *.* TO '{self.user}'@'127.0.0.1'")
+        cur.execute("CREATE DATABASE pypm_tls")
+        c.close()
+        return self
+
+    def connect(self, dbname: str):
+        import MySQLdb
+        return MySQLdb.connect(host="127.0.0.1", port=self.port, user=self.user,
+                               passwd=self.password, db=dbname, ssl={"ca": str(self.ca[0])})
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, 15)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self.base:
+            shutil.rmtree(self.base, ignore_errors=True)
+            self.base = None
