@@ -532,7 +532,8 @@ class SqlPlugin(AggregatingPlugin):
     def _recovery_header(self, layout=None) -> dict:
         p = self.conn_params
         return {"engine": self.engine_name, "db": p.db, "host": p.host, "port": p.port,
-                "user": p.user, "layout": recovery.layout_to_dict(layout or self.layout),
+                "user": p.user, "ca_file": p.ca_file,
+                "layout": recovery.layout_to_dict(layout or self.layout),
                 "dont_try_update": self.dont_try_update, "utc": self.utc,
                 "since_epoch": self.engine_kw["since_epoch"]}
 

@@ -15,6 +15,10 @@ if [ "$mode" = test ] || [ -n "${PYPMACCT_SQL:-}" ]; then
   dpkg -s pkg-config >/dev/null 2>&1 || sqlneed+=(pkg-config)
   dpkg -s libpq-dev >/dev/null 2>&1 || sqlneed+=(libpq-dev)
   dpkg -s sqlite3 >/dev/null 2>&1 || sqlneed+=(sqlite3)
+  # tests/sql/test_sql_tls.py runs its own TLS PostgreSQL and MariaDB: server binaries + openssl
+  dpkg -s openssl >/dev/null 2>&1 || sqlneed+=(openssl)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || sqlneed+=(postgresql)
+  command -v mariadb-install-db >/dev/null 2>&1 || sqlneed+=(mariadb-server)
   if [ ${#sqlneed[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO=sudo

@@ -518,7 +518,7 @@ class PgSQLEngine(Engine):
             kw["port"] = int(p.port)
         if p.ca_file:
             kw["sslrootcert"] = p.ca_file
-            kw["sslmode"] = "verify-ca"
+            kw["sslmode"] = "verify-full"
         try:
             self.conn = self._db.connect(**kw)
         except self._db.Error as e:

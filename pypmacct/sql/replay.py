@@ -21,6 +21,9 @@ def _parser(prog: str, engine: str | None) -> argparse.ArgumentParser:
     p.add_argument("-u", "--user", help="user instead of the file's")
     p.add_argument("-p", "--passwd", default=None,
                    help="password (default: pmacct's default, 'arealsmartpwd')")
+    p.add_argument("-C", "--ca-file", default=None,
+                   help="CA certificate that checks the server's TLS certificate "
+                        "(as sql_conn_ca_file; default: the file's)")
     p.add_argument("-T", "--table", help="write every block to this table")
     p.add_argument("-t", "--test", action="store_true",
                    help="only read the file and say what it holds")
@@ -47,7 +50,8 @@ def main(argv=None, prog: str = "pmsqlplay", engine: str | None = None) -> int:
         params = ConnParams(db=args.db or header["db"], host=args.host or header.get("host"),
                             port=args.port or header.get("port"),
                             user=args.user or header.get("user") or "pmacct",
-                            passwd=args.passwd if args.passwd is not None else "arealsmartpwd")
+                            passwd=args.passwd if args.passwd is not None else "arealsmartpwd",
+                            ca_file=args.ca_file or header.get("ca_file"))
         key = (eng, params.db, params.host, params.port, params.user)
         if key not in engines:
             engines[key] = make_engine(eng, params, utc=header.get("utc", False),
