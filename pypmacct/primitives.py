@@ -105,7 +105,7 @@ _TABLE = [
     _p("mpls_pw_id", "MPLS", (_N, _S), "MPLS L2 VPN Pseudowire ID"),
 
     _p("class", "MISC", ALL, "L7 protocol classification"),
-    _p("flows", "MISC", (_N,), "IP flows", "output", ()),
+    _p("flows", "MISC", (_P, _U, _N), "IP flows", "output", ()),
     _p("src_host_country", "MISC", ALL, "Source IP address GeoIP resolution: country"),
     _p("dst_host_country", "MISC", ALL, "Destination IP address GeoIP resolution: country"),
     _p("src_host_pocode", "MISC", ALL, "Source IP address GeoIP resolution: postal code"),

@@ -156,6 +156,11 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "uacctd_group": Spec(v.Int(0, 65535), None),
     "uacctd_nl_size": Spec(v.Int(1), 131072),
     "uacctd_threshold": Spec(v.Int(1), 1),
+    # (second round) pmacctd/uacctd flow buffer: the flows counter
+    "pmacctd_flow_buffer_size": Spec(v.Int(1), 16384000),
+    "pmacctd_flow_buffer_buckets": Spec(v.Int(1), 256),
+    "pmacctd_flow_lifetime": Spec(v.Int(1), 60),
+    "pmacctd_flow_tcp_lifetime": Spec(v.Int(1), None),
 }
 
 
