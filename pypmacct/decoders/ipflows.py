@@ -35,7 +35,7 @@ PRUNE_INTERVAL, EMERGENCY_PRUNE_INTERVAL = 3600, 60
 DEFAULT_BUFFER = 16384000
 # sizeof(struct ip_flow) / sizeof(struct ip_flow6) in pmacct 1.7.7 (amd64), measured by
 # counting the flows it accepts with small pmacctd_flow_buffer_size values
-NODE_SIZE = {4: 1752, 6: 1776}
+NODE_SIZE = {4: 208, 6: 216}
 KEY_BYTES = 40
 
 
