@@ -20,7 +20,7 @@ from pypmacct.config.registry import lookup
 from pypmacct.decoders.frames import FrameChunk, FrameDecoder, FrameOptions
 from pypmacct.record import RECORD_DTYPE
 from pypmacct.sources.capture import (LiveCapture, SavefileError, filtered_savefile_chunks,
-                                      savefile_chunks, savefile_linktype)
+                                      jhash_name, savefile_chunks, savefile_linktype)
 
 from .common import Collector, run_daemon, wait_or_stop
 
@@ -157,6 +157,8 @@ class PcapCollector(Collector):
                 return 0
         if how == "map":
             return mapped
+        if how == "hash":
+            return jhash_name(dev)
         return 0
 
     def _open_map(self) -> None:

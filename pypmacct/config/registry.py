@@ -151,7 +151,7 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "pcap_interface": Spec(v.Text(), None),
     "pcap_interface_wait": Spec(v.Bool(), False),
     "pcap_direction": Spec(v.Choice(("in", "out")), None),
-    "pcap_ifindex": Spec(v.Choice(("sys", "map", "none"), unsupported=("hash",)), "none"),
+    "pcap_ifindex": Spec(v.Choice(("sys", "hash", "map", "none")), "none"),
     "pcap_interfaces_map": Spec(v.Path(), None),
     "uacctd_group": Spec(v.Int(0, 65535), None),
     "uacctd_nl_size": Spec(v.Int(1), 131072),

@@ -68,3 +68,14 @@ def test_full_buffer_skips_new_flows():
     assert t.skipped_flows == 2
     c.t += 100                      # all expired: the emergency prune makes room
     assert t.new_flows(**pkts(rows[3:])).tolist() == [1, 1]
+
+
+def test_pcap_ifindex_hash_is_pmacct_jhash():
+    """Values printed by pmacct 1.7.7's jhash(name, strlen(name), 0) (its jhash.h
+    compiled on its own): short names, a 12-byte block and a tail."""
+    from pypmacct.sources.capture import jhash_name
+    assert jhash_name("lo") == 2529615826
+    assert jhash_name("eth0") == 2142326192
+    assert jhash_name("enp0s31f6") == 2998897520
+    assert jhash_name("veth-abcdefgh12") == 2877022371
+    assert jhash_name("wlp3s0longername0") == 3822262298
