@@ -20,7 +20,7 @@ from pypmacct.config.registry import lookup
 from pypmacct.decoders.frames import FrameChunk, FrameDecoder, FrameOptions
 from pypmacct.record import RECORD_DTYPE
 from pypmacct.sources.capture import (LiveCapture, SavefileError, filtered_savefile_chunks,
-                                      savefile_chunks, savefile_linktype)
+                                      jhash_name, savefile_chunks, savefile_linktype)
 
 from .common import Collector, run_daemon, wait_or_stop
 
@@ -32,7 +32,13 @@ _EMPTY = np.zeros(0, np.int64)
 def frame_options(cfg, record_dtype) -> FrameOptions:
     return FrameOptions(record_dtype=record_dtype,
                         ext_sampling_rate=int(cfg.get("nfacctd_ext_sampling_rate") or 0),
-                        renormalize=bool(cfg.get("nfacctd_renormalize")))
+                        renormalize=bool(cfg.get("nfacctd_renormalize")),
+                        flows=any("flows" in tuple(p.get("aggregate") or ())
+                                  for p in cfg.plugins),
+                        flow_buffer_size=int(cfg.get("pmacctd_flow_buffer_size") or 0),
+                        flow_buffer_buckets=int(cfg.get("pmacctd_flow_buffer_buckets") or 256),
+                        flow_lifetime=int(cfg.get("pmacctd_flow_lifetime") or 0),
+                        flow_tcp_lifetime=int(cfg.get("pmacctd_flow_tcp_lifetime") or 0))
 
 
 def load_interfaces_map(path: str) -> dict[str, tuple[int, str | None]]:
@@ -151,6 +157,8 @@ class PcapCollector(Collector):
                 return 0
         if how == "map":
             return mapped
+        if how == "hash":
+            return jhash_name(dev)
         return 0
 
     def _open_map(self) -> None:

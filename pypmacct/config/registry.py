@@ -183,7 +183,7 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "pcap_interface": Spec(v.Text(), None),
     "pcap_interface_wait": Spec(v.Bool(), False),
     "pcap_direction": Spec(v.Choice(("in", "out")), None),
-    "pcap_ifindex": Spec(v.Choice(("sys", "map", "none"), unsupported=("hash",)), "none"),
+    "pcap_ifindex": Spec(v.Choice(("sys", "hash", "map", "none")), "none"),
     "pcap_interfaces_map": Spec(v.Path(), None),
     "uacctd_group": Spec(v.Int(0, 65535), None),
     "uacctd_nl_size": Spec(v.Int(1), 131072),
@@ -213,6 +213,11 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "aggregate_primitives": Spec(v.Path(), None),
     "nfacctd_as": Spec(v.Choice(("netflow", "sflow", "file", "longest", "fallback", "true",
                                  "false"), unsupported=("bgp", "bmp")), None),
+    # (second round) pmacctd/uacctd flow buffer: the flows counter
+    "pmacctd_flow_buffer_size": Spec(v.Int(1), 16384000),
+    "pmacctd_flow_buffer_buckets": Spec(v.Int(1), 256),
+    "pmacctd_flow_lifetime": Spec(v.Int(1), 60),
+    "pmacctd_flow_tcp_lifetime": Spec(v.Int(1), None),
 }
 IMPLEMENTED_PLUGINS.update({"mysql", "pgsql", "sqlite3"})
 

@@ -40,6 +40,11 @@ class FrameOptions:
     record_dtype: np.dtype = RECORD_DTYPE
     ext_sampling_rate: int = 0          # pmacctd_ext_sampling_rate
     renormalize: bool = False           # pmacctd_renormalize (with ext_sampling_rate)
+    flows: bool = False                 # some plugin aggregates 'flows': the flow buffer
+    flow_buffer_size: int = 0           # pmacctd_flow_buffer_size (0: pmacct's 16 MB)
+    flow_buffer_buckets: int = 256
+    flow_lifetime: int = 0              # pmacctd_flow_lifetime (0: 60 s)
+    flow_tcp_lifetime: int = 0          # pmacctd_flow_tcp_lifetime (0: the generic one)
 
 
 MAX_FRAGMENT_STATES = 65536
@@ -53,7 +58,14 @@ class FrameDecoder:
         self.skipped = 0
         self.unsupported_links: set = set()
         # pmacct's fragment table is on when some plugin needs ports or TCP flags
-        self.handle_fragments = bool({"src_port", "dst_port", "tcp_flags"} & self.fields)
+        self.handle_fragments = bool({"src_port", "dst_port", "tcp_flags"} & self.fields) \
+            or self.opts.flows
+        self.flow_table = None
+        if self.opts.flows and "flows" in self.fields:       # pmacct's flow buffer (the flows counter)
+            from .ipflows import FlowTable
+            o = self.opts
+            self.flow_table = FlowTable(o.flow_buffer_size, o.flow_buffer_buckets,
+                                        o.flow_lifetime, o.flow_tcp_lifetime)
         self.frag_states: dict = {}     # datagram key -> [got_first, sport, dport, pkts, bytes]
         self.fragments_pending = 0
 
@@ -124,6 +136,25 @@ class FrameDecoder:
         self.fragments_pending = sum(1 for v in states.values() if not v[0])
         return sel[keep], sport[keep], dport[keep], xp[keep], xb[keep]
 
+    def _flows(self, c, r, sel, sport, dport):
+        """The flows counter: what pmacct's flow code reads as ports (TCP/UDP: theirs,
+        the first fragment's for later fragments; ICMP/ICMPv6: type, code, checksum;
+        others: none) and the TCP flags and sequence number, into the flow table."""
+        proto = r.proto[sel]
+        icmp = (proto == 1) | (proto == 58)
+        raw = np.frombuffer(c.buf, np.uint8) if len(c.buf) else np.zeros(8, np.uint8)
+        raw = np.concatenate([raw, np.zeros(8, np.uint8)])
+        l4 = r.l4_off[sel]
+        ok = l4 >= 0
+        base = np.where(ok, l4, 0)
+        b = [raw[np.minimum(base + i, len(raw) - 1)].astype(np.int64) for i in range(8)]
+        isport = ((proto == 6) | (proto == 17))
+        sp = np.where(isport, sport, np.where(icmp & ok, (b[0] << 8) | b[1], 0))
+        dp = np.where(isport, dport, np.where(icmp & ok, (b[2] << 8) | b[3], 0))
+        seq = np.where((proto == 6) & ok, (b[4] << 24) | (b[5] << 16) | (b[6] << 8) | b[7], 0)
+        return self.flow_table.new_flows(r.af[sel], r.src[sel], r.dst[sel], proto, sp, dp,
+                                         np.where(proto == 6, r.tcp_flags[sel], 0), seq)
+
     def decode(self, c: FrameChunk) -> Batch:
         dtype = self.opts.record_dtype
         n = len(c.offset)
@@ -186,6 +217,8 @@ class FrameDecoder:
         put("mpls_stack_depth", r.mpls_depth[sel])
         put("in_iface", np.full(m, c.ifindex_in, np.int64) if c.ifin is None else c.ifin[sel])
         put("out_iface", np.full(m, c.ifindex_out, np.int64) if c.ifout is None else c.ifout[sel])
+        if self.flow_table is not None:
+            out["flows"] = self._flows(c, r, sel, sport, dport)
         put("sampling_rate", np.full(m, 1 if self.opts.renormalize else sr, np.int64))
         pkt.put_tunnel(out, r, sel)
         ts = c.ts[sel]
