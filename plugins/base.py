@@ -29,6 +29,15 @@ class PluginContext:
     pidfile: str | None = None        # the core's pid file, if any
 
 
+def setting(pcfg, key, default=None):
+    """A plugin setting, or ``default`` when it is unset (or not a key of this plugin)."""
+    try:
+        v = pcfg.get(key)
+    except KeyError:
+        return default
+    return default if v is None else v
+
+
 class Plugin:
     type_name = ""     # as in 'plugins:' (print, memory, ...)
     title = ""         # process title: "<daemon>: <title> [<name>]"

@@ -29,7 +29,7 @@ from pypmacct.client import protocol as P
 from pypmacct.primitives import PRIMITIVES
 from pypmacct.record import ADDR_DTYPE, STRING_FIELDS
 
-from .base import AggregatingPlugin
+from .base import AggregatingPlugin, setting as _get
 
 DEFAULT_PATH = "/tmp/collect.pipe"
 DEFAULT_BUCKETS = 32771            # pmacct's MAX_HOSTS
@@ -48,14 +48,6 @@ _MAC_FIELDS = {"src_mac", "dst_mac", "tunnel_src_mac", "tunnel_dst_mac"}
 
 class QueryError(ValueError):
     """A query the plugin cannot run (reported to the client)."""
-
-
-def _get(pcfg, key, default=None):
-    try:
-        v = pcfg.get(key)
-    except KeyError:
-        return default
-    return default if v is None else v
 
 
 def capacity(buckets: int, pools: int, pool_size: int) -> int:

@@ -26,7 +26,7 @@ from pypmacct.output.json import purge_close, purge_init
 from pypmacct.runtime.process import set_title
 from pypmacct.timebins import UNIT_SECONDS
 
-from .base import AggregatingPlugin
+from .base import AggregatingPlugin, setting as _get
 
 DEFAULT_CACHE_ENTRIES = 16411      # pmacct's PRINT_CACHE_ENTRIES
 CHAIN_DEPTH = 10                   # pmacct's AVERAGE_CHAIN_LEN: chained entries per bucket
@@ -36,14 +36,6 @@ TIMESTAMP_FIELDS_SECS = ("ts_start", "ts_end", "ts_arrival")   # timestamps_secs
 
 class PrintConfigError(ValueError):
     """A print plugin configuration that cannot work (stops start-up)."""
-
-
-def _get(pcfg, key, default=None):
-    try:
-        v = pcfg.get(key)
-    except KeyError:
-        return default
-    return default if v is None else v
 
 
 @dataclass

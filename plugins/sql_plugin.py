@@ -39,7 +39,7 @@ from pypmacct.sql.preprocess import Preprocessor, PreprocessError
 from pypmacct.sql.values import purge_columns
 from pypmacct.timebins import UNIT_SECONDS
 
-from .base import AggregatingPlugin
+from .base import AggregatingPlugin, setting as _get
 
 DEFAULT_CACHE_ENTRIES = 32771      # pmacct's sql_cache_entries default
 DEFAULT_MAX_WRITERS = 10
@@ -48,14 +48,6 @@ EXIT_OK, EXIT_SPOOLED = 0, 3
 
 class SqlConfigError(ValueError):
     """An SQL plugin configuration that cannot work (stops start-up)."""
-
-
-def _get(pcfg, key, default=None):
-    try:
-        v = pcfg.get(key)
-    except KeyError:
-        return default
-    return default if v is None else v
 
 
 class SqlPlugin(AggregatingPlugin):
