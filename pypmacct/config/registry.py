@@ -218,6 +218,8 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "pmacctd_flow_buffer_buckets": Spec(v.Int(1), 256),
     "pmacctd_flow_lifetime": Spec(v.Int(1), 60),
     "pmacctd_flow_tcp_lifetime": Spec(v.Int(1), None),
+    # --- sources (third round): fragment table size ---
+    "pmacctd_frag_buffer_size": Spec(v.Int(1), 4096000),
 }
 IMPLEMENTED_PLUGINS.update({"mysql", "pgsql", "sqlite3"})
 
