@@ -38,7 +38,8 @@ def frame_options(cfg, record_dtype) -> FrameOptions:
                         flow_buffer_size=int(cfg.get("pmacctd_flow_buffer_size") or 0),
                         flow_buffer_buckets=int(cfg.get("pmacctd_flow_buffer_buckets") or 256),
                         flow_lifetime=int(cfg.get("pmacctd_flow_lifetime") or 0),
-                        flow_tcp_lifetime=int(cfg.get("pmacctd_flow_tcp_lifetime") or 0))
+                        flow_tcp_lifetime=int(cfg.get("pmacctd_flow_tcp_lifetime") or 0),
+                        frag_buffer_size=int(cfg.get("pmacctd_frag_buffer_size") or 0))
 
 
 def load_interfaces_map(path: str) -> dict[str, tuple[int, str | None]]:
@@ -76,6 +77,7 @@ class PcapCollector(Collector):
     def __init__(self, cfg, log, record_dtype=RECORD_DTYPE):
         super().__init__(cfg, log, record_dtype)
         self.decoder = FrameDecoder(frame_options(cfg, record_dtype))
+        self.decoder.log = log
         self.live = None
         self.ifindex_in = self.ifindex_out = 0
         self.ifaces: dict = {}          # pcap_interfaces_map: ifname -> (capture, in, out)

@@ -24,6 +24,7 @@ class NflogCollector(Collector):
     def __init__(self, cfg, log, record_dtype=RECORD_DTYPE):
         super().__init__(cfg, log, record_dtype)
         self.decoder = FrameDecoder(frame_options(cfg, record_dtype))
+        self.decoder.log, self.decoder.progname = log, "uacctd"
         self.source = None
 
     def open(self) -> None:

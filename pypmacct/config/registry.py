@@ -218,6 +218,10 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "pmacctd_flow_buffer_buckets": Spec(v.Int(1), 256),
     "pmacctd_flow_lifetime": Spec(v.Int(1), 60),
     "pmacctd_flow_tcp_lifetime": Spec(v.Int(1), None),
+    # --- sources (third round): fragment table size ---
+    "pmacctd_frag_buffer_size": Spec(v.Int(1), 4096000),
+    # --- sources (third round): a plugin's own packet sampling ---
+    "sampling_rate": Spec(v.Int(1), None),
 }
 IMPLEMENTED_PLUGINS.update({"mysql", "pgsql", "sqlite3"})
 

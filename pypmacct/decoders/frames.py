@@ -10,6 +10,7 @@ chunk.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,9 +46,19 @@ class FrameOptions:
     flow_buffer_buckets: int = 256
     flow_lifetime: int = 0              # pmacctd_flow_lifetime (0: 60 s)
     flow_tcp_lifetime: int = 0          # pmacctd_flow_tcp_lifetime (0: the generic one)
+    frag_buffer_size: int = 0           # pmacctd_frag_buffer_size (0: pmacct's 4096000)
 
 
-MAX_FRAGMENT_STATES = 65536
+# pmacct 1.7.7's fragment tables (ip_frag.c): pmacctd_frag_buffer_size bytes (default
+# 4096000) divided by its node size, 72 bytes per IPv4 datagram and 96 per IPv6 one on
+# x86-64 (sizeof struct ip_fragment / ip6_fragment; confirmed by the diff test with small
+# sizes). A node stays until its 60 s (wall clock) deadline passes; when a table is full a
+# new datagram's fragments are all skipped (not accounted), with "Fragment/4 buffer full"
+# logged and expired nodes pruned at most once a minute.
+DEFAULT_FRAG_BUFFER_SIZE = 4096000
+FRAG_NODE_SIZE = {4: 72, 6: 96}
+FRAG_TIMEOUT = 60
+FRAG_EMERGENCY_INTERVAL = 60
 
 
 class FrameDecoder:
@@ -66,8 +77,33 @@ class FrameDecoder:
             o = self.opts
             self.flow_table = FlowTable(o.flow_buffer_size, o.flow_buffer_buckets,
                                         o.flow_lifetime, o.flow_tcp_lifetime)
-        self.frag_states: dict = {}     # datagram key -> [got_first, sport, dport, pkts, bytes]
+        # datagram key -> [got_first, sport, dport, pkts, bytes, deadline]
+        self.frag_states: dict = {}
         self.fragments_pending = 0
+        size = self.opts.frag_buffer_size or DEFAULT_FRAG_BUFFER_SIZE
+        self.frag_capacity = {af: size // n for af, n in FRAG_NODE_SIZE.items()}
+        self.frag_used = {4: 0, 6: 0}
+        self.frag_emergency = {4: 0, 6: 0}
+        self.fragments_skipped = 0
+        self.log = None                 # a Logger, set by the daemon
+        self.progname = "pmacctd"
+        self.clock = time.time
+
+    def _frag_room(self, af: int, now: int) -> bool:
+        """Whether family ``af``'s table has room for a new datagram; when it is full,
+        logs and prunes expired nodes at most once a minute (as pmacct)."""
+        if self.frag_used[af] < self.frag_capacity[af]:
+            return True
+        if now > self.frag_emergency[af] + FRAG_EMERGENCY_INTERVAL:
+            self.frag_emergency[af] = now
+            if self.log is not None:
+                self.log.info(f"Fragment/{af} buffer full. Skipping fragments. "
+                              f"Increase {self.progname}_frag_buffer_size")
+            old = [k for k, v in self.frag_states.items() if k[0] == af and v[5] < now]
+            for k in old:
+                del self.frag_states[k]
+            self.frag_used[af] -= len(old)
+        return False
 
     def _fragments(self, r, sel):
         """pmacct's fragment tables (IPv4 and IPv6) for TCP/UDP fragments among ``sel``:
@@ -106,13 +142,24 @@ class FrameDecoder:
         is_first = ~r.frag[sel][g_idx]
         ln = r.ip_len[sel][g_idx]
         states = self.frag_states
-        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        now = int(self.clock())
+        # datagrams in the order their first packet came (who finds room in a full table)
+        starts, ends = bounds[:-1], bounds[1:]
+        by_arrival = np.argsort(g_idx[starts], kind="stable")
+        for a, b in zip(starts[by_arrival].tolist(), ends[by_arrival].tolist()):
             key = ukeys[g_grp[a]].tobytes()
             st = states.get(key)
             members = g_idx[a:b]
             firsts = np.nonzero(is_first[a:b])[0]
-            if st is None:
-                st = [False, 0, 0, 0, 0]
+            if st is None or st[5] <= now:
+                af = key[0]
+                if st is None:
+                    if not self._frag_room(af, now):
+                        keep[members] = False
+                        self.fragments_skipped += b - a
+                        continue
+                    self.frag_used[af] += 1
+                st = [False, 0, 0, 0, 0, now + FRAG_TIMEOUT]
             if not st[0]:
                 if not len(firsts):
                     keep[members] = False
@@ -124,15 +171,12 @@ class FrameDecoder:
                     fi = members[f]
                     xp[fi] = st[3] + f
                     xb[fi] = st[4] + int(ln[a:a + f].sum())
-                    st[:] = [True, int(sport[fi]), int(dport[fi]), 0, 0]
+                    st[:5] = [True, int(sport[fi]), int(dport[fi]), 0, 0]
                     later = members[f + 1:]
                     sport[later], dport[later] = st[1], st[2]
             else:
                 sport[members], dport[members] = st[1], st[2]
-            states.pop(key, None)
             states[key] = st
-        while len(states) > MAX_FRAGMENT_STATES:
-            states.pop(next(iter(states)))
         self.fragments_pending = sum(1 for v in states.values() if not v[0])
         return sel[keep], sport[keep], dport[keep], xp[keep], xb[keep]
 

@@ -45,11 +45,16 @@ class ChannelStages:
             self.networks = None
         else:
             self.fields |= self.networks.fields
+        self.sampler = None         # the plugin's own sampling_rate
+        rate = pcfg.get("sampling_rate")
+        if rate and int(rate) > 1:
+            from .sampling import PacketSampler
+            self.sampler = PacketSampler.for_plugin(pcfg.name, int(rate), daemon)
 
     @property
     def passthrough(self) -> bool:
         return (self.agg_filter is None and self.tagger is None and not self.tag_filters
-                and not self.post_tags and self.networks is None)
+                and not self.post_tags and self.networks is None and self.sampler is None)
 
     def select(self, batch: Batch) -> Batch:
         if self.passthrough or len(batch) == 0:
@@ -67,7 +72,9 @@ class ChannelStages:
             keep = m if keep is None else keep & m
         if keep is not None and not keep.all():
             recs = recs[keep]
-        elif (self.post_tags or self.networks is not None) and recs is batch.records:
+        if self.sampler is not None:
+            recs = self.sampler.apply(recs)      # after the filters, as pmacct (a copy)
+        if (self.post_tags or self.networks is not None) and recs is batch.records:
             recs = recs.copy()       # the batch is shared by every channel
         for field, value in self.post_tags.items():
             recs[field] = value
