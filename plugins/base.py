@@ -101,6 +101,8 @@ class AggregatingPlugin(Plugin):
         self.keys = KeyBuilder(self.primitives, ctx.record_dtype, self.time_bins,
                                self.extra_key_fields())
         ops = {"packets": SUM, "bytes": SUM, "flows": SUM, "flow_type": LAST}
+        if self.keys.track_flow_af:
+            ops["flow_af"] = LAST
         if self.keys.or_tcp_flags:
             ops["tcp_flags"] = OR
         self.cache = AggregationCache(self.keys.key_dtype, ops)

@@ -317,6 +317,8 @@ class MemoryPlugin(AggregatingPlugin):
         self.time_bins = None          # the memory table has no time bins
         self.keys = KeyBuilder(self.primitives, ctx.record_dtype, None)
         ops = {"packets": SUM, "bytes": SUM, "flows": SUM, "flow_type": LAST}
+        if self.keys.track_flow_af:
+            ops["flow_af"] = LAST
         if self.keys.or_tcp_flags:
             ops["tcp_flags"] = OR
         self.cache = AggregationCache(self.keys.key_dtype, ops)

@@ -6,8 +6,9 @@ turns a batch of records into key rows and value columns, vectorised; the cache 
 sums rows with equal keys.
 
 Key field names are the record field names for plain primitives, ``src_net``/``dst_net``
-for prefixes, ``stamp_inserted`` for the time bin (seconds), and ``flow_af`` (the
-flow's address family, which pmacct uses to print an unset BGP next hop).
+for prefixes and ``stamp_inserted`` for the time bin (seconds). With ``peer_dst_ip`` a
+``flow_af`` value column keeps the family of the aggregate's last flow, which decides how
+pmacct prints the next hop.
 """
 from __future__ import annotations
 
@@ -92,9 +93,11 @@ class KeyBuilder:
                 self.or_tcp_flags = True
             elif p.kind == "output":
                 self.count_flows = self.count_flows or name == "flows"
-        if "peer_dst_ip" in self.primitives:
-            key_fields.append(("flow_af", "u1"))
-            inputs.update(("src_host", "peer_dst_ip"))
+        # pmacct prints a BGP next hop in the family of the aggregate's last flow: that
+        # family travels as a value kept from the most recent record, not in the key
+        self.track_flow_af = "peer_dst_ip" in self.primitives
+        if self.track_flow_af:
+            inputs.add("src_host")
         for f in extra_key_fields:
             if f not in dict(key_fields):
                 key_fields.append((f, record_dtype.fields[f][0]))
@@ -124,11 +127,6 @@ class KeyBuilder:
             keys[f] = col
         for name, host, mask in self._nets:
             keys[name] = mask_addresses(records[host], records[mask])
-        if "flow_af" in self.key_dtype.names:
-            # the flow's family only matters for printing a next hop that is there:
-            # records without one are a single aggregate, as in pmacct
-            keys["flow_af"] = np.where(records["peer_dst_ip"]["af"] != 0,
-                                       records["src_host"]["af"], 0)
         if self.time_bins is not None:
             keys["stamp_inserted"] = self.time_bins.bin(records["time_start"] // 1_000_000)
         return keys, self._values(records), self._seq(records)
@@ -140,6 +138,8 @@ class KeyBuilder:
     def _values(self, records: np.ndarray) -> dict[str, np.ndarray]:
         vals = {f: records[f].astype(np.uint64, copy=False) for f in COUNTER_FIELDS}
         vals["flow_type"] = records["sample_type"].astype(np.uint8, copy=False)
+        if self.track_flow_af:
+            vals["flow_af"] = records["src_host"]["af"].astype(np.uint8, copy=False)
         if self.or_tcp_flags:
             vals["tcp_flags"] = records["tcp_flags"].astype(np.uint8, copy=False)
         return vals

@@ -129,8 +129,8 @@ class Formatter:
         if k == "addr":
             return V.addr_text(a, empty, compact)
         if k == "nexthop":
-            if "flow_af" in keys.dtype.names:
-                return V.nexthop_text(a, keys["flow_af"], empty, compact)
+            if "flow_af" in values:
+                return V.nexthop_text(a, values["flow_af"], empty, compact)
             return V.addr_text(a, empty, compact)
         if k == "timestamp":
             return V.timestamp_text(a, usec=True, since_epoch=o.since_epoch,

@@ -194,6 +194,8 @@ def rebuild(json_text: str, aggregate: str, history: bool):
     keys = np.zeros(n, kb.key_dtype)
     vals = {c: np.zeros(n, np.uint64) for c in ("packets", "bytes", "flows")}
     vals["tcp_flags"] = np.zeros(n, np.uint8)
+    if kb.track_flow_af:
+        vals["flow_af"] = np.zeros(n, np.uint8)
     strings = [""]
     cols = {BY_NAME[name].json_key: BY_NAME[name] for name in JSON_ORDER}
     for i, row in enumerate(rows):
@@ -217,7 +219,7 @@ def rebuild(json_text: str, aggregate: str, history: bool):
                 keys[f]["af"][i] = af
                 keys[f]["addr"][i] = np.void(raw)
                 if kind == "nexthop":
-                    keys["flow_af"][i] = af
+                    vals["flow_af"][i] = af
             elif kind == "mac":
                 keys[f][i] = np.void(bytes(int(x, 16) for x in v.split(":")))
             elif kind == "hex":
