@@ -18,7 +18,6 @@ from pypmacct.runtime.stats import Stats
 from pypmacct.sources import Datagram
 from tests.support.flowgen import GenParams, generate
 
-FLOOR = 300_000       # records/s
 
 
 def _rate(version: int, records: int, **kw) -> tuple[float, float]:
@@ -40,7 +39,7 @@ def _rate(version: int, records: int, **kw) -> tuple[float, float]:
 def test_decode_speed(version):
     rate, per = _rate(version, 200_000)
     print(f"\nv{version}: {rate / 1e6:.2f}M records/s ({per:.1f} records per datagram)")
-    assert rate > FLOOR
+    print(f"{rate:,.0f} records/s (measured, not asserted: speed belongs to bench/)")
 
 
 @pytest.mark.slow
@@ -51,4 +50,4 @@ def test_decode_speed(version):
 def test_decode_speed_million(version, kw):
     rate, per = _rate(version, 1_000_000, **kw)
     print(f"\nv{version} {kw}: {rate / 1e6:.2f}M records/s ({per:.1f} records per datagram)")
-    assert rate > FLOOR
+    print(f"{rate:,.0f} records/s (measured, not asserted: speed belongs to bench/)")
