@@ -81,13 +81,18 @@ class NetflowCollector(Collector):
             dgrams = self.source.read(MAX_DATAGRAMS, timeout=0.5)
             yield self._decode(dgrams), False
 
+    @staticmethod
+    def _extra_stats(c) -> str:
+        """Per-exporter counters only this protocol has (NetFlow: data before template)."""
+        return f" no_template={c.no_template}"
+
     def log_stats(self, log) -> None:
         port = 0 if self.cfg.get("pcap_savefile") else self.cfg.get("nfacctd_port")
         collector = f"{self.cfg.get('nfacctd_ip') or '0.0.0.0'}:{port}"
         now = int(time.time())
         for addr, c in sorted(self.stats.exporters.items()):
             log.notice(f"stats [{collector}] agent={addr} time={now} packets={c.datagrams} "
-                       f"records={c.records} bad={c.bad_datagrams} no_template={c.no_template} "
+                       f"records={c.records} bad={c.bad_datagrams}{self._extra_stats(c)} "
                        f"seq_errors={c.seq_errors} denied={c.denied}")
         t = self.stats.totals()
         log.notice(f"stats [{collector}] time={now} discarded_packets={t.bad_datagrams}")

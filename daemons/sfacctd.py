@@ -8,7 +8,6 @@ go to ``sfacctd_counter_file`` when it is set (``pypmacct.decoders.sflow_counter
 from __future__ import annotations
 
 import sys
-import time
 
 from pypmacct.decoders.sflow import SflowDecoder, SflowOptions
 from pypmacct.record import RECORD_DTYPE
@@ -38,16 +37,9 @@ class SflowCollector(NetflowCollector):
             self.counters.write(self.decoder, dgrams)
         return batch
 
-    def log_stats(self, log) -> None:
-        port = 0 if self.cfg.get("pcap_savefile") else self.cfg.get("nfacctd_port")
-        collector = f"{self.cfg.get('nfacctd_ip') or '0.0.0.0'}:{port}"
-        now = int(time.time())
-        for addr, c in sorted(self.stats.exporters.items()):
-            log.notice(f"stats [{collector}] agent={addr} time={now} packets={c.datagrams} "
-                       f"records={c.records} bad={c.bad_datagrams} "
-                       f"seq_errors={c.seq_errors} denied={c.denied}")
-        t = self.stats.totals()
-        log.notice(f"stats [{collector}] time={now} discarded_packets={t.bad_datagrams}")
+    @staticmethod
+    def _extra_stats(c) -> str:
+        return ""                     # sFlow has no templates
 
     def close(self) -> None:
         try:
