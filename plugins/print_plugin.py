@@ -24,6 +24,7 @@ from pypmacct.output import FormatterError, OutputOptions, make_formatter
 from pypmacct.output.filenames import FileNamer, is_dynamic
 from pypmacct.output.json import purge_close, purge_init
 from pypmacct.runtime.process import set_title
+from pypmacct.runtime.writers import Writers
 from pypmacct.timebins import UNIT_SECONDS
 
 from .base import AggregatingPlugin, setting as _get
@@ -58,49 +59,6 @@ class Purge:
     started: float
     targets: list = field(default_factory=list)
     stdout_header: bool = False
-
-
-class Writers:
-    """Forked writer processes of one plugin: bounded, reaped, and ordered per output."""
-
-    def __init__(self, limit: int):
-        self.limit = max(1, int(limit))
-        self.running: dict[int, frozenset] = {}
-
-    def reap(self) -> None:
-        for pid in list(self.running):
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                self.running.pop(pid, None)
-
-    def full(self) -> bool:
-        self.reap()
-        return len(self.running) >= self.limit
-
-    def wait_for(self, outputs) -> None:
-        """Wait for running writers that write to any of ``outputs``, so that writes to
-        one file (or to stdout) happen in purge order."""
-        outputs = frozenset(outputs)
-        for pid, theirs in list(self.running.items()):
-            if theirs & outputs:
-                self._wait(pid)
-
-    def wait_all(self) -> None:
-        for pid in list(self.running):
-            self._wait(pid)
-
-    def _wait(self, pid: int) -> None:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-        self.running.pop(pid, None)
-
-    def add(self, pid: int, outputs) -> None:
-        self.running[pid] = frozenset(outputs)
 
 
 class PrintPlugin(AggregatingPlugin):

@@ -31,6 +31,7 @@ from pypmacct.output.filenames import FileNamer
 from pypmacct.cache import AggregationCache
 from pypmacct.record import SAMPLE_EVENT, SAMPLE_OPTION, StringTable
 from pypmacct.runtime.process import set_title
+from pypmacct.runtime.writers import Writers
 from pypmacct.sql import recovery
 from pypmacct.sql.engines import (ConnParams, SqlWriteError, default_db, default_port,
                                   make_engine)
@@ -130,7 +131,7 @@ class SqlPlugin(AggregatingPlugin):
         self.engine_kw = dict(utc=self.utc, since_epoch=since_epoch,
                               locking_style=str(g("sql_locking_style", "table")),
                               use_copy=self.use_copy, delimiter=str(g("sql_delimiter", ",")))
-        self.writers: dict[int, float] = {}
+        self.writers = Writers(self.max_writers)
         self._retry: list = []
         self.spool_dir = None
         self._purges = 0
@@ -174,14 +175,14 @@ class SqlPlugin(AggregatingPlugin):
     def ingest(self, batch) -> None:
         super().ingest(batch)
         if self.writers:
-            self._reap()
+            self.writers.reap()
 
     def on_cache_full(self) -> None:
         self.log.info("Finished cache entries (ie. sql_cache_entries). Purging.")
         self._purge(final=False)
 
     def finish(self) -> None:
-        self._wait_writers()
+        self.writers.wait_all()
         self._absorb_spool()
         self._purge(final=True)
         if self.spool_dir:
@@ -189,24 +190,6 @@ class SqlPlugin(AggregatingPlugin):
             left = glob.glob(os.path.join(self.spool_dir, "*.spool"))
             if not left:
                 shutil.rmtree(self.spool_dir, ignore_errors=True)
-
-    # ---- writers -------------------------------------------------------------------
-    def _reap(self) -> None:
-        for pid in list(self.writers):
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                self.writers.pop(pid, None)
-
-    def _wait_writers(self) -> None:
-        for pid in list(self.writers):
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
-            self.writers.pop(pid, None)
 
     def _absorb_spool(self) -> int:
         """Collect the aggregates failed writers handed back. They were pre-processed
@@ -267,7 +250,7 @@ class SqlPlugin(AggregatingPlugin):
 
     # ---- purging -------------------------------------------------------------------
     def _purge(self, final: bool) -> None:
-        self._reap()
+        self.writers.reap()
         self._absorb_spool()
         now = int(time.time())
         keys, values = self.cache.drain()
@@ -300,7 +283,7 @@ class SqlPlugin(AggregatingPlugin):
         if final:
             self._write_job(job, in_process=True)
             return
-        if len(self.writers) >= self.max_writers:
+        if self.writers.full():
             self.log.warn(f"Maximum number of writer processes reached ({len(self.writers)}); "
                           f"keeping {len(keys)} aggregates for the next purge")
             self._retry.append((keys, values, strings))
@@ -331,7 +314,7 @@ class SqlPlugin(AggregatingPlugin):
                 code = EXIT_SPOOLED
             finally:
                 os._exit(code)
-        self.writers[child] = time.time()
+        self.writers.add(child, ())
         self._retry = []
 
     def _table_parts(self, keys, values, now: int):
