@@ -42,6 +42,7 @@ setup(
         "mysql": ["mysqlclient>=2.1"],
         "pgsql": ["psycopg2>=2.9"],
         "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3",
+                 "pytest-xdist>=3.5",
                  "mysqlclient>=2.1", "psycopg2>=2.9", "geoip2>=4.0", "mmdb-writer>=0.2"],
         "geoip": ["geoip2>=4.0"],
     },

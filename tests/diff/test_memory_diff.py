@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 
@@ -94,6 +95,14 @@ def daemons(tmp_path_factory, pmacct_nfacctd):
 def both(daemons, table, args):
     theirs, ours = daemons
     t = theirs.query(C_CLIENT, table, args)
+    # 1.7.7's client, on a loaded machine, sometimes takes an empty first read for the end
+    # of the reply and prints nothing; a read-only query is asked again (at most twice)
+    read_only = not ({"-e", "-r"} & set(map(str, args)))
+    for _ in range(2):
+        if not (read_only and t.returncode == 0 and t.stdout == b""):
+            break
+        time.sleep(0.2)
+        t = theirs.query(C_CLIENT, table, args)
     o = ours.query(our_client(), table, args)
     return _without_framing_glitch(t, args), o
 
@@ -117,6 +126,7 @@ def _without_framing_glitch(t, args):
     if n is None or t.returncode != 0:
         return t
     lines = t.stdout.splitlines(keepends=True)
+    n += sum(1 for ln in lines if ln.startswith(b"WARN:"))    # warnings come first
     extra = lines[n:]
     if extra and all(set(ln.split()) == {b"0"} for ln in extra):
         t.stdout = b"".join(lines[:n])

@@ -226,7 +226,8 @@ def test_hung_clients_do_not_block_ingestion_or_other_clients(plugin):
     try:
         t0 = time.monotonic()
         plugin.ingest(batch([flow("10.0.0.1", "10.0.0.2", 1000, 80, nbytes=1)]))
-        assert time.monotonic() - t0 < 1.0
+        # blocking on the silent clients would hang here for good; 5 s is only a bound
+        assert time.monotonic() - t0 < 5.0
         assert client(plugin.path, "-c", "dst_port", "-N", "80") == (0, "421\n")
     finally:
         for s in silent + [reader]:
