@@ -39,7 +39,8 @@ def frame_options(cfg, record_dtype) -> FrameOptions:
                         flow_buffer_buckets=int(cfg.get("pmacctd_flow_buffer_buckets") or 256),
                         flow_lifetime=int(cfg.get("pmacctd_flow_lifetime") or 0),
                         flow_tcp_lifetime=int(cfg.get("pmacctd_flow_tcp_lifetime") or 0),
-                        frag_buffer_size=int(cfg.get("pmacctd_frag_buffer_size") or 0))
+                        frag_buffer_size=int(cfg.get("pmacctd_frag_buffer_size") or 0),
+                        force_frag_handling=bool(cfg.get("pmacctd_force_frag_handling")))
 
 
 def load_interfaces_map(path: str) -> dict[str, tuple[int, str | None]]:
