@@ -133,7 +133,8 @@ class PcapCollector(Collector):
         while True:
             try:
                 self.live = LiveCapture(dev, int(cfg.get("snaplen")), bool(cfg.get("promisc")),
-                                        cfg.get("pcap_filter"), cfg.get("pcap_direction"))
+                                        cfg.get("pcap_filter"), cfg.get("pcap_direction"),
+                                        protocol=int(cfg.get("pcap_protocol") or 0))
                 self.live.set_rcvbuf(cfg.get("nfacctd_pipe_size"), self.log)
                 break
             except Exception as e:
@@ -180,7 +181,8 @@ class PcapCollector(Collector):
             else:
                 try:
                     cap = LiveCapture(name, int(cfg.get("snaplen")), bool(cfg.get("promisc")),
-                                      cfg.get("pcap_filter"), direction)
+                                      cfg.get("pcap_filter"), direction,
+                                      protocol=int(cfg.get("pcap_protocol") or 0))
                     cap.set_rcvbuf(cfg.get("nfacctd_pipe_size"), self.log)
                 except Exception as e:
                     self.log.warn(f"[{name}] cannot open interface: {e}")

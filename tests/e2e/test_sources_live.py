@@ -143,3 +143,40 @@ def test_pmacctd_interfaces_map_and_its_reload(tmp_path):
     rows = read_csv(tmp_path / "out.csv")
     assert [(r["DST_PORT"], r["PACKETS"]) for r in rows] == [(str(port), "120")]
     assert "[nonexist0] cannot open interface" in (tmp_path / "daemon.log").read_text()
+
+
+def test_pmacctd_pcap_protocol_keeps_one_ethertype(tmp_path):
+    """pcap_protocol: 0x86dd on loopback: IPv6 UDP is captured, IPv4 UDP to the same port
+    is not (the capture socket is bound to the protocol, as pcap_set_protocol_linux)."""
+    port = free_port()
+    conf = tmp_path / "pmacctd.conf"
+    conf.write_text(f"pcap_interface: lo\npcap_protocol: 0x86dd\npcap_filter: udp and dst port {port}\n"
+                    f"promisc: false\nlogfile: {tmp_path}/daemon.log\n"
+                    f"plugins: print[p]\naggregate[p]: src_host, dst_host, etype\n"
+                    f"print_output[p]: csv\nprint_output_file[p]: {tmp_path}/out.csv\n"
+                    f"print_refresh_time[p]: 3600\n")
+    proc = _start(PMACCTD, conf, "link type is: 1")
+    try:
+        time.sleep(0.3)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s4, \
+                socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s6:
+            for _ in range(30):
+                s4.sendto(b"x" * 20, ("127.0.0.1", port))
+                s6.sendto(b"y" * 20, ("::1", port))
+                time.sleep(0.002)
+        time.sleep(1.0)
+        assert _stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rows = read_csv(tmp_path / "out.csv")
+    assert [(r["SRC_IP"], r["DST_IP"], r["ETYPE"], r["PACKETS"]) for r in rows] == \
+        [("::1", "::1", "86dd", "30")], rows
+
+
+def test_pmacctd_pcap_protocol_bad_value_stops_startup(tmp_path):
+    conf = tmp_path / "pmacctd.conf"
+    conf.write_text("pcap_interface: lo\npcap_protocol: ipv4\nplugins: print\n")
+    r = subprocess.run(PMACCTD + ["-f", str(conf)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert f"[{conf}:2] invalid value for 'pcap_protocol'" in r.stderr, r.stderr
