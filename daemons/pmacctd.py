@@ -39,7 +39,8 @@ def frame_options(cfg, record_dtype) -> FrameOptions:
                         flow_buffer_buckets=int(cfg.get("pmacctd_flow_buffer_buckets") or 256),
                         flow_lifetime=int(cfg.get("pmacctd_flow_lifetime") or 0),
                         flow_tcp_lifetime=int(cfg.get("pmacctd_flow_tcp_lifetime") or 0),
-                        frag_buffer_size=int(cfg.get("pmacctd_frag_buffer_size") or 0))
+                        frag_buffer_size=int(cfg.get("pmacctd_frag_buffer_size") or 0),
+                        force_frag_handling=bool(cfg.get("pmacctd_force_frag_handling")))
 
 
 def load_interfaces_map(path: str) -> dict[str, tuple[int, str | None]]:
@@ -132,7 +133,8 @@ class PcapCollector(Collector):
         while True:
             try:
                 self.live = LiveCapture(dev, int(cfg.get("snaplen")), bool(cfg.get("promisc")),
-                                        cfg.get("pcap_filter"), cfg.get("pcap_direction"))
+                                        cfg.get("pcap_filter"), cfg.get("pcap_direction"),
+                                        protocol=int(cfg.get("pcap_protocol") or 0))
                 self.live.set_rcvbuf(cfg.get("nfacctd_pipe_size"), self.log)
                 break
             except Exception as e:
@@ -179,7 +181,8 @@ class PcapCollector(Collector):
             else:
                 try:
                     cap = LiveCapture(name, int(cfg.get("snaplen")), bool(cfg.get("promisc")),
-                                      cfg.get("pcap_filter"), direction)
+                                      cfg.get("pcap_filter"), direction,
+                                      protocol=int(cfg.get("pcap_protocol") or 0))
                     cap.set_rcvbuf(cfg.get("nfacctd_pipe_size"), self.log)
                 except Exception as e:
                     self.log.warn(f"[{name}] cannot open interface: {e}")

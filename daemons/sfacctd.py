@@ -8,6 +8,7 @@ go to ``sfacctd_counter_file`` when it is set (``pypmacct.decoders.sflow_counter
 from __future__ import annotations
 
 import sys
+import time
 
 from pypmacct.decoders.sflow import SflowDecoder, SflowOptions
 from pypmacct.record import RECORD_DTYPE
@@ -37,9 +38,21 @@ class SflowCollector(NetflowCollector):
             self.counters.write(self.decoder, dgrams)
         return batch
 
-    @staticmethod
-    def _extra_stats(c) -> str:
-        return ""                     # sFlow has no templates
+    def log_stats(self, log) -> None:
+        """SIGUSR1: 1.7.7's status table, one line per (agent, sub-agent id) that sent
+        datagrams (count, bytes, sequence numbers in order / jumping forward / back),
+        then the datagrams discarded as malformed."""
+        port = 0 if self.cfg.get("pcap_savefile") else self.cfg.get("nfacctd_port")
+        collector = f"{self.cfg.get('nfacctd_ip') or '0.0.0.0'}:{port}"
+        now = int(time.time())
+        for (agent, sub), (n, nbytes, good, fwd, bck) in sorted(
+                self.decoder.agent_status.items()):
+            if n and nbytes:
+                log.notice(f"stats [{collector}] agent={agent}:{sub} time={now} packets={n} "
+                           f"bytes={nbytes} seq_good={good} seq_jmp_fwd={fwd} "
+                           f"seq_jmp_bck={bck}")
+        t = self.stats.totals()
+        log.notice(f"stats [{collector}] time={now} discarded_packets={t.bad_datagrams}")
 
     def close(self) -> None:
         try:

@@ -264,6 +264,15 @@ def _check(cfg: DaemonConfig) -> None:
                 raise ConfigError(f"pcap_savefile and '{k}' are mutually exclusive "
                                   f"(reading a file or listening, not both)",
                                   where=cfg.where(k), key=k)
+    if cfg.daemon in ("pmacctd", "uacctd", "nfacctd", "sfacctd") \
+            and cfg.get("nfacctd_ext_sampling_rate"):
+        # 1.7.7: "Internal packet sampling and external packet sampling are mutual exclusive"
+        for p in cfg.plugins:
+            if p.is_set("sampling_rate") and p.get("sampling_rate"):
+                k = f"{cfg.daemon}_ext_sampling_rate"
+                raise ConfigError(f"'sampling_rate' (plugin '{p.name}', {p.where('sampling_rate')}) "
+                                  f"and '{k}' are mutually exclusive: internal and external "
+                                  f"packet sampling", where=cfg.where(k), key=k)
     if cfg.daemon == "nfacctd" and cfg.get("nfacctd_time_secs") and cfg.get("nfacctd_time_new"):
         raise ConfigError("nfacctd_time_secs and nfacctd_time_new are mutually exclusive",
                           where=cfg.where("nfacctd_time_new"), key="nfacctd_time_new")

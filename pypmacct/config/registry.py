@@ -220,6 +220,8 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "pmacctd_flow_tcp_lifetime": Spec(v.Int(1), None),
     # --- sources (third round): fragment table size ---
     "pmacctd_frag_buffer_size": Spec(v.Int(1), 4096000),
+    "pmacctd_force_frag_handling": Spec(v.Bool(), False),
+    "pcap_protocol": Spec(v.IntAnyBase(0, 0xFFFF), None),
     # --- sources (third round): a plugin's own packet sampling ---
     "sampling_rate": Spec(v.Int(1), None),
 }

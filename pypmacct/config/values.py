@@ -78,6 +78,20 @@ class Int(ValueType):
         return n
 
 
+class IntAnyBase(Int):
+    """An integer written as C's strtol(value, NULL, 0) reads it: decimal, 0x hex or
+    0 octal, within ``[lo, hi]``."""
+
+    def parse(self, text, daemon):
+        try:
+            n = int(text, 0) if not re.fullmatch(r"0\d+", text) else int(text, 8)
+        except ValueError:
+            raise ValueError(f"'{text}' is not {self.values} (decimal or 0x hex)") from None
+        if (self.lo is not None and n < self.lo) or (self.hi is not None and n > self.hi):
+            raise ValueError(f"{n} is out of range: expected {self.values}")
+        return n
+
+
 class Choice(ValueType):
     """One word out of a fixed set, compared case-insensitively unless ``case=True``.
 

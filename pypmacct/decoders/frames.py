@@ -47,6 +47,7 @@ class FrameOptions:
     flow_lifetime: int = 0              # pmacctd_flow_lifetime (0: 60 s)
     flow_tcp_lifetime: int = 0          # pmacctd_flow_tcp_lifetime (0: the generic one)
     frag_buffer_size: int = 0           # pmacctd_frag_buffer_size (0: pmacct's 4096000)
+    force_frag_handling: bool = False   # pmacctd_force_frag_handling
 
 
 # pmacct 1.7.7's fragment tables (ip_frag.c): pmacctd_frag_buffer_size bytes (default
@@ -69,8 +70,9 @@ class FrameDecoder:
         self.skipped = 0
         self.unsupported_links: set = set()
         # pmacct's fragment table is on when some plugin needs ports or TCP flags
+        # (or pmacctd_force_frag_handling asks for it, for filters on ports)
         self.handle_fragments = bool({"src_port", "dst_port", "tcp_flags"} & self.fields) \
-            or self.opts.flows
+            or self.opts.flows or self.opts.force_frag_handling
         self.flow_table = None
         if self.opts.flows and "flows" in self.fields:       # pmacct's flow buffer (the flows counter)
             from .ipflows import FlowTable

@@ -22,11 +22,11 @@ from __future__ import annotations
 import numpy as np
 
 # first-layer kinds
-K_ETH, K_IP, K_IPV4, K_IPV6, K_MPLS, K_SLL, K_SLL2, K_NULL, K_LOOP = range(1, 10)
+K_ETH, K_IP, K_IPV4, K_IPV6, K_MPLS, K_SLL, K_SLL2, K_NULL, K_LOOP, K_PPP = range(1, 11)
 
 # pcap link types -> kinds
 LINKTYPE_KINDS = {1: K_ETH, 101: K_IP, 12: K_IP, 14: K_IP, 228: K_IPV4, 229: K_IPV6,
-                  113: K_SLL, 276: K_SLL2, 0: K_NULL, 108: K_LOOP}
+                  113: K_SLL, 276: K_SLL2, 0: K_NULL, 108: K_LOOP, 9: K_PPP, 50: K_PPP}
 
 ETH_IPV4, ETH_IPV6, ETH_8021Q = 0x0800, 0x86DD, 0x8100
 ETH_MPLS = (0x8847, 0x8848)
@@ -165,6 +165,25 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
     if m.any():
         et[m] = ETH_MPLS[0]
         live[m] = True
+    # PPP (DLT_PPP, DLT_PPP_SERIAL), as 1.7.7's ppp_handler: 4 bytes at least; an
+    # optional ff 03 (address, control); a protocol of one byte when odd, else two;
+    # PPP's IPv4/IPv6/MPLS numbers or an Ethernet type
+    m = (kind == K_PPP) & (length >= 4)
+    if m.any():
+        i = np.nonzero(m)[0]
+        p = start[i].copy()
+        hdlc = (b.u8(p) == 0xFF) & (b.u8(p + 1) == 0x03)
+        p += np.where(hdlc, 2, 0)
+        one = (b.u8(p) & 1) == 1
+        proto = np.where(one, b.u8(p), b.be16(p)).astype(np.int64)
+        p += np.where(one, 1, 2)
+        pe = np.where((proto == 0x21) | (proto == ETH_IPV4), ETH_IPV4,
+                      np.where((proto == 0x57) | (proto == ETH_IPV6), ETH_IPV6,
+                               np.where((proto == 0x281) | (proto == 0x283), ETH_MPLS[0], 0)))
+        ok = pe != 0
+        et[i[ok]] = pe[ok]
+        pos[i[ok]] = p[ok]
+        live[i[ok]] = True
 
     # --- 802.1Q tags
     for _ in range(max_vlan_tags):

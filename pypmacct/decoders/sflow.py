@@ -175,6 +175,9 @@ class SflowDecoder:
         self.last_error = ""
         self.bad_samples = 0               # flow samples dropped: bad record lengths
         self.seq_state: dict = {}          # (agent, sub id) -> last datagram sequence
+        # (agent, sub id) -> [datagrams, bytes, seq_good, seq_jmp_fwd, seq_jmp_bck]: the
+        # status table 1.7.7 prints on SIGUSR1
+        self.agent_status: dict = {}
         self.renorm: dict = {}             # (agent, sub id, source id) -> [seq, pool]
         # with opts.counters, what the counter writer takes after each batch:
         # (datagram, agent, version, datagram seq, body, expanded) per counter sample,
@@ -380,26 +383,44 @@ class SflowDecoder:
     def _sequences(self, pk, idx, agent_txt, sub, dseq) -> None:
         if not len(idx):
             return
+        status = self.agent_status
         if self.opts.disable_checks:
-            # only remember each (agent, sub-agent)'s last sequence number
+            # only remember each (agent, sub-agent)'s last sequence number; all are good
             k = np.stack([agent_txt.ids[idx], sub[idx]], axis=1)
             rev = k[::-1]
-            u, last = np.unique(rev, axis=0, return_index=True)
+            u, last, inv, cnt = np.unique(rev, axis=0, return_index=True, return_inverse=True,
+                                          return_counts=True)
+            nbytes = np.bincount(inv.ravel(), weights=pk.length[idx][::-1], minlength=len(u))
             lastpos = idx[::-1][last]
-            for (a, sb), i in zip(u.tolist(), lastpos.tolist()):
-                self.seq_state[(agent_txt.names[a], sb)] = int(dseq[i])
+            for (a, sb), i, c, nb in zip(u.tolist(), lastpos.tolist(), cnt.tolist(),
+                                         nbytes.tolist()):
+                key = (agent_txt.names[a], sb)
+                self.seq_state[key] = int(dseq[i])
+                st = status.setdefault(key, [0, 0, 0, 0, 0])
+                st[0] += c
+                st[1] += int(nb)
+                st[2] += c
             return
-        for i in idx.tolist():
+        lengths = pk.length[idx].tolist()
+        for i, dlen in zip(idx.tolist(), lengths):
             key = (agent_txt[i], int(sub[i]))
             prev = self.seq_state.get(key)
             s = int(dseq[i])
+            st = status.get(key)
+            if st is None:
+                st = status[key] = [0, 0, 0, 0, 0]
+            st[0] += 1
+            st[1] += dlen
             if prev and s != ((prev + 1) & 0xFFFFFFFF):
+                st[3 if s > ((prev + 1) & 0xFFFFFFFF) else 4] += 1
                 ref = pk.ref(i)
                 self.stats.exporter(ref.src).seq_errors += 1
                 self.log.limited((ref.src, "seq", key[1]),
                                  f"expecting flow '{prev + 1}' but received '{s}' collector="
                                  f"{self.opts.collector_ip}:{self.opts.collector_port} "
                                  f"agent={key[0]}:{key[1]}", level="INFO")
+            else:
+                st[2] += 1
             self.seq_state[key] = s
 
     # --- sFlow v5: samples and their records

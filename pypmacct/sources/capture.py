@@ -85,10 +85,13 @@ class LiveCapture:
     """One interface through libpcap."""
 
     def __init__(self, device: str, snaplen: int = 65535, promisc: bool = True,
-                 bpf: str | None = None, direction: str | None = None, timeout_ms: int = 100):
+                 bpf: str | None = None, direction: str | None = None, timeout_ms: int = 100,
+                 protocol: int = 0):
         pcapy = _pcapy()
         self.device = device
         self.p = pcapy.open_live(device, snaplen, 1 if promisc else 0, timeout_ms)
+        if protocol:
+            self._set_protocol(device, protocol)
         if bpf:
             self.p.setfilter(bpf)
         if direction:
@@ -101,6 +104,28 @@ class LiveCapture:
         self.received = 0
         # non-blocking: next_batch hands over what is there; we wait on the descriptor
         self.p.setnonblock(1)
+
+    def _set_protocol(self, device: str, protocol: int) -> None:
+        """``pcap_protocol``: what libpcap's pcap_set_protocol_linux() does before
+        activation (the packet socket hears only that link-layer protocol), done on the
+        open socket instead, since pcapy-ng has no call for it: the socket is bound again
+        to its interface with the protocol (a packet socket may change its protocol by
+        bind). Linux only; frames already queued before the bind may still come."""
+        import ctypes
+        import struct
+        fd = self.fileno()
+        if fd < 0:
+            raise OSError("pcap_protocol: no capture socket to bind")
+        ifindex = 0 if device == "any" else socket.if_nametoindex(device)
+        # struct sockaddr_ll: family, protocol (network order), ifindex, hatype, pkttype,
+        # halen, addr[8]
+        sll = struct.pack("=HHiHBB8s", socket.AF_PACKET, socket.htons(protocol), ifindex,
+                          0, 0, 0, b"")
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(sll, len(sll))
+        if libc.bind(fd, buf, len(sll)) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"pcap_protocol 0x{protocol:04x}: bind: {os.strerror(e)}")
 
     def fileno(self) -> int:
         try:

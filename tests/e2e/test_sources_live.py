@@ -143,3 +143,92 @@ def test_pmacctd_interfaces_map_and_its_reload(tmp_path):
     rows = read_csv(tmp_path / "out.csv")
     assert [(r["DST_PORT"], r["PACKETS"]) for r in rows] == [(str(port), "120")]
     assert "[nonexist0] cannot open interface" in (tmp_path / "daemon.log").read_text()
+
+
+def test_pmacctd_pcap_protocol_keeps_one_ethertype(tmp_path):
+    """pcap_protocol: 0x86dd on loopback: IPv6 UDP is captured, IPv4 UDP to the same port
+    is not (the capture socket is bound to the protocol, as pcap_set_protocol_linux)."""
+    port = free_port()
+    conf = tmp_path / "pmacctd.conf"
+    conf.write_text(f"pcap_interface: lo\npcap_protocol: 0x86dd\npcap_filter: udp and dst port {port}\n"
+                    f"promisc: false\nlogfile: {tmp_path}/daemon.log\n"
+                    f"plugins: print[p]\naggregate[p]: src_host, dst_host, etype\n"
+                    f"print_output[p]: csv\nprint_output_file[p]: {tmp_path}/out.csv\n"
+                    f"print_refresh_time[p]: 3600\n")
+    proc = _start(PMACCTD, conf, "link type is: 1")
+    try:
+        time.sleep(0.3)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s4, \
+                socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s6:
+            for _ in range(30):
+                s4.sendto(b"x" * 20, ("127.0.0.1", port))
+                s6.sendto(b"y" * 20, ("::1", port))
+                time.sleep(0.002)
+        time.sleep(1.0)
+        assert _stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rows = read_csv(tmp_path / "out.csv")
+    assert [(r["SRC_IP"], r["DST_IP"], r["ETYPE"], r["PACKETS"]) for r in rows] == \
+        [("::1", "::1", "86dd", "30")], rows
+
+
+def test_pmacctd_pcap_protocol_bad_value_stops_startup(tmp_path):
+    conf = tmp_path / "pmacctd.conf"
+    conf.write_text("pcap_interface: lo\npcap_protocol: ipv4\nplugins: print\n")
+    r = subprocess.run(PMACCTD + ["-f", str(conf)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert f"[{conf}:2] invalid value for 'pcap_protocol'" in r.stderr, r.stderr
+
+
+SEND_UDP = ("import socket,sys\n"
+            "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            "[s.sendto(b'z'*10,(sys.argv[1],int(sys.argv[2]))) for _ in range(int(sys.argv[3]))]\n")
+
+
+def test_pmacctd_interface_wait_and_direction_in_namespaces(tmp_path):
+    """pcap_interface_wait: pmacctd started before its interface exists keeps retrying
+    (every 5 s) and captures once the interface appears; pcap_direction: in keeps the
+    packets the interface receives, not those it sends. Two network namespaces made by
+    the test, joined by a veth pair."""
+    import os
+    import uuid
+    if os.geteuid() != 0:
+        import pytest
+        pytest.fail("this test needs root (network namespaces)", pytrace=False)
+    a, b = (f"pmw-{uuid.uuid4().hex[:6]}{x}" for x in "ab")
+    run = lambda *cmd: subprocess.run(list(cmd), check=True, capture_output=True)
+    run("ip", "netns", "add", a)
+    run("ip", "netns", "add", b)
+    conf = tmp_path / "pmacctd.conf"
+    conf.write_text(f"pcap_interface: va\npcap_interface_wait: true\npcap_direction: in\n"
+                    f"pcap_filter: udp\npromisc: false\nlogfile: {tmp_path}/daemon.log\n"
+                    f"plugins: print[p]\naggregate[p]: src_host, dst_host, proto\n"
+                    f"print_output[p]: csv\nprint_output_file[p]: {tmp_path}/out.csv\n"
+                    f"print_refresh_time[p]: 3600\n")
+    proc = None
+    try:
+        proc = _start(["ip", "netns", "exec", a] + PMACCTD, conf, "interface not ready")
+        run("ip", "link", "add", "va", "netns", a, "type", "veth", "peer", "name", "vb",
+            "netns", b)
+        run("ip", "-n", a, "addr", "add", "10.99.0.1/24", "dev", "va")
+        run("ip", "-n", b, "addr", "add", "10.99.0.2/24", "dev", "vb")
+        run("ip", "-n", a, "link", "set", "va", "up")
+        run("ip", "-n", b, "link", "set", "vb", "up")
+        log = tmp_path / "daemon.log"
+        wait_for(lambda: "link type is: 1" in log.read_text(), timeout=20,
+                 what="the interface opened after a retry")
+        time.sleep(0.5)
+        run("ip", "netns", "exec", b, sys.executable, "-c", SEND_UDP, "10.99.0.1", "7001", "30")
+        run("ip", "netns", "exec", a, sys.executable, "-c", SEND_UDP, "10.99.0.2", "7002", "20")
+        time.sleep(1.0)
+        assert _stop(proc) == 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        subprocess.run(["ip", "netns", "del", a], check=False)
+        subprocess.run(["ip", "netns", "del", b], check=False)
+    rows = read_csv(tmp_path / "out.csv")
+    assert [(r["SRC_IP"], r["DST_IP"], r["PROTOCOL"], r["PACKETS"]) for r in rows] == \
+        [("10.99.0.2", "10.99.0.1", "udp", "30")], rows

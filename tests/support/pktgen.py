@@ -3,7 +3,8 @@
     write_capture(path, PktParams(seed=1, link="ethernet", packets=500))
 
 ``link``: ethernet, vxlan (Ethernet/IP/UDP 4789/VXLAN around each frame), vlan (one 802.1Q tag), qinq (two 802.1Q tags), mpls (one label, on
-Ethernet), sll (Linux cooked v1), raw (raw IP), null (BSD loopback). IPv4 and IPv6 hosts
+Ethernet), sll (Linux cooked v1), raw (raw IP), null (BSD loopback), ppp (DLT_PPP:
+the header variants pmacct's ppp_handler reads, a few LCP frames), ppp_serial (DLT_PPP_SERIAL). IPv4 and IPv6 hosts
 (IPv6 optionally behind hop-by-hop/destination-options headers), TCP/UDP/ICMP. Frames
 are whole (never cut by a snaplen), unfragmented unless ``frag_share`` asks for UDP fragments (IPv4 and IPv6, Ethernet only).
 """
@@ -15,7 +16,12 @@ import numpy as np
 
 from . import pcapio
 
-LINKTYPES = {"vxlan": 1, "ethernet": 1, "vlan": 1, "qinq": 1, "mpls": 1, "sll": 113, "raw": 101, "null": 0}
+LINKTYPES = {"vxlan": 1, "ethernet": 1, "vlan": 1, "qinq": 1, "mpls": 1, "sll": 113, "raw": 101, "null": 0,
+             "ppp": 9, "ppp_serial": 50}
+# PPP headers: with or without address/control, one- or two-byte protocol, PPP's numbers
+# or Ethernet types (pmacct's ppp_handler takes all of these)
+PPP4 = (b"\xff\x03\x00\x21", b"\x00\x21", b"\xff\x03\x21", b"\x21", b"\xff\x03\x08\x00")
+PPP6 = (b"\xff\x03\x00\x57", b"\x00\x57", b"\x57", b"\xff\x03\x86\xdd")
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,14 @@ def frames(p: PktParams):
             f = l3
         elif p.link == "null":
             f = Loopback(type=p.null_af6 if six else 2) / l3
+        elif p.link in ("ppp", "ppp_serial"):
+            if rng.random() < 0.05:                  # an LCP frame: no IP in it
+                out.append(b"\xff\x03\xc0\x21\x01\x01\x00\x04")
+                continue
+            heads = PPP6 if six else PPP4
+            if p.link == "ppp_serial":               # HDLC framing: always ff 03 and 2 bytes
+                heads = heads[:1]
+            f = heads[int(rng.integers(0, len(heads)))] + bytes(l3)
         else:
             raise ValueError(p.link)
         if p.link == "ethernet" and proto == 17 and rng.random() < p.frag_share \

@@ -141,3 +141,22 @@ def test_vxlan_and_the_frame_inside():
     # without tunnels the VNI is still read
     r2 = parse([outer / inner], pkt.K_ETH)
     assert r2.inner is None and r2.vxlan[0] == 0x123456
+
+
+def test_ppp_headers_and_mpls():
+    """DLT_PPP/DLT_PPP_SERIAL: address/control optional, one- or two-byte protocol, PPP's
+    or Ethernet's numbers; MPLS unicast (0x281) followed to the IP packet (1.7.7's
+    ppp_handler points at the label instead: docs/differences.md); LCP and frames under
+    4 bytes give nothing."""
+    v4 = bytes(IP(src="10.1.0.1", dst="10.1.0.2") / UDP(sport=5, dport=6))
+    v6 = bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / TCP(sport=7, dport=8))
+    lab = bytes(MPLS(label=100, s=1, ttl=9))
+    frames = [b"\xff\x03\x00\x21" + v4, b"\x21" + v4, b"\x00\x57" + v6, b"\xff\x03\x86\xdd" + v6,
+              b"\xff\x03\x02\x81" + lab + v4, b"\xff\x03\xc0\x21\x01\x01\x00\x04", b"\x21\x45\x00"]
+    r = parse(frames, pkt.K_PPP)
+    assert r.af.tolist() == [4, 4, 6, 6, 4, 0, 0]
+    assert [ip(r, i) for i in range(5)] == ["10.1.0.1", "10.1.0.1", "2001:db8::1", "2001:db8::1",
+                                            "10.1.0.1"]
+    assert r.src_port[:5].tolist() == [5, 5, 7, 7, 5]
+    assert (r.mpls_top[4], r.mpls_depth[4]) == (100, 1)
+    assert pkt.LINKTYPE_KINDS[9] == pkt.LINKTYPE_KINDS[50] == pkt.K_PPP
