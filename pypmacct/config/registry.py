@@ -222,6 +222,11 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "pmacctd_frag_buffer_size": Spec(v.Int(1), 4096000),
     # --- sources (third round): a plugin's own packet sampling ---
     "sampling_rate": Spec(v.Int(1), None),
+    # --- packet classifiers (pypmacct/classifiers, docs/classifiers.md) ---
+    "classifiers": Spec(v.Path(), None),
+    "classifier_tentatives": Spec(v.Int(1, 255), 5),
+    "classifier_table_num": Spec(v.Int(1), 256),
+    "sql_aggressive_classification": Spec(v.Bool(), False),
 }
 IMPLEMENTED_PLUGINS.update({"mysql", "pgsql", "sqlite3"})
 
