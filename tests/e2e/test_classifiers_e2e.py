@@ -188,3 +188,82 @@ def test_start_up_errors(tmp_path):
     check_run(res, "pmacctd", strict_log=False)
     assert res.output.splitlines()[0] == "PROTOCOL,PACKETS,BYTES"
     assert "'class' aggregation not possible without 'classifiers'" in res.log
+
+
+UACCTD_TRAFFIC = """
+import socket, threading
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(('127.0.0.1', 5025)); srv.listen(1)
+def serve():
+    c, _ = srv.accept()
+    c.sendall(b'220 ns.test ESMTP ready\\r\\n')
+    c.recv(100)
+    c.sendall(b'250 hello\\r\\n')
+    c.recv(100)
+    c.close()
+t = threading.Thread(target=serve); t.start()
+s = socket.create_connection(('127.0.0.1', 5025))
+s.recv(100); s.sendall(b'EHLO me\\r\\n'); s.recv(100); s.sendall(b'QUIT\\r\\n')
+t.join(); s.close(); srv.close()
+"""
+
+UACCTD_RULES = """
+table inet pypmacct_cls {
+  chain out {
+    type filter hook output priority 0;
+    tcp dport 5025 log group 21
+    tcp sport 5025 log group 21
+  }
+}
+"""
+
+
+def test_uacctd_classifies_in_a_namespace(tmp_path):
+    """uacctd on an NFLOG group in a namespace made here: the handshake is unknown,
+    the server's greeting classifies the session, both directions from then on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+    if os.geteuid() != 0:
+        pytest.fail("the uacctd test needs root (network namespaces, nftables)", pytrace=False)
+    ns = f"pmc-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    proc = None
+    try:
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"],
+                       input=UACCTD_RULES.encode(), check=True)
+        from tests.support.oracle import render_config
+        conf = tmp_path / "u.conf"
+        out, log = tmp_path / "out.csv", tmp_path / "log"
+        conf.write_text(render_config({
+            "daemonize": False, "plugins": "print", "aggregate": "class, src_port, dst_port",
+            "print_output": "csv", "print_output_file": str(out), "print_refresh_time": 86400,
+            "logfile": str(log), "uacctd_group": 21, "snaplen": 200,
+            "classifiers": str(PATS)}))
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, str(our_binary("uacctd")), "-f",
+                                 str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not (log.exists() and "NFLOG" in log.read_text()):
+            time.sleep(0.1)
+        subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", UACCTD_TRAFFIC],
+                       check=True, timeout=30)
+        time.sleep(1.5)
+    finally:
+        if proc is not None:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(30)
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    rows = parse_rows(out.read_text(), "csv")
+    unknown = sum(int(r["PACKETS"]) for r in rows if r["CLASS"] == "unknown")
+    smtp = [r for r in rows if r["CLASS"] == "smtp"]
+    assert unknown == 3, rows                      # SYN, SYN+ACK, ACK: no payload
+    assert {r["SRC_PORT"] for r in smtp} >= {"5025"} and \
+        {r["DST_PORT"] for r in smtp} >= {"5025"}, rows
+    assert sum(int(r["PACKETS"]) for r in smtp) >= 6, rows
+    assert {r["CLASS"] for r in rows} == {"unknown", "smtp"}
