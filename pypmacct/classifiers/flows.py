@@ -84,8 +84,8 @@ class FlowClassifier:
     # -- one batch --------------------------------------------------------------------
     def classify(self, af, src, dst, proto, sport, dport, buf, pstart, pend) -> np.ndarray:
         """Class id per packet. Per packet: af (4/6), src/dst (n,16) uint8, proto,
-        sport, dport, and where its payload lies in ``buf`` ([pstart, pend), empty when
-        pend <= pstart)."""
+        sport, dport, and where its payload lies in ``buf`` (bytes-like, sliced only for
+        the packets tried: [pstart, pend), empty when pend <= pstart)."""
         n = len(af)
         out = np.zeros(n, np.int32)
         if not n or not self.classifiers:
@@ -150,17 +150,20 @@ class FlowClassifier:
                 e = inv[ci]
                 rank = _rank(e)
                 done = np.zeros(m, bool)
-                ps, pe = np.asarray(pstart)[ci], np.asarray(pend)[ci]
+                ps = np.asarray(pstart)[ci].tolist()
+                pe = np.asarray(pend)[ci].tolist()
+                el, cil = e.tolist(), ci.tolist()
+                match = self.match
                 for r in range(int(rank.max()) + 1):
                     sel = np.nonzero((rank == r) & ~done[e])[0]
                     if not len(sel):
                         break
                     for j in sel.tolist():
-                        cid = self.match(bytes(buf[int(ps[j]):int(pe[j])]))
+                        cid = match(bytes(buf[ps[j]:pe[j]]))
                         if cid:
-                            ent = int(e[j])
+                            ent = el[j]
                             done[ent] = True
-                            mpos[ent] = int(ci[j])
+                            mpos[ent] = cil[j]
                             mcls[ent] = cid
         matched = mcls > 0
         self.classified += int(matched.sum())

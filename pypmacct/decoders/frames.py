@@ -283,5 +283,5 @@ class FrameDecoder:
         start, end = payload_bounds(raw, r, sel, (c.offset + c.length)[sel])
         cl = self.classifier
         out["class"] = cl.classify(r.af[sel], r.src[sel], r.dst[sel], r.proto[sel], sport,
-                                   dport, raw, start, end)
+                                   dport, c.buf, start, end)
         return Batch(out, list(cl.strings))

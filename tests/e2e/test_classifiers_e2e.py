@@ -267,3 +267,27 @@ def test_uacctd_classifies_in_a_namespace(tmp_path):
         {r["DST_PORT"] for r in smtp} >= {"5025"}, rows
     assert sum(int(r["PACKETS"]) for r in smtp) >= 6, rows
     assert {r["CLASS"] for r in rows} == {"unknown", "smtp"}
+
+
+def test_sqlite_v5_class_id(tmp_path):
+    """The SQL plugins write the class name into class_id (table v5), 'unknown' too."""
+    import sqlite3
+    cap = tmp_path / "l7.pcap"
+    expect = build_capture(cap)
+    db = tmp_path / "t.db"
+    schema = Path(__file__).resolve().parents[2] / "sql" / "pypmacct-v5.sqlite3"
+    con = sqlite3.connect(db)
+    con.executescript(schema.read_text())
+    con.close()
+    s = {"daemonize": False, "pcap_savefile": str(cap), "plugins": "sqlite3",
+         "aggregate": "class, src_host, dst_host", "classifiers": str(PATS),
+         "sql_db": str(db), "sql_table_version": 5, "sql_refresh_time": 3600,
+         "logfile": "daemon.log"}
+    res = run_daemon(our_binary("pmacctd"), s, tmp_path / "run", timeout=120,
+                     output_glob="none")
+    assert res.returncode == 0, res.describe()
+    con = sqlite3.connect(db)
+    got = {(c, s_, d): [p, b] for c, s_, d, p, b in con.execute(
+        "SELECT class_id, ip_src, ip_dst, packets, bytes FROM acct_v5")}
+    con.close()
+    assert got == expect
