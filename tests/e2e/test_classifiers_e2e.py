@@ -149,7 +149,7 @@ def test_bad_pattern_skipped_and_memory_class_table(tmp_path):
     (pats / "README").write_text("not a pattern\n")
     cap = tmp_path / "l7.pcap"
     expect = build_capture(cap)
-    d = MemoryDaemon(our_binary("pmacctd"), {"t": ["class"]}, cap, tmp_path / "run",
+    d = MemoryDaemon(our_binary("pmacctd"), {"t": ["flows", "class"]}, cap, tmp_path / "run",
                      extra={"classifiers": str(pats)})
     d.start()
     try:
@@ -164,6 +164,16 @@ def test_bad_pattern_skipped_and_memory_class_table(tmp_path):
         for (cls, _s, _d), (p, _b) in expect.items():
             want[cls] += p
         assert got == dict(want)
+        # -M by class name: the client takes the names from the server's class table
+        r = d.query(our_client(), "t", ["-c", "class", "-M", "smtp", "-O", "csv"])
+        rows = parse_rows(r.stdout.decode(), "csv")
+        assert [(x["CLASS"], int(x["PACKETS"])) for x in rows] == [("smtp", want["smtp"])]
+        r = d.query(our_client(), "t", ["-c", "class", "-M", "ftp"])
+        assert r.returncode == 1
+        assert r.stdout.decode().strip() == "ERROR: Server has not loaded any classifier for 'ftp'."
+        # flows count where a flow starts (its first packet, not yet classified)
+        r = d.query(our_client(), "t", ["-c", "class", "-N", "unknown", "-n", "flows"])
+        assert r.stdout.decode().split() == ["8"]
     finally:
         d.stop()
     log = d.log()
