@@ -22,7 +22,7 @@ from tests.support.memory import MemoryDaemon, our_client
 from tests.support.oracle import check_run, our_binary, parse_rows, print_settings, run_daemon
 
 scapy = pytest.importorskip("scapy.all")
-from scapy.all import ICMP, IP, TCP, UDP, Ether, Raw, wrpcap  # noqa: E402
+from scapy.all import ICMP, IP, TCP, UDP, Ether, IPv6, Raw, wrpcap  # noqa: E402
 
 PATS = Path(__file__).resolve().parents[1] / "data" / "classifiers"
 T0 = 1700000000.0
@@ -87,6 +87,11 @@ def build_capture(path: Path):
             IP(src="10.0.0.15", dst="10.0.0.16") / ICMP() / Raw(b"220 smtp (anchored)")]
     flows.append((ping[:1], ["http"]))
     flows.append((ping[1:], ["unknown"]))
+    # IPv6: the same rules (a POST classifies the flow; the reply shares the class)
+    v6 = [IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=999, dport=8080) /
+          Raw(b"POST /api HTTP/1.1\r\n"),
+          IPv6(src="2001:db8::2", dst="2001:db8::1") / UDP(sport=8080, dport=999) / Raw(b"ok")]
+    flows.append((v6, ["http", "http"]))
     # interleave the flows packet by packet, as a capture would
     frames, expect = [], defaultdict(lambda: [0, 0])
     longest = max(len(p) for p, _ in flows)
@@ -97,10 +102,15 @@ def build_capture(path: Path):
                 e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / p
                 e.time = T0 + len(frames) * 0.001
                 frames.append(e)
-                ip = IP(bytes(p))
+                if p.haslayer(IPv6):
+                    ip = IPv6(bytes(p))
+                    size = ip.plen + 40
+                else:
+                    ip = IP(bytes(p))
+                    size = ip.len
                 row = expect[(classes[i], ip.src, ip.dst)]
                 row[0] += 1
-                row[1] += ip.len
+                row[1] += size
     wrpcap(str(path), frames)
     return dict(expect)
 
