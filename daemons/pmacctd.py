@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from pypmacct.classifiers import classifier_for, drop_class_without
 from pypmacct.config.registry import lookup
 from pypmacct.decoders.frames import FrameChunk, FrameDecoder, FrameOptions
 from pypmacct.record import RECORD_DTYPE
@@ -29,8 +30,9 @@ LIVE_BATCH = 8192
 _EMPTY = np.zeros(0, np.int64)
 
 
-def frame_options(cfg, record_dtype) -> FrameOptions:
+def frame_options(cfg, record_dtype, log=None) -> FrameOptions:
     return FrameOptions(record_dtype=record_dtype,
+                        classifier=classifier_for(cfg, log),
                         ext_sampling_rate=int(cfg.get("nfacctd_ext_sampling_rate") or 0),
                         renormalize=bool(cfg.get("nfacctd_renormalize")),
                         flows=any("flows" in tuple(p.get("aggregate") or ())
@@ -77,7 +79,7 @@ def load_interfaces_map(path: str) -> dict[str, tuple[int, str | None]]:
 class PcapCollector(Collector):
     def __init__(self, cfg, log, record_dtype=RECORD_DTYPE):
         super().__init__(cfg, log, record_dtype)
-        self.decoder = FrameDecoder(frame_options(cfg, record_dtype))
+        self.decoder = FrameDecoder(frame_options(cfg, record_dtype, log))
         self.decoder.log = log
         self.live = None
         self.ifindex_in = self.ifindex_out = 0
@@ -88,7 +90,9 @@ class PcapCollector(Collector):
     @classmethod
     def adjust_config(cls, cfg, log) -> None:
         """pmacct drops src_mac, dst_mac and vlan from every plugin's aggregate when the
-        link type has no Ethernet header (and warns); so do we."""
+        link type has no Ethernet header (and warns); so do we. Without 'classifiers'
+        'class' goes too (docs/classifiers.md)."""
+        drop_class_without(cfg, log)
         path = cfg.get("pcap_savefile")
         if not path or cfg.get("pcap_interface") or cfg.get("pcap_interfaces_map"):
             return

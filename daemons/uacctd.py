@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
+from pypmacct.classifiers import drop_class_without
 from pypmacct.decoders.frames import FrameDecoder
 from pypmacct.record import RECORD_DTYPE
 from pypmacct.sources.nflog import NflogSource
@@ -23,9 +24,13 @@ DAEMON = "uacctd"
 class NflogCollector(Collector):
     def __init__(self, cfg, log, record_dtype=RECORD_DTYPE):
         super().__init__(cfg, log, record_dtype)
-        self.decoder = FrameDecoder(frame_options(cfg, record_dtype))
+        self.decoder = FrameDecoder(frame_options(cfg, record_dtype, log))
         self.decoder.log, self.decoder.progname = log, "uacctd"
         self.source = None
+
+    @classmethod
+    def adjust_config(cls, cfg, log) -> None:
+        drop_class_without(cfg, log)
 
     def open(self) -> None:
         cfg = self.cfg

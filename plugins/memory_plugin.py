@@ -470,6 +470,18 @@ class MemoryPlugin(AggregatingPlugin):
             finally:
                 self._slots.release()
 
+    def _classes(self) -> list[dict]:
+        """``pmacct -C``: the classifiers the core loaded (pmacctd, uacctd)."""
+        if self.ctx.daemon not in ("pmacctd", "uacctd"):
+            return []
+        from pypmacct.classifiers import class_table
+        try:
+            path = self.cfg.get("classifiers")
+            num = int(self.cfg.get("classifier_table_num") or 256)
+            return [{"id": c.id, "name": c.protocol} for c in class_table(path, None, num)]
+        except (KeyError, OSError):
+            return []
+
     def handle(self, req: dict):
         """Run one request; returns (reply header, blobs)."""
         op = req["op"]
@@ -478,7 +490,7 @@ class MemoryPlugin(AggregatingPlugin):
             if op == "custom_primitives":
                 return {"ok": True, "primitives": []}, []
             if op == "class_table":
-                return {"ok": True, "classes": []}, []
+                return {"ok": True, "classes": self._classes()}, []
             if op == "erase_stamp":
                 return {"ok": True, "stamp": self.table.reset_stamp}, []
             if op == "erase":

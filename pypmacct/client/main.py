@@ -282,8 +282,13 @@ class Client:
                 strings = read_query_file(text[5:])
             else:
                 strings = split_queries(o.match)
+            classes = None
+            if "class" in o.prims:
+                # as 1.7.7's client: the server's class table names the classes -M takes
+                hdr, _ = self.request(o, {"op": "class_table"}, 9)
+                classes = {c["name"] for c in hdr.get("classes", [])}
             for qs in strings:
-                queries.append(parse_query(o.prims, qs, o.num_protos))
+                queries.append(parse_query(o.prims, qs, o.num_protos, classes))
         return self._query(o, queries, sep)
 
     @staticmethod

@@ -277,9 +277,9 @@ G *       sfacctd_counter_kafka_partition
 G *       sfacctd_counter_kafka_partition_key
 G *       sfacctd_counter_kafka_retry
 G *       sfacctd_counter_kafka_config_file
-G *       classifiers
-G *       classifier_tentatives
-G *       classifier_table_num
+G pu      classifiers
+G pu      classifier_tentatives
+G pu      classifier_table_num
 G *       classifier_num_roots
 G *       classifier_max_flows
 G *       classifier_proto_guess
@@ -510,5 +510,6 @@ PMACCT_OLDER_KEYS = """
 B *       sql_recovery_logfile
 B *       sql_history_since_epoch
 B ns      nfacctd_sql_log sfacctd_sql_log
+B pu      sql_aggressive_classification
 """
 PMACCT_177_KEYS = PMACCT_177_KEYS + PMACCT_OLDER_KEYS

@@ -224,6 +224,11 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "pcap_protocol": Spec(v.IntAnyBase(0, 0xFFFF), None),
     # --- sources (third round): a plugin's own packet sampling ---
     "sampling_rate": Spec(v.Int(1), None),
+    # --- packet classifiers (pypmacct/classifiers, docs/classifiers.md) ---
+    "classifiers": Spec(v.Path(), None),
+    "classifier_tentatives": Spec(v.Int(1, 255), 5),
+    "classifier_table_num": Spec(v.Int(1), 256),
+    "sql_aggressive_classification": Spec(v.Bool(), False),
 }
 IMPLEMENTED_PLUGINS.update({"mysql", "pgsql", "sqlite3"})
 

@@ -48,6 +48,7 @@ class FrameOptions:
     flow_tcp_lifetime: int = 0          # pmacctd_flow_tcp_lifetime (0: the generic one)
     frag_buffer_size: int = 0           # pmacctd_frag_buffer_size (0: pmacct's 4096000)
     force_frag_handling: bool = False   # pmacctd_force_frag_handling
+    classifier: object = None           # a classifiers.FlowClassifier: the 'class' field
 
 
 # pmacct 1.7.7's fragment tables (ip_frag.c): pmacctd_frag_buffer_size bytes (default
@@ -70,9 +71,10 @@ class FrameDecoder:
         self.skipped = 0
         self.unsupported_links: set = set()
         # pmacct's fragment table is on when some plugin needs ports or TCP flags
-        # (or pmacctd_force_frag_handling asks for it, for filters on ports)
+        # (or pmacctd_force_frag_handling asks for it, for filters on ports, or a classifier)
+        self.classifier = self.opts.classifier if "class" in self.fields else None
         self.handle_fragments = bool({"src_port", "dst_port", "tcp_flags"} & self.fields) \
-            or self.opts.flows or self.opts.force_frag_handling
+            or self.opts.flows or self.opts.force_frag_handling or self.classifier is not None
         self.flow_table = None
         if self.opts.flows and "flows" in self.fields:       # pmacct's flow buffer (the flows counter)
             from .ipflows import FlowTable
@@ -271,4 +273,17 @@ class FrameDecoder:
         put("ts_arrival", ts)
         put("time_start", ts)
         put("sample_type", np.ones(m, np.int64))
+        if self.classifier is not None:
+            return self._classify(c, r, sel, sport, dport, out)
         return Batch(out)
+
+    def _classify(self, c, r, sel, sport, dport, out) -> Batch:
+        """The 'class' field (ids into the batch's string table of class names)."""
+        from ..classifiers import payload_bounds
+        raw = np.frombuffer(c.buf, np.uint8) if len(c.buf) else np.zeros(0, np.uint8)
+        raw = np.concatenate([raw, np.zeros(64, np.uint8)])
+        start, end = payload_bounds(raw, r, sel, (c.offset + c.length)[sel])
+        cl = self.classifier
+        out["class"] = cl.classify(r.af[sel], r.src[sel], r.dst[sel], r.proto[sel], sport,
+                                   dport, c.buf, start, end)
+        return Batch(out, list(cl.strings))
