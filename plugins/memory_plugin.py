@@ -488,7 +488,10 @@ class MemoryPlugin(AggregatingPlugin):
         queries = req.get("queries") or []
         try:
             if op == "custom_primitives":
-                return {"ok": True, "primitives": []}, []
+                from pypmacct.maps.custom_primitives import registry_table
+                from pypmacct.primitives import CUSTOM_PRIMITIVES
+                return {"ok": True, "primitives":
+                        registry_table(CUSTOM_PRIMITIVES.values(), self.primitives)}, []
             if op == "class_table":
                 return {"ok": True, "classes": self._classes()}, []
             if op == "erase_stamp":

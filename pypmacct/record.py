@@ -73,6 +73,10 @@ BASE_FIELDS: list[tuple[str, object]] = [
     ("export_proto_seqno", "u4"), ("export_proto_version", "u2"),
     ("export_proto_sysid", "u4"), ("engine_type", "u1"), ("engine_id", "u1"),
     ("sample_type", "u1"), ("direction", "u1"),
+    # pre_tag_map match keys only (no primitive prints them): the v9/IPFIX template id
+    # (flowset_id), forwardingStatus when exported in one octet (fwdstatus; 0xFFFF when
+    # absent), 1 when the template has initiatorOctets and responderOctets (is_bi_flow)
+    ("flowset_id", "u2"), ("fwd_status", "u2"), ("bi_flow", "u1"),
     # sampling: direction is an ASCII letter ('i', 'e', 'u') or 0
     ("sampling_rate", "u4"), ("sampling_direction", "u1"),
     # tagging and classification

@@ -798,6 +798,19 @@ class Plan:
 
     def _compile_misc(self):
         t = self.tpl
+        # pre_tag_map's flowset_id, fwdstatus and is_bi_flow (pmacct reads them from the
+        # template: its id, IE 89 when one octet long, IEs 231 and 232 both present)
+        if "flowset_id" in self.fields:
+            tid = t.tid
+            self._step(lambda raw, tgt, env, m: tgt.__setitem__("flowset_id", tid))
+        if "fwd_status" in self.fields:
+            fs = self._int(t.find(E.FORWARDING_STATUS)) if t.length_of(E.FORWARDING_STATUS) == 1 else None
+            if fs is None:
+                self._step(lambda raw, tgt, env, m: tgt.__setitem__("fwd_status", 0xFFFF))
+            else:
+                self._simple("fwd_status", fs)
+        if "bi_flow" in self.fields and t.has(E.INITIATOR_OCTETS) and t.has(E.RESPONDER_OCTETS):
+            self._step(lambda raw, tgt, env, m: tgt.__setitem__("bi_flow", 1))
         # application id -> name learned from options: the 'class' primitive
         app = t.find(E.APPLICATION_ID)
         if app is not None and 2 <= app.length <= 5 and not app.vlen and self.want("class"):

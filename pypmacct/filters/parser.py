@@ -270,8 +270,13 @@ class Parser:
         node = self.arith(depth + 1)
         while self.peek() is not None and self.peek().text in ARITH_LEVELS[depth] + (
                 ("^",) if depth == 0 else ()):
-            op = self.next().text
-            node = BinOp(op, node, self.arith(depth + 1))
+            optok = self.next()
+            op = optok.text
+            rhs = self.arith(depth + 1)
+            if op in ("/", "%") and isinstance(rhs, Num) and rhs.value == 0:
+                # libpcap refuses a constant zero divisor when it compiles
+                self.error("division by zero" if op == "/" else "modulus by zero", optok)
+            node = BinOp(op, node, rhs)
         return node
 
     def aterm(self):

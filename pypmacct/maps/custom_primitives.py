@@ -10,8 +10,11 @@ as an address (0.0.0.0 / :: when absent), mac as a MAC; in JSON always a string.
 
 ``str`` is the element's text up to its first NUL (empty when the template's length
 differs), ``raw`` its bytes as upper-case hex joined by '-' (cut at 3 x len characters,
-as pmacct's buffer does). Not supported yet (a start-up error): ``len=vlen``,
-``packet_ptr`` (pmacctd/uacctd/sFlow header-based primitives).
+as pmacct's buffer does). ``len=vlen`` (str and raw only) takes the element at whatever
+length the template gives, fixed or variable (IPFIX length 65535): str is its text up to
+the first NUL, raw its whole hex form. Like every string, the value travels as an id into
+the batch's string table. Not supported yet (a start-up error): ``packet_ptr``
+(pmacctd/uacctd/sFlow header-based primitives).
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ class CustomPrimitive:
     length: int
     semantics: str
     lineno: int = 0
+    vlen: bool = False      # len=vlen: length 0 here, any length the template gives
 
     @property
     def dtype(self):
@@ -54,7 +58,9 @@ class CustomPrimitive:
         elif self.semantics == "ip":
             base = 46            # INET6_ADDRSTRLEN
         elif self.semantics in ("str", "raw"):
-            base = self.length   # pmacct pads to the declared length (raw's hex is longer)
+            # pmacct pads to the declared length (raw's hex is longer); 1.7.7 refuses
+            # formatted output with vlen primitives, we pad to the name
+            base = 0 if self.vlen else self.length
         else:
             base = 18            # ETHER_ADDRSTRLEN
         return max(base, len(self.name))
@@ -98,9 +104,14 @@ def read_primitives(path: str, builtin_names) -> list[CustomPrimitive]:
             if sem not in SEMANTICS:
                 raise ValueError(f"line {lineno}: semantics {sem!r} is not supported by "
                                  f"pypmacct yet (supported: {', '.join(SEMANTICS)})")
+            vlen = kv["len"].lower() == "vlen"
+            if vlen:
+                if sem not in ("str", "raw"):
+                    raise ValueError(f"line {lineno}: len=vlen needs semantics str or raw")
+                out.append(CustomPrimitive(name, field_type, pen_v, 0, sem, lineno, True))
+                continue
             if not kv["len"].isdigit():
-                raise ValueError(f"line {lineno}: len {kv['len']!r} is not supported "
-                                 f"(a fixed length is needed)")
+                raise ValueError(f"line {lineno}: len {kv['len']!r} is not a number or vlen")
             length = int(kv["len"])
             ok = {"u_int": (1, 2, 4, 8), "hex": (1, 2, 4, 8), "ip": (4, 16), "mac": (6,)}.get(sem)
             if length < 1 or (ok is not None and length not in ok):
@@ -120,3 +131,24 @@ def columns_for(prims):
         cols.append(Column(p.name, (p.name,), p.name, k, p.name.ljust(w + 2), w, "  ",
                            p.name, p.name, STR))
     return cols
+
+
+VLEN = 65535     # pmacct's PM_VARIABLE_LENGTH, as `pmacct -U` shows it
+
+
+def registry_table(prims, aggregate) -> list[dict]:
+    """`pmacct -U`: the custom primitives a plugin aggregates, in its aggregate order,
+    with pmacct's LEN (65535 for vlen) and OFF (the offset in its fixed-size buffer,
+    where raw takes 3 x len + 1 bytes; 65535 for vlen)."""
+    by_name = {p.name: p for p in prims}
+    out, off = [], 0
+    for name in aggregate:
+        p = by_name.get(name)
+        if p is None:
+            continue
+        if p.vlen:
+            out.append({"name": p.name, "len": VLEN, "off": VLEN})
+            continue
+        out.append({"name": p.name, "len": p.length, "off": off})
+        off += 3 * p.length + 1 if p.semantics == "raw" else p.length
+    return out

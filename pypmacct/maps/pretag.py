@@ -47,11 +47,16 @@ ADDR_KEYS = {"ip": "peer_src_ip", "nexthop": "nexthop", "bgp_nexthop": "peer_dst
              "src_net": "src_host", "dst_net": "dst_host"}
 MAC_KEYS = {"src_mac": "src_mac", "dst_mac": "dst_mac"}
 SET_KEYS = ("set_tag", "set_tag2", "set_label", "set_tos", "id", "id2")
-FLOW_KEYS = ("label", "jeq", "stack")
+FLOW_KEYS = ("label", "jeq", "stack", "return")
+# keys that only a BGP daemon's RIB can answer: refused until BGP lands
+BGP_KEYS = ("src_comms", "comms", "src_roa", "dst_roa")
+# keys pmacct 1.7.7 reads from NetFlow v9/IPFIX only (other daemons ignore them)
+NF_ONLY_KEYS = ("flowset_id", "is_bi_flow", "fwdstatus")
 SAMPLE_TYPES = ("flow", "flow-ipv4", "flow-ipv6", "flow-mpls-ipv4", "flow-mpls-ipv6",
                 "event", "option")
 NEGATABLE = set(INT_KEYS) | {"src_net", "dst_net", "nexthop", "bgp_nexthop", "src_mac",
-                             "dst_mac", "mpls_vpn_rd"}
+                             "dst_mac", "mpls_vpn_rd", "flowset_id", "is_bi_flow",
+                             "fwdstatus"}
 
 
 class MapLineError(ValueError):
@@ -81,10 +86,11 @@ class Rule:
     mark: str | None = None       # label=
     jeq: str | None = None
     stack: str | None = None
+    ret: bool = False             # return=true (with jeq): emit, clear the tags, go on
 
     @property
     def plain(self) -> bool:
-        return (self.jeq is None and self.stack is None and not self.tag_inc
+        return (self.jeq is None and self.stack is None and not self.ret and not self.tag_inc
                 and not self.tag2_inc and all(m.exact and not m.neg and m.kind in
                                               ("int", "addr", "mac") for m in self.matches)
                 and bool(self.matches))   # mpls_vpn_rd rules run rule by rule
@@ -188,6 +194,29 @@ def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
             rule.mark = value
         elif key == "jeq":
             rule.jeq = value
+        elif key == "return":
+            if value.lower() not in ("true", "false"):
+                raise MapLineError("'return' is true or false")
+            rule.ret = value.lower() == "true"
+        elif key in NF_ONLY_KEYS:
+            if daemon != "nfacctd":
+                continue            # 1.7.7 ignores them outside nfacctd: the rule matches
+            if key == "flowset_id":
+                rule.matches.append(Match(key, "flowset_id", "flowset_id", _int(value, key),
+                                          neg, exact=False))
+            elif key == "is_bi_flow":
+                if value.lower() not in ("true", "false"):
+                    raise MapLineError("'is_bi_flow' is true or false")
+                rule.matches.append(Match(key, "int", "bi_flow", int(value.lower() == "true"),
+                                          neg))
+            else:
+                n = _int(value, key)
+                if not 0 <= n <= 255:
+                    raise MapLineError(f"'fwdstatus': {n} is out of range 0..255")
+                rule.matches.append(Match(key, "fwdstatus", "fwd_status", n, neg, exact=False))
+        elif key in BGP_KEYS:
+            raise MapLineError(f"'{key}' needs a BGP daemon's RIB; BGP is not part of "
+                               f"pypmacct yet")
         elif key == "stack":
             if value not in ("sum", "or"):
                 raise MapLineError(f"'stack': {value!r} is not 'sum' or 'or'")
@@ -351,6 +380,19 @@ def _match(cols: _Cols, m: Match) -> np.ndarray:
         out = cols.rd(m.field) == np.uint64(m.value)
     elif m.kind == "filter":
         out = m.value(cols.r)
+    elif m.kind == "flowset_id":
+        # v5 has no flowset: pmacct's check passes
+        out = (cols.int(m.field) == np.uint64(m.value)) | (cols.int("export_proto_version") < 9)
+    elif m.kind == "fwdstatus":
+        # pmacct: one-octet IE 89 only (else, and on v5, no match whatever the negation);
+        # a value with only the two status bits (0, 64, 128, 192) matches that class
+        fs = cols.int(m.field)
+        present = (fs <= np.uint64(255)) & (cols.int("export_proto_version") >= 9)
+        if m.value & 0xC0 == m.value:
+            eq = (fs & np.uint64(0xC0)) == np.uint64(m.value)
+        else:
+            eq = fs == np.uint64(m.value)
+        return present & (~eq if m.neg else eq)
     elif m.kind == "sample_type":
         st = cols.int("sample_type")
         v = m.value
@@ -445,6 +487,7 @@ class PreTagMap:
         self.max_entries = max_entries
         self.row_len = row_len
         self._inc = {}
+        self._emitted = []
         self._load(log, startup=True)
 
     def _load(self, log, startup=False):
@@ -470,6 +513,8 @@ class PreTagMap:
                     fields |= {"engine_id", "export_proto_sysid", "export_proto_version"}
                 elif m.field:
                     fields.add(m.field)
+                if m.kind in ("flowset_id", "fwdstatus"):
+                    fields.add("export_proto_version")
                 if m.kind == "sample_type":
                     fields |= {"sample_type", "src_host", "mpls_label_top"}
         from ..record import RECORD_DTYPE
@@ -547,6 +592,7 @@ class PreTagMap:
         have_tag2 = np.zeros(n, bool)
         labels = None                  # per record: label string id (into new table)
         table = None
+        emitted = self._emitted = []   # copies sent on by return=true rules
 
         def set_label(m, value):
             nonlocal labels, table
@@ -578,6 +624,22 @@ class PreTagMap:
                 set_label(m, r.label_value)
             if r.tos is not None and "tos" in recs.dtype.names:
                 recs["tos"][m] = r.tos
+            if r.ret and r.jeq is not None and (r.jeq == "next" or
+                                                self.targets.get(idx) is not None):
+                # return=true: the record goes to the plugins with what it has so far,
+                # then evaluation goes on from cleared tags (pmacct's exec_plugins call
+                # in pretag_entry_process)
+                c = recs[m].copy()
+                if tag is not None:
+                    c["tag"] = tag[m]
+                    tag[m] = 0
+                if tag2 is not None:
+                    c["tag2"] = tag2[m]
+                    tag2[m] = 0
+                if labels is not None:
+                    c["label"] = labels[m]
+                    labels[m] = 0
+                emitted.append(c)
             if r.jeq is None:
                 active[m] = False
             elif r.jeq == "next":
@@ -657,6 +719,16 @@ class PreTagMap:
             recs["label"][touched] = labels[touched]
             return table.strings
         return strings
+
+    def tag_batch(self, recs: np.ndarray, strings: list[str]):
+        """(records, strings): ``recs`` tagged in place, preceded by the copies that
+        ``return=true`` rules emitted (a new array only when there are some)."""
+        strings = self.apply(recs, strings)
+        extra = self._emitted
+        self._emitted = []
+        if extra:
+            recs = np.concatenate(extra + [recs])
+        return recs, strings
 
     def _values(self, key, base, inc, m):
         if not inc:

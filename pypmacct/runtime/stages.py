@@ -63,7 +63,7 @@ class ChannelStages:
         strings = batch.strings
         if self.tagger is not None:
             recs = recs.copy()
-            strings = self.tagger.apply(recs, strings)
+            recs, strings = self.tagger.tag_batch(recs, strings)
         keep = None
         if self.agg_filter is not None:
             keep = self.agg_filter(recs)
@@ -141,8 +141,8 @@ class CoreStages:
             batch = Batch(batch.records, self.geoip.apply(batch.records, batch.strings))
         if self.global_map is None:
             return batch
-        strings = self.global_map.apply(batch.records, batch.strings)
-        return Batch(batch.records, strings)
+        recs, strings = self.global_map.tag_batch(batch.records, batch.strings)
+        return Batch(recs, strings)
 
     def reload(self) -> None:
         """SIGUSR2: re-read the maps (unless maps_refresh is false). Runs between batches

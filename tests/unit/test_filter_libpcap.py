@@ -147,6 +147,28 @@ def expressions() -> list[str]:
            "ip src 10.0.0.1", "ip dst 192.168.1.10", "ip6 src 2001:db8::1", "ip6 host ::1",
            "ip net 10.0.0.0/8", "ip6 net 2001:db8::/32", "ip host 0.0.0.0",
            "src host 255.255.255.255", "dst net 10.255.0.0/16"]
+    # byte loads and arithmetic on the fake frame (constant offsets, named offsets/values)
+    ex += ["tcp[13] & 2 != 0", "tcp[tcpflags] & tcp-syn != 0",
+           "tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn", "tcp[tcpflags] == 0",
+           "tcp[13] & 0x3f = 0x12", "ip[0] & 0xf = 5", "ip[0] & 0xf != 5", "ip[0] >> 4 = 4",
+           "ip[1] = 0", "ip[1] & 0xfc = 0xb8", "ip[1] > 127", "ip[9] = 6", "ip[9] == 17",
+           "ip[12:4] = 0x0a000001", "ip[16:4] & 0xffffff00 = 0xc0a80100",
+           "ip[12:2] = 0x0a00", "ip[2:2] = 0", "ip[6:2] & 0x1fff = 0", "ip[8] = 0",
+           "ip6[6] = 6", "ip6[6] == 17", "ip6[0] & 0xf0 = 0x60", "ip6[4:2] = 100",
+           "ip6[7] = 64", "ip6[8:4] = 0x20010db8", "ip6[40:2] = 80",
+           "udp[0:2] = 53", "udp[2:2] = 53 or udp[0:2] = 53", "udp[2:2] > 1023",
+           "tcp[0:2] = 80", "tcp[2:2] = 443", "tcp[0:2] > tcp[2:2]", "tcp[0:4] != 0",
+           "icmp[icmptype] = icmp-echo", "icmp[0] = 8", "icmp[icmpcode] = 0",
+           "icmp[icmptype] != icmp-echo and icmp[icmptype] != icmp-echoreply",
+           "ether[12:2] = 0x0800", "ether[12:2] = 0x8100", "ether[12:2] = 0x86dd",
+           "ether[0] & 1 != 0", "ether[6:2] = 0x0211", "ether[0:4] = 0",
+           "len >= 100", "len = 100", "len > 100", "len - 28 = 72",
+           "ip[9] + 1 = 7", "ip[9] * 2 = 12", "ip[9] / 2 = 8", "ip[9] % 5 = 1",
+           "ip[9] - 6 = 0", "ip[9] ^ 6 = 0", "ip[9] << 1 = 12", "tcp[13] / 0 = 0",
+           "tcp[13] % 0 = 0", "ip[9] / (ip[9] - 6) = 1",
+           "vlan and ip[9] = 6", "vlan and tcp[13] & 2 != 0", "mpls and ip[9] = 17",
+           "vlan and ether[12:2] = 0x8100", "not tcp[13] & 4 != 0",
+           "tcp[13] & 2 != 0 or udp[0:2] = 53", "ip[1] & 3 = 3 and ip[9] = 17"]
     return ex
 
 
