@@ -44,6 +44,7 @@ setup(
         "test": ["pytest>=8", "hypothesis>=6.100", "scapy>=2.5", "pytest-timeout>=2.3",
                  "mysqlclient>=2.1", "psycopg2>=2.9", "geoip2>=4.0", "mmdb-writer>=0.2"],
         "geoip": ["geoip2>=4.0"],
+        "bench": ["matplotlib>=3.7"],     # bench/run.py's scaling plot
     },
     entry_points={
         "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS] + [
