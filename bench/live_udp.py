@@ -19,6 +19,7 @@ its target ends the search there (the sender's ceiling is reported too).
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import time
@@ -31,7 +32,7 @@ sys.path.insert(0, str(HERE))
 import memplugin  # noqa: E402
 import udp_sender  # noqa: E402
 
-OUT = HERE / "out"
+OUT = Path(os.environ.get("PMACCT_BENCH_OUT", HERE / "out"))
 FIVE = ["src_host", "dst_host", "src_port", "dst_port", "proto"]
 LIVE_BUFFERS = {"plugin_buffer_size": 102400, "plugin_pipe_size": 10240000}
 THRESHOLD = 0.999

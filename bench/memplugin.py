@@ -61,6 +61,7 @@ class MeasuredDaemon:
         self.mfile = self.workdir / "measure.json"
         self.proc = None
         self.t0 = 0.0
+        self.last_change = 0.0   # seconds since start when wait_totals last saw a change
 
     def start(self) -> "MeasuredDaemon":
         conf = self.workdir / "daemon.conf"
@@ -115,9 +116,14 @@ class MeasuredDaemon:
         """Poll until the table holds ``want_packets`` packets (None: any) (returns the wall seconds
         since start at that moment and the totals), or until it stops changing for
         ``settle`` seconds without getting there (returns None and the last totals);
-        with ``log_first``, settling counts only once the log holds that text (pmacct
-        sleeps before it reads a savefile)."""
+        with ``log_first``, the table is asked only once the log holds that text (pmacct
+        sleeps before it reads a savefile, and queries slow a loading plugin down)."""
         end = time.monotonic() + timeout
+        if log_first is not None:
+            # no queries before the daemon has read the file: a query costs the plugin
+            # time while it loads (pmacct's then drops buffers from its core)
+            while log_first not in self.log() and self.alive() and time.monotonic() < end:
+                time.sleep(0.05)
         last, since = None, time.monotonic()
         while time.monotonic() < end:
             t = self.totals()
@@ -126,8 +132,8 @@ class MeasuredDaemon:
                 return now - self.t0, t
             if t != last:
                 last, since = t, now
-            elif (t is not None and now - since > settle
-                  and (log_first is None or log_first in self.log())):
+                self.last_change = now - self.t0
+            elif t is not None and now - since > settle:
                 return None, t
             if not self.alive():
                 return None, last
