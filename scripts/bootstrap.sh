@@ -33,7 +33,7 @@ stamp=.venv/.installed-$mode
 if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   if [ "$mode" = test ]; then
-    .venv/bin/python -m pip install -q -e '.[test]'
+    .venv/bin/python -m pip install -q -e '.[test,bench]'   # bench: the smoke bench draws its plot
   else
     .venv/bin/python -m pip install -q -e .
   fi

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Live NetFlow v9 over loopback: the highest datagram rate at which >= 99.9% of the
+records are accounted, for pmacct 1.7.7's nfacctd and ours (memory plugin).
+
+    .venv/bin/python bench/live_udp.py                 # both, prints the search
+    .venv/bin/python bench/live_udp.py --smoke         # two low rates, checks accounting
+
+Each side runs one nfacctd on 127.0.0.1 (one memory plugin, 5-tuple aggregate,
+``plugin_buffer_size: 102400`` and ``plugin_pipe_size`` 100 times that, the kernel's
+default receive buffer for both). bench/udp_sender.py sends pre-built v9 datagrams
+(one exporter, templates every 20 datagrams) at a target rate for a few seconds; the
+table's packet total before and after (once it has stopped changing) gives what was
+accounted, compared with the packets the sender put on the wire. Records are checked
+through packets: each record carries its own packet count, so a lost record shows.
+The rate doubles from ``--start`` until a trial accounts less than 99.9%, then a
+bisection narrows the gap; a trial where the sender itself fell more than 3% short of
+its target ends the search there (the sender's ceiling is reported too).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import memplugin  # noqa: E402
+import udp_sender  # noqa: E402
+
+OUT = Path(os.environ.get("PMACCT_BENCH_OUT", HERE / "out"))
+FIVE = ["src_host", "dst_host", "src_port", "dst_port", "proto"]
+LIVE_BUFFERS = {"plugin_buffer_size": 102400, "plugin_pipe_size": 10240000}
+THRESHOLD = 0.999
+
+
+def _free_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_daemon(who: str, workdir: Path) -> tuple[memplugin.MeasuredDaemon, int]:
+    port = _free_port()
+    s = {"nfacctd_ip": "127.0.0.1", "nfacctd_port": port, **LIVE_BUFFERS,
+         **memplugin.table_settings(who, FIVE, 70000)}
+    d = memplugin.MeasuredDaemon(who, "nfacctd", s, workdir).start()
+    d.wait_ready()
+    return d, port
+
+
+def _trial_packets(d: memplugin.MeasuredDaemon) -> int | None:
+    """Packets in the table that came from the trials (all but the flush source's)."""
+    for _ in range(20):            # a busy plugin may miss a query: ask again
+        t, f = d.totals(), d.totals(udp_sender.FLUSH_SRC)
+        if t is not None and f is not None:
+            return t[0] - f[0]
+        time.sleep(0.25)
+    return None
+
+
+def trial(d: memplugin.MeasuredDaemon, sender: udp_sender.Sender, flusher: udp_sender.Sender,
+          rate: float, seconds: float) -> dict:
+    before = _trial_packets(d)
+    r = sender.send(rate, seconds)
+    # the daemon hands records to its plugin a full buffer at a time: a few buffers' worth
+    # of flush records, sent at a walk, push the trial's last ones through
+    flusher.send(2000, datagrams=120)
+    d.wait_totals(-1, timeout=60, poll=0.25, settle=1.0)   # until the table stops changing
+    after = _trial_packets(d)
+    # a plugin starved of CPU (a busy machine) may pause for longer than that: short of
+    # the packets sent, look again until two looks 1.5 s apart agree
+    while after is not None and before is not None and after - before < r["packets"]:
+        time.sleep(1.5)
+        again = _trial_packets(d)
+        if again == after:
+            break
+        after = again
+    got = (after - before) if after is not None and before is not None else 0
+    r["accounted_packets"] = got
+    r["share"] = got / r["packets"] if r["packets"] else 0.0
+    # more than was sent would be a miscount, not a pass
+    r["ok"] = THRESHOLD <= r["share"] <= 1.0
+    return r
+
+
+def search(who: str, pool: udp_sender.Pool, *, start: float, ceiling: float, seconds: float,
+           steps: int, smoke: bool = False, log=print) -> dict:
+    d, port = start_daemon(who, OUT / f"live-{who}")
+    sender = udp_sender.Sender(pool, port)
+    flusher = udp_sender.Sender(udp_sender.flush_pool(), port)
+    trials = []
+    try:
+        sender.send(200, datagrams=40)      # templates first, at a walk
+        flusher.send(2000, datagrams=120)
+        d.wait_totals(-1, timeout=60, poll=0.25, settle=1.0)
+        good, bad = None, None
+        rate = start
+        plan = [start, start * 2] if smoke else None
+        while True:
+            if plan is not None:
+                if not plan:
+                    break
+                rate = plan.pop(0)
+            r = trial(d, sender, flusher, rate, seconds)
+            trials.append(r)
+            short = r["rate"] < 0.97 * rate
+            log(f"  {who:6s} target {rate:9,.0f}/s sent {r['rate']:9,.0f}/s "
+                f"accounted {100 * r['share']:7.3f}%{'' if r['ok'] else '  < 99.9%'}"
+                f"{'  (sender short)' if short else ''}")
+            if plan is not None:
+                continue
+            if r["ok"] and not short:
+                good = max(good or 0, rate)
+            else:
+                bad = rate if bad is None else min(bad, rate)
+            if bad is None:
+                if rate * 2 > ceiling:
+                    break
+                rate *= 2
+                continue
+            if good is None:
+                if rate <= start / 8:
+                    break
+                rate /= 2
+                continue
+            if len(trials) >= steps or bad / good < 1.1:
+                break
+            rate = (good + bad) / 2
+    finally:
+        sender.close()
+        flusher.close()
+        m = d.stop()
+        log_text = d.log()
+    best = max((t for t in trials if t["ok"] and t["rate"] >= 0.97 * t["target"]),
+               key=lambda t: t["target"], default=None)
+    return {"who": who, "best": best, "trials": trials, "measure": m,
+            "bad_log": memplugin.bad_log_lines(log_text)[:5],
+            "records_per_datagram": pool.records_per_datagram}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--start", type=float, default=4000)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--only", choices=["pmacct", "ours"])
+    a = ap.parse_args(argv)
+    pool = udp_sender.build_pool(20_000 if a.smoke else 200_000)
+    ceiling = udp_sender.max_rate(pool)["rate"]
+    print(f"sender ceiling: {ceiling:,.0f} datagrams/s ({pool.records_per_datagram:.1f} records each)")
+    rc = 0
+    for who in ("pmacct", "ours"):
+        if a.only and a.only != who:
+            continue
+        res = search(who, pool, start=500 if a.smoke else a.start, ceiling=ceiling,
+                     seconds=0.5 if a.smoke else a.seconds, steps=a.steps, smoke=a.smoke)
+        b = res["best"]
+        print(f"{who}: best {b['target'] if b else 0:,.0f} datagrams/s")
+        if a.smoke and not all(t["ok"] for t in res["trials"]):
+            rc = 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
