@@ -77,30 +77,43 @@ class Parsed:
 
 
 class _Buf:
-    """A byte buffer padded with zeros so that gathers near its end stay in bounds."""
+    """A byte buffer padded with zeros so that gathers near its end stay in bounds.
+
+    Big-endian words and fixed-width rows are gathered through overlapping views of
+    the buffer (one element per byte offset): one gather per value instead of one per
+    byte."""
 
     def __init__(self, buf):
+        if isinstance(buf, _Buf):              # already padded: share it
+            self.size, self.a, self.limit = buf.size, buf.a, buf.limit
+            self._views = buf._views
+            return
         raw = np.frombuffer(buf, np.uint8) if not isinstance(buf, np.ndarray) else buf
         self.size = len(raw)
         self.a = np.concatenate([raw, np.zeros(_PAD, np.uint8)])
         self.limit = self.size + _PAD - 8
+        self._views = {}
+
+    def _view(self, dt):
+        v = self._views.get(dt)
+        if v is None:
+            d = np.dtype(dt)
+            v = self._views[dt] = np.ndarray((len(self.a) - d.itemsize + 1,), d,
+                                             buffer=self.a, strides=(1,))
+        return v
 
     def u8(self, p):
         return self.a[np.minimum(p, self.limit)]
 
     def be16(self, p):
-        p = np.minimum(p, self.limit)
-        return (self.a[p].astype(np.uint32) << 8) | self.a[p + 1]
+        return self._view(">u2")[np.minimum(p, self.limit)].astype(np.uint32)
 
     def be32(self, p):
-        p = np.minimum(p, self.limit)
-        a = self.a
-        return ((a[p].astype(np.uint32) << 24) | (a[p + 1].astype(np.uint32) << 16)
-                | (a[p + 2].astype(np.uint32) << 8) | a[p + 3])
+        return self._view(">u4")[np.minimum(p, self.limit)].astype(np.uint32)
 
     def rows(self, p, width: int):
         p = np.minimum(p, self.limit + 8 - width)
-        return self.a[p[:, None] + np.arange(width)]
+        return self._view(f"V{width}")[p].view(np.uint8).reshape(len(p), width)
 
 
 def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = False,
