@@ -118,14 +118,15 @@ class _Buf:
 
 def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = False,
           max_mpls: int = 16, max_ext: int = 8, min_l4: int = 4, tunnels: bool = False,
-          ipip: bool = False) -> Parsed:
+          ipip: bool = False, macs: bool = True) -> Parsed:
     """Parse packets whose bytes are ``buf[start[i]:start[i] + length[i]]``; ``kind`` is
     a K_* value (scalar or per packet). ``max_vlan_tags``: how many 802.1Q tags are
     walked (sFlow's decoder takes one); ``snap``: 802.3 frames with LLC/SNAP or the IP
     SAP are followed (sFlow's decoder does); ``min_l4``: transport bytes needed before
     ports and flags are read (sFlow's decoder wants 8); ``tunnels``: the Ethernet frame
     inside VXLAN (UDP port 4789, I flag set) is parsed too (``inner``, ``inner_rows``), and
-    with ``ipip`` the IPv4 packet inside IP protocols 4 and 94."""
+    with ``ipip`` the IPv4 packet inside IP protocols 4 and 94. ``macs=False`` leaves the
+    outer frames' MAC addresses zero (for callers that do not use them)."""
     start = np.asarray(start, np.int64)
     length = np.asarray(length, np.int64)
     n = len(start)
@@ -144,8 +145,9 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
     if m.any():
         i = np.nonzero(m)[0]
         s = start[i]
-        out.dst_mac[i] = b.rows(s, 6)
-        out.src_mac[i] = b.rows(s + 6, 6)
+        if macs:
+            out.dst_mac[i] = b.rows(s, 6)
+            out.src_mac[i] = b.rows(s + 6, 6)
         et[i] = b.be16(s + 12)
         pos[i] = s + 14
         live[i] = True
@@ -158,8 +160,9 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
             live[i] = True
             # the sender's link address is the source MAC when it is one
             hal = b.be16(start[i] + halen_at) if k == K_SLL else b.u8(start[i] + halen_at)
-            j = i[hal == 6]
-            out.src_mac[j] = b.rows(start[j] + addr_at, 6)
+            if macs:
+                j = i[hal == 6]
+                out.src_mac[j] = b.rows(start[j] + addr_at, 6)
     m = (kind == K_IP) | (kind == K_IPV4) | (kind == K_IPV6)
     if m.any():
         et[m] = -1

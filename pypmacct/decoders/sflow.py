@@ -656,7 +656,8 @@ class SflowDecoder:
         if not len(i):
             return
         r = pkt.parse(b, data, hl, kind, max_vlan_tags=1, snap=True, min_l4=8,
-                      tunnels=self._tunnels, ipip=True)
+                      tunnels=self._tunnels, ipip=True,
+                      macs=bool(self.fields & {"src_mac", "dst_mac"}))
         eth = kind == pkt.K_ETH
         s.dst_mac[i[eth]] = r.dst_mac[eth]
         s.src_mac[i[eth]] = r.src_mac[eth]
