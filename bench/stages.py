@@ -4,6 +4,7 @@
     .venv/bin/python bench/stages.py                 # 1M records, v5/v9/IPFIX, writes docs/profile.md
     .venv/bin/python bench/stages.py --versions v5 --aggregates 5-tuple --no-docs
     .venv/bin/python bench/stages.py --cprofile v5   # plus the top functions (cProfile) of one run
+    .venv/bin/python bench/stages.py --versions sFlow,pmacctd   # sfacctd and pmacctd (own section)
 
 Two parts:
 
@@ -113,11 +114,29 @@ class _Laps:
         self._c, self._f = self._now()
 
 
-def stages(capture: Path, agg: list[str], keys: int, profile: cProfile.Profile | None = None) -> dict:
+def _reader_decoder(daemon, cfg, log, dtype):
+    """(collector, iterator of raw reads, decode function) of a daemon's savefile path."""
+    from pypmacct.daemons.nfacctd import NetflowCollector, SAVEFILE_DATAGRAMS
+    if daemon == "pmacctd":
+        from pypmacct.daemons.pmacctd import PcapCollector
+        from pypmacct.sources.capture import savefile_chunks
+        coll = PcapCollector(cfg, log, dtype)
+        return coll, iter(savefile_chunks(cfg.get("pcap_savefile"))), coll.decoder.decode
+    if daemon == "sfacctd":
+        from pypmacct.daemons.sfacctd import SflowCollector as cls
+    else:
+        cls = NetflowCollector
+    coll = cls(cfg, log, dtype)
+    coll.open()
+    coll.source.delay = 0
+    return coll, iter(coll.source.batches(SAVEFILE_DATAGRAMS)), coll._decode
+
+
+def stages(capture: Path, agg: list[str], keys: int, profile: cProfile.Profile | None = None,
+           daemon: str = "nfacctd") -> dict:
     """CPU seconds per stage for one capture, in one process (see the module doc)."""
     from pypmacct.config import load_config
     from pypmacct.daemons.common import CORE_FIELDS, build_plugins
-    from pypmacct.daemons.nfacctd import NetflowCollector, SAVEFILE_DATAGRAMS
     from pypmacct.plugins.base import PluginContext
     from pypmacct.record import Batch, project, subset_dtype
     from pypmacct.runtime.core import Core
@@ -133,17 +152,16 @@ def stages(capture: Path, agg: list[str], keys: int, profile: cProfile.Profile |
         s["print_output_file"] = str(Path(tmp) / "out.csv")
         conf = Path(tmp) / "daemon.conf"
         conf.write_text(oracle.render_config(s))
-        cfg = load_config("nfacctd", ["-f", str(conf)])
+        cfg = load_config(daemon, ["-f", str(conf)])
         SINK.configure(logfile=cfg.get("logfile"), syslog_facility=None, debug=False,
-                       ident="nfacctd", utc=True)
+                       ident=daemon, utc=True)
         log = Logger("default", "core")
-        ctx = PluginContext(daemon="nfacctd")
+        ctx = PluginContext(daemon=daemon)
         plugins = build_plugins(cfg, ctx, log)
         fields = set(CORE_FIELDS).union(*(p.wire_fields() for p in plugins))
-        coll = NetflowCollector(cfg, log, subset_dtype(ctx.record_dtype, fields))
-        coll.open()
-        coll.source.delay = 0
-        core = Core("nfacctd", cfg, coll.record_dtype, log)
+        coll, it, decode = _reader_decoder(daemon, cfg, log,
+                                           subset_dtype(ctx.record_dtype, fields))
+        core = Core(daemon, cfg, coll.record_dtype, log)
         for p in plugins:
             core.add_plugin(p)
         (ch,) = core.channels
@@ -152,14 +170,13 @@ def stages(capture: Path, agg: list[str], keys: int, profile: cProfile.Profile |
         records = 0
         if profile:
             profile.enable()
-        it = iter(coll.source.batches(SAVEFILE_DATAGRAMS))
         tm.start()
         while True:
             dgrams = next(it, None)
             tm.lap("savefile read")
             if dgrams is None:
                 break
-            batch = coll._decode(dgrams)
+            batch = decode(dgrams)
             tm.lap("decode")
             if len(batch) == 0:
                 continue
@@ -226,7 +243,12 @@ def main(argv=None) -> int:
     bench.compile_ours()
     rows = []
     for vname in versions:
-        cap, meta = bench.build_capture(bench.VERSIONS[vname], a.records, False)
+        daemon = SOURCE_CASES.get(vname, "nfacctd")
+        if daemon == "nfacctd":
+            cap, meta = bench.build_capture(bench.VERSIONS[vname], a.records, False)
+        else:
+            cap, n = source_capture(daemon)
+            meta = {"keys": {k: n for k in bench.AGGREGATES}}
         for aname in aggs:
             best = None
             prof = None
@@ -234,7 +256,7 @@ def main(argv=None) -> int:
                 want = a.cprofile and i == 0 and a.cprofile in (vname, f"{vname}:{aname}")
                 prof = cProfile.Profile() if want else prof
                 r = stages(cap, bench.AGGREGATES[aname], meta["keys"][aname],
-                           prof if want else None)
+                           prof if want else None, daemon)
                 best = r if best is None else {k: min(best[k], r[k]) for k in best}
             if prof is not None:
                 sio = io.StringIO()
@@ -248,12 +270,92 @@ def main(argv=None) -> int:
             rows.append((vname, aname, best))
     st = {}
     for vname in versions:
-        st[vname] = startup(bench.VERSIONS[vname], bench.AGGREGATES[aggs[0]], a.repeat + 1)
+        daemon = SOURCE_CASES.get(vname, "nfacctd")
+        st[vname] = (startup(bench.VERSIONS[vname], bench.AGGREGATES[aggs[0]], a.repeat + 1)
+                     if daemon == "nfacctd" else
+                     source_startup(daemon, bench.AGGREGATES[aggs[0]], a.repeat + 1))
         print(f"{vname} start-up: " + ", ".join(f"{k} {v:.3f}" for k, v in st[vname].items()))
     if not a.no_docs:
-        write_docs(rows, st, a.records)
+        if all(v in SOURCE_CASES for v in versions):
+            write_source_docs(rows, st)
+        else:
+            write_docs(rows, st, a.records)
         print(f"wrote {DOCS}")
     return 0
+
+
+# cases that are not nfacctd's: the captures of bench/sources.py (large size)
+SOURCE_CASES = {"sFlow": "sfacctd", "pmacctd": "pmacctd"}
+
+
+def source_capture(daemon: str):
+    import sources
+    kind = "sflow" if daemon == "sfacctd" else "packets"
+    maker = sources.sflow_capture if kind == "sflow" else sources.packet_capture
+    return maker(*sources.SIZES["large"][kind])
+
+
+def source_startup(daemon: str, agg: list[str], repeat: int) -> dict:
+    import sources
+    py = str(REPO / ".venv" / "bin" / "python")
+    if not os.path.exists(py):
+        py = sys.executable
+    tiny = sources.tiny("sflow" if daemon == "sfacctd" else "packets")
+    res = {
+        "python": _cpu_of([py, "-c", "pass"], repeat=repeat),
+        "import numpy": _cpu_of([py, "-c", "import numpy"], repeat=repeat),
+        "import daemon": _cpu_of([py, "-c", f"import pypmacct.daemons.{daemon}"], repeat=repeat),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        s = bench.settings_for(tiny, agg, 1, buffers=bench.BENCH_BUFFERS)
+        conf = Path(tmp) / "daemon.conf"
+        conf.write_text(oracle.render_config(s))
+        res["one-record run"] = _cpu_of([str(oracle.our_binary(daemon)), "-f", str(conf)],
+                                        cwd=tmp, repeat=repeat)
+        if oracle.pmacct_binary(daemon).exists():
+            res["pmacct one-record run"] = _cpu_of([str(oracle.pmacct_binary(daemon)), "-f",
+                                                    str(conf)], cwd=tmp, repeat=repeat)
+    return res
+
+
+SOURCE_BEGIN = "<!-- sfacctd/pmacctd stages: written by bench/stages.py --versions sFlow,pmacctd -->"
+SOURCE_END = "<!-- end of sfacctd/pmacctd stages -->"
+SOURCE_NOTES_FILE = HERE / "stages-sources-notes.md"
+
+
+def write_source_docs(rows, st) -> None:
+    """The sfacctd/pmacctd section of docs/profile.md (the nfacctd part is left alone)."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    L = [SOURCE_BEGIN, "", "# Where the CPU goes (sfacctd and pmacctd -> print)", "",
+         f"Measured {now} by `bench/stages.py --versions sFlow,pmacctd` on the large captures "
+         "of `bench/sources.py` (sFlow v5: 1,002,625 flow samples; packets: 1,000,000 "
+         "802.1Q frames), same method as above: the daemon's objects stage by stage in one "
+         "process, CPU seconds, lowest of repeated runs.", ""]
+    head = "| stage | " + " | ".join(f"{v} {a}" for v, a, _ in rows) + " |"
+    L += [head, "|---|" + "---:|" * len(rows)]
+    for k in STAGES:
+        L.append(f"| {k} | " + " | ".join(f"{r[k]:.3f}" for _, _, r in rows) + " |")
+    L.append("| **total** | " + " | ".join(f"**{sum(r[k] for k in STAGES):.3f}**"
+                                          for _, _, r in rows) + " |")
+    L.append("| aggregates written | " + " | ".join(f"{r['_aggregates']:,}" for _, _, r in rows)
+             + " |")
+    names = list(next(iter(st.values())).keys())
+    L += ["", "Fixed cost (CPU seconds of real processes, the whole tree, lowest of a few "
+          "runs; the one-record run is the daemon on `bench/captures/<kind>-tiny.pcap`):", "",
+          "| what | " + " | ".join(SOURCE_CASES[v] for v in st) + " |", "|---|" + "---:|" * len(st)]
+    for n in names:
+        L.append(f"| {n} | " + " | ".join(f"{st[v].get(n, 0):.3f}" for v in st) + " |")
+    if SOURCE_NOTES_FILE.exists():
+        L += ["", SOURCE_NOTES_FILE.read_text().rstrip()]
+    L += ["", SOURCE_END]
+    section = "\n".join(L)
+    text = DOCS.read_text() if DOCS.exists() else ""
+    if SOURCE_BEGIN in text and SOURCE_END in text:
+        a, b = text.index(SOURCE_BEGIN), text.index(SOURCE_END) + len(SOURCE_END)
+        text = text[:a] + section + text[b:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    DOCS.write_text(text)
 
 
 NOTES = """## Reading it, and what issue 7 changed

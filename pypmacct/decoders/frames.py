@@ -217,7 +217,8 @@ class FrameDecoder:
                 return Batch(np.zeros(0, dtype))
             kind = k
         tun = any(f in self.fields for f in pkt.TUNNEL_FIELDS)
-        r = pkt.parse(c.buf, c.offset, c.length, kind, tunnels=tun)
+        r = pkt.parse(c.buf, c.offset, c.length, kind, tunnels=tun,
+                      macs=bool(self.fields & {"src_mac", "dst_mac"}))
         keep = r.af > 0
         sel = np.nonzero(keep)[0]
         self.skipped += n - int(keep.sum())
@@ -234,45 +235,65 @@ class FrameDecoder:
             if name in names:
                 out[name] = values
 
-        put("arrival_seq", np.arange(m))
+        if "arrival_seq" in names:
+            put("arrival_seq", np.arange(m))
         mult = 1
         sr = self.opts.ext_sampling_rate or 1
         if self.opts.renormalize and sr > 1:
             mult = sr
-        put("packets", (1 + xp) * mult)
-        put("bytes", (r.ip_len[sel] + xb) * mult)
+        if "packets" in names:
+            put("packets", (1 + xp) * mult)
+        if "bytes" in names:
+            put("bytes", (r.ip_len[sel] + xb) * mult)
         af = r.af[sel]
         for name, raw in (("src_host", r.src), ("dst_host", r.dst)):
             if name in names:
                 out[name]["af"] = af
                 out[name]["addr"] = np.ascontiguousarray(raw[sel]).view("V16").reshape(-1)
-        put("proto", r.proto[sel])
-        put("tos", r.tos[sel])
-        put("src_port", sport)
-        put("dst_port", dport)
-        put("tcp_flags", np.where(r.proto[sel] == 6, r.tcp_flags[sel], 0))
+        if "proto" in names:
+            put("proto", r.proto[sel])
+        if "tos" in names:
+            put("tos", r.tos[sel])
+        if "src_port" in names:
+            put("src_port", sport)
+        if "dst_port" in names:
+            put("dst_port", dport)
+        if "tcp_flags" in names:
+            put("tcp_flags", np.where(r.proto[sel] == 6, r.tcp_flags[sel], 0))
         smac = r.src_mac if c.src_mac is None else c.src_mac
         dmac = r.dst_mac if c.dst_mac is None else c.dst_mac
         if "src_mac" in names:
             out["src_mac"] = np.ascontiguousarray(smac[sel]).view("V6").reshape(-1)
         if "dst_mac" in names:
             out["dst_mac"] = np.ascontiguousarray(dmac[sel]).view("V6").reshape(-1)
-        put("vlan", r.vlan[sel])
-        put("cos", r.cos[sel])
-        put("etype", np.where(af == 4, pkt.ETH_IPV4, pkt.ETH_IPV6))
-        put("mpls_label_top", r.mpls_top[sel])
-        put("mpls_label_bottom", r.mpls_bottom[sel])
-        put("mpls_stack_depth", r.mpls_depth[sel])
-        put("in_iface", np.full(m, c.ifindex_in, np.int64) if c.ifin is None else c.ifin[sel])
-        put("out_iface", np.full(m, c.ifindex_out, np.int64) if c.ifout is None else c.ifout[sel])
+        if "vlan" in names:
+            put("vlan", r.vlan[sel])
+        if "cos" in names:
+            put("cos", r.cos[sel])
+        if "etype" in names:
+            put("etype", np.where(af == 4, pkt.ETH_IPV4, pkt.ETH_IPV6))
+        if "mpls_label_top" in names:
+            put("mpls_label_top", r.mpls_top[sel])
+        if "mpls_label_bottom" in names:
+            put("mpls_label_bottom", r.mpls_bottom[sel])
+        if "mpls_stack_depth" in names:
+            put("mpls_stack_depth", r.mpls_depth[sel])
+        if "in_iface" in names:
+            put("in_iface", np.full(m, c.ifindex_in, np.int64) if c.ifin is None else c.ifin[sel])
+        if "out_iface" in names:
+            put("out_iface", np.full(m, c.ifindex_out, np.int64) if c.ifout is None else c.ifout[sel])
         if self.flow_table is not None:
             out["flows"] = self._flows(c, r, sel, sport, dport)
-        put("sampling_rate", np.full(m, 1 if self.opts.renormalize else sr, np.int64))
+        if "sampling_rate" in names:
+            put("sampling_rate", np.full(m, 1 if self.opts.renormalize else sr, np.int64))
         pkt.put_tunnel(out, r, sel)
         ts = c.ts[sel]
-        put("ts_arrival", ts)
-        put("time_start", ts)
-        put("sample_type", np.ones(m, np.int64))
+        if "ts_arrival" in names:
+            put("ts_arrival", ts)
+        if "time_start" in names:
+            put("time_start", ts)
+        if "sample_type" in names:
+            put("sample_type", np.ones(m, np.int64))
         if self.classifier is not None:
             return self._classify(c, r, sel, sport, dport, out)
         return Batch(out)

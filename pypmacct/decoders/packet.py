@@ -77,42 +77,56 @@ class Parsed:
 
 
 class _Buf:
-    """A byte buffer padded with zeros so that gathers near its end stay in bounds."""
+    """A byte buffer padded with zeros so that gathers near its end stay in bounds.
+
+    Big-endian words and fixed-width rows are gathered through overlapping views of
+    the buffer (one element per byte offset): one gather per value instead of one per
+    byte."""
 
     def __init__(self, buf):
+        if isinstance(buf, _Buf):              # already padded: share it
+            self.size, self.a, self.limit = buf.size, buf.a, buf.limit
+            self._views = buf._views
+            return
         raw = np.frombuffer(buf, np.uint8) if not isinstance(buf, np.ndarray) else buf
         self.size = len(raw)
         self.a = np.concatenate([raw, np.zeros(_PAD, np.uint8)])
         self.limit = self.size + _PAD - 8
+        self._views = {}
+
+    def _view(self, dt):
+        v = self._views.get(dt)
+        if v is None:
+            d = np.dtype(dt)
+            v = self._views[dt] = np.ndarray((len(self.a) - d.itemsize + 1,), d,
+                                             buffer=self.a, strides=(1,))
+        return v
 
     def u8(self, p):
         return self.a[np.minimum(p, self.limit)]
 
     def be16(self, p):
-        p = np.minimum(p, self.limit)
-        return (self.a[p].astype(np.uint32) << 8) | self.a[p + 1]
+        return self._view(">u2")[np.minimum(p, self.limit)].astype(np.uint32)
 
     def be32(self, p):
-        p = np.minimum(p, self.limit)
-        a = self.a
-        return ((a[p].astype(np.uint32) << 24) | (a[p + 1].astype(np.uint32) << 16)
-                | (a[p + 2].astype(np.uint32) << 8) | a[p + 3])
+        return self._view(">u4")[np.minimum(p, self.limit)].astype(np.uint32)
 
     def rows(self, p, width: int):
         p = np.minimum(p, self.limit + 8 - width)
-        return self.a[p[:, None] + np.arange(width)]
+        return self._view(f"V{width}")[p].view(np.uint8).reshape(len(p), width)
 
 
 def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = False,
           max_mpls: int = 16, max_ext: int = 8, min_l4: int = 4, tunnels: bool = False,
-          ipip: bool = False) -> Parsed:
+          ipip: bool = False, macs: bool = True) -> Parsed:
     """Parse packets whose bytes are ``buf[start[i]:start[i] + length[i]]``; ``kind`` is
     a K_* value (scalar or per packet). ``max_vlan_tags``: how many 802.1Q tags are
     walked (sFlow's decoder takes one); ``snap``: 802.3 frames with LLC/SNAP or the IP
     SAP are followed (sFlow's decoder does); ``min_l4``: transport bytes needed before
     ports and flags are read (sFlow's decoder wants 8); ``tunnels``: the Ethernet frame
     inside VXLAN (UDP port 4789, I flag set) is parsed too (``inner``, ``inner_rows``), and
-    with ``ipip`` the IPv4 packet inside IP protocols 4 and 94."""
+    with ``ipip`` the IPv4 packet inside IP protocols 4 and 94. ``macs=False`` leaves the
+    outer frames' MAC addresses zero (for callers that do not use them)."""
     start = np.asarray(start, np.int64)
     length = np.asarray(length, np.int64)
     n = len(start)
@@ -131,8 +145,9 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
     if m.any():
         i = np.nonzero(m)[0]
         s = start[i]
-        out.dst_mac[i] = b.rows(s, 6)
-        out.src_mac[i] = b.rows(s + 6, 6)
+        if macs:
+            out.dst_mac[i] = b.rows(s, 6)
+            out.src_mac[i] = b.rows(s + 6, 6)
         et[i] = b.be16(s + 12)
         pos[i] = s + 14
         live[i] = True
@@ -145,8 +160,9 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
             live[i] = True
             # the sender's link address is the source MAC when it is one
             hal = b.be16(start[i] + halen_at) if k == K_SLL else b.u8(start[i] + halen_at)
-            j = i[hal == 6]
-            out.src_mac[j] = b.rows(start[j] + addr_at, 6)
+            if macs:
+                j = i[hal == 6]
+                out.src_mac[j] = b.rows(start[j] + addr_at, 6)
     m = (kind == K_IP) | (kind == K_IPV4) | (kind == K_IPV6)
     if m.any():
         et[m] = -1

@@ -186,6 +186,9 @@ class SflowDecoder:
         self.batch_agents: list = []
         self.fields = frozenset(self.opts.record_dtype.names)
         self._tunnels = any(f in self.fields for f in pkt.TUNNEL_FIELDS)
+        # fields of the switch and router records only these primitives use
+        self._vlan_cos = bool(self.fields & {"vlan", "cos"})
+        self._router = bool(self.fields & {"peer_dst_ip", "nexthop", "src_mask", "dst_mask"})
 
     # --- bad input, in pmacct's words
     def malformed(self, src: str, port: int, msg: str) -> None:
@@ -272,38 +275,60 @@ class SflowDecoder:
             packets *= mult
             nbytes *= mult
         put = self._putter(out)
-        put("arrival_seq", np.arange(smp.n))
-        put("packets", packets)
-        put("bytes", nbytes)
+        if "arrival_seq" in f:
+            put("arrival_seq", np.arange(smp.n))
+        if "packets" in f:
+            put("packets", packets)
+        if "bytes" in f:
+            put("bytes", nbytes)
         if "flows" in f:
             put("flows", np.zeros(smp.n, np.int64))
         af = np.where(smp.got4, 4, 6).astype(np.uint8)
         self._addr(out, "src_host", af, smp.src)
         self._addr(out, "dst_host", af, smp.dst)
-        put("proto", smp.proto)
-        put("tos", smp.tos)
+        if "proto" in f:
+            put("proto", smp.proto)
+        if "tos" in f:
+            put("tos", smp.tos)
         l4 = (smp.proto == 6) | (smp.proto == 17)
-        put("src_port", np.where(l4, smp.sport, 0))
-        put("dst_port", np.where(l4, smp.dport, 0))
-        put("tcp_flags", np.where(smp.proto == 6, smp.flags, 0))
+        if "src_port" in f:
+            put("src_port", np.where(l4, smp.sport, 0))
+        if "dst_port" in f:
+            put("dst_port", np.where(l4, smp.dport, 0))
+        if "tcp_flags" in f:
+            put("tcp_flags", np.where(smp.proto == 6, smp.flags, 0))
         if "src_mac" in f:
             out["src_mac"] = smp.src_mac.view("V6").reshape(-1)
         if "dst_mac" in f:
             out["dst_mac"] = smp.dst_mac.view("V6").reshape(-1)
-        put("vlan", np.where(smp.in_vlan != 0, smp.in_vlan, smp.out_vlan) & 0xFFFF)
-        put("cos", np.where(smp.in_prio != 0, smp.in_prio, smp.out_prio) & 0xFF)
-        put("etype", smp.etype & 0xFFFF)
-        put("in_iface", smp.in_if & 0xFFFFFFFF)
-        put("out_iface", smp.out_if & 0xFFFFFFFF)
-        put("src_mask", smp.src_mask & 0xFF)
-        put("dst_mask", smp.dst_mask & 0xFF)
-        put("src_as", smp.src_as)
-        put("dst_as", smp.dst_as)
-        put("peer_src_as", smp.peer_src_as)
-        put("peer_dst_as", smp.peer_dst_as)
-        put("local_pref", smp.local_pref)
-        put("as_path", smp.as_path)
-        put("std_comm", smp.comms)
+        if "vlan" in f:
+            put("vlan", np.where(smp.in_vlan != 0, smp.in_vlan, smp.out_vlan) & 0xFFFF)
+        if "cos" in f:
+            put("cos", np.where(smp.in_prio != 0, smp.in_prio, smp.out_prio) & 0xFF)
+        if "etype" in f:
+            put("etype", smp.etype & 0xFFFF)
+        if "in_iface" in f:
+            put("in_iface", smp.in_if & 0xFFFFFFFF)
+        if "out_iface" in f:
+            put("out_iface", smp.out_if & 0xFFFFFFFF)
+        if "src_mask" in f:
+            put("src_mask", smp.src_mask & 0xFF)
+        if "dst_mask" in f:
+            put("dst_mask", smp.dst_mask & 0xFF)
+        if "src_as" in f:
+            put("src_as", smp.src_as)
+        if "dst_as" in f:
+            put("dst_as", smp.dst_as)
+        if "peer_src_as" in f:
+            put("peer_src_as", smp.peer_src_as)
+        if "peer_dst_as" in f:
+            put("peer_dst_as", smp.peer_dst_as)
+        if "local_pref" in f:
+            put("local_pref", smp.local_pref)
+        if "as_path" in f:
+            put("as_path", smp.as_path)
+        if "std_comm" in f:
+            put("std_comm", smp.comms)
         if "peer_dst_ip" in f:
             # the BGP next hop; else the router's next hop (IPv4 only with use_ip_next_hop)
             nh_af = smp.bgp_nh_af.copy()
@@ -314,34 +339,52 @@ class SflowDecoder:
             self._addr(out, "peer_dst_ip", nh_af, nh)
         if "nexthop" in f:
             self._addr(out, "nexthop", smp.nh_af, smp.nh)
-        self._addr(out, "peer_src_ip", agent_af[dg], agent[dg])
-        put("export_proto_seqno", dseq[dg])
-        put("export_proto_version", ver[dg])
-        put("export_proto_sysid", sub[dg])
-        put("sample_type", np.ones(smp.n, np.int64))
+        if "peer_src_ip" in f:
+            self._addr(out, "peer_src_ip", agent_af[dg], agent[dg])
+        if "export_proto_seqno" in f:
+            put("export_proto_seqno", dseq[dg])
+        if "export_proto_version" in f:
+            put("export_proto_version", ver[dg])
+        if "export_proto_sysid" in f:
+            put("export_proto_sysid", sub[dg])
+        if "sample_type" in f:
+            put("sample_type", np.ones(smp.n, np.int64))
         sr = np.where(self.opts.renormalize & (rate != 0), 1, rate)
-        put("sampling_rate", sr)
-        put("sampling_direction", np.full(smp.n, ord("u")))
-        put("mpls_pw_id", smp.pw_id)
-        put("mpls_label_top", smp.mpls_top)
-        put("mpls_label_bottom", smp.mpls_bottom)
-        put("mpls_stack_depth", smp.mpls_depth)
-        put("vxlan", smp.vxlan)
+        if "sampling_rate" in f:
+            put("sampling_rate", sr)
+        if "sampling_direction" in f:
+            put("sampling_direction", np.full(smp.n, ord("u")))
+        if "mpls_pw_id" in f:
+            put("mpls_pw_id", smp.pw_id)
+        if "mpls_label_top" in f:
+            put("mpls_label_top", smp.mpls_top)
+        if "mpls_label_bottom" in f:
+            put("mpls_label_bottom", smp.mpls_bottom)
+        if "mpls_stack_depth" in f:
+            put("mpls_stack_depth", smp.mpls_depth)
+        if "vxlan" in f:
+            put("vxlan", smp.vxlan)
         if self._tunnels:
             self._addr(out, "tunnel_src_host", smp.tun_af, smp.tun_src)
             self._addr(out, "tunnel_dst_host", smp.tun_af, smp.tun_dst)
-            put("tunnel_proto", smp.tun_proto)
-            put("tunnel_tos", smp.tun_tos)
+            if "tunnel_proto" in f:
+                put("tunnel_proto", smp.tun_proto)
+            if "tunnel_tos" in f:
+                put("tunnel_tos", smp.tun_tos)
             tl4 = (smp.tun_proto == 6) | (smp.tun_proto == 17)
-            put("tunnel_src_port", np.where(tl4, smp.tun_sport, 0))
-            put("tunnel_dst_port", np.where(tl4, smp.tun_dport, 0))
+            if "tunnel_src_port" in f:
+                put("tunnel_src_port", np.where(tl4, smp.tun_sport, 0))
+            if "tunnel_dst_port" in f:
+                put("tunnel_dst_port", np.where(tl4, smp.tun_dport, 0))
             if "tunnel_src_mac" in f:
                 out["tunnel_src_mac"] = smp.tun_smac.view("V6").reshape(-1)
             if "tunnel_dst_mac" in f:
                 out["tunnel_dst_mac"] = smp.tun_dmac.view("V6").reshape(-1)
         ts = pk.ts[dg]
-        put("ts_arrival", ts)
-        put("time_start", ts)
+        if "ts_arrival" in f:
+            put("ts_arrival", ts)
+        if "time_start" in f:
+            put("time_start", ts)
         return out
 
     @staticmethod
@@ -487,15 +530,20 @@ class SflowDecoder:
         fixed = np.where(ex, 44, 32)
         short = bs + fixed > be
         s.bad |= short
-        s.seq[:] = b.be32(bs)
-        sid = b.be32(bs + 4).astype(np.int64)
-        s.src_class[:] = np.where(ex, sid, sid >> 24)
-        s.src_index[:] = np.where(ex, b.be32(bs + 8), sid & 0xFFFFFF)
+        f = self.fields
         o = np.where(ex, 4, 0)
         s.rate[:] = b.be32(bs + 8 + o)
-        s.pool[:] = b.be32(bs + 12 + o)
-        s.in_if[:] = np.where(ex, b.be32(bs + 28), b.be32(bs + 20))
-        s.out_if[:] = np.where(ex, b.be32(bs + 36), b.be32(bs + 24))
+        # what only some primitives or renormalization use is read only for them
+        if self.opts.renormalize:
+            s.seq[:] = b.be32(bs)
+            sid = b.be32(bs + 4).astype(np.int64)
+            s.src_class[:] = np.where(ex, sid, sid >> 24)
+            s.src_index[:] = np.where(ex, b.be32(bs + 8), sid & 0xFFFFFF)
+            s.pool[:] = b.be32(bs + 12 + o)
+        if "in_iface" in f:
+            s.in_if[:] = b.be32(bs + np.where(ex, 28, 20))
+        if "out_iface" in f:
+            s.out_if[:] = b.be32(bs + np.where(ex, 36, 24))
         nrec = np.where(short, 0, np.minimum(b.be32(bs + fixed - 4), MAX_RECORDS)).astype(np.int64)
         cur = bs + fixed
         while True:
@@ -549,8 +597,10 @@ class SflowDecoder:
         if m.any():
             i, p = act[m], r0[m]
             ln = b.be32(p).astype(np.int64)
-            s.src_mac[i] = b.rows(p + 4, 6)
-            s.dst_mac[i] = b.rows(p + 12, 6)
+            if "src_mac" in self.fields:
+                s.src_mac[i] = b.rows(p + 4, 6)
+            if "dst_mac" in self.fields:
+                s.dst_mac[i] = b.rows(p + 12, 6)
             et = b.be32(p + 20).astype(np.int64)
             s.etype[i] = et
             s.got4[i] |= et == pkt.ETH_IPV4
@@ -581,14 +631,14 @@ class SflowDecoder:
             s.tos[i] = b.be32(p + 52)
             s.got6[i] = True
         m = (tag == REC_SWITCH) & (r1 - r0 >= 16)
-        if m.any():
+        if self._vlan_cos and m.any():
             i, p = act[m], r0[m]
             s.in_vlan[i] = b.be32(p)
             s.in_prio[i] = b.be32(p + 4)
             s.out_vlan[i] = b.be32(p + 8)
             s.out_prio[i] = b.be32(p + 12)
         m = tag == REC_ROUTER
-        if m.any():
+        if self._router and m.any():
             i, p, e = act[m], r0[m], r1[m]
             ok, af, raw, size = b.addr(p, e)
             ok &= p + size + 8 <= e
@@ -626,8 +676,9 @@ class SflowDecoder:
         i, data, hl, kind = i[known], data[known], hl[known], kind[known]
         if not len(i):
             return
-        r = pkt.parse(b.a[:b.size], data, hl, kind, max_vlan_tags=1, snap=True, min_l4=8,
-                      tunnels=self._tunnels, ipip=True)
+        r = pkt.parse(b, data, hl, kind, max_vlan_tags=1, snap=True, min_l4=8,
+                      tunnels=self._tunnels, ipip=True,
+                      macs=bool(self.fields & {"src_mac", "dst_mac"}))
         eth = kind == pkt.K_ETH
         s.dst_mac[i[eth]] = r.dst_mac[eth]
         s.src_mac[i[eth]] = r.src_mac[eth]

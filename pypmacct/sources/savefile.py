@@ -585,17 +585,20 @@ class _Reader:
                     return
                 continue
             blen = len(chunk)
+            last = blen - 16
             pos = start
             heads: list[int] = []
             add = heads.append
-            while pos + 16 <= blen:
-                incl = incl_at(chunk, pos + 8)[0]
-                if incl > 0x4000000:
-                    if heads:
-                        yield self._frames(chunk, heads)
-                    raise SavefileError(f"bogus record length {incl}")
-                end = pos + 16 + incl
+            # the per-record walk: kept to the fewest operations (a read is at most
+            # _READ_CHUNK bytes, so a bogus length always runs past its end)
+            while pos <= last:
+                end = pos + 16 + incl_at(chunk, pos + 8)[0]
                 if end > blen:
+                    incl = incl_at(chunk, pos + 8)[0]
+                    if incl > 0x4000000:
+                        if heads:
+                            yield self._frames(chunk, heads)
+                        raise SavefileError(f"bogus record length {incl}")
                     break
                 add(pos)
                 pos = end
