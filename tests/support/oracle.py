@@ -381,7 +381,7 @@ def cached_oracle_run(cache_dir, binary, settings: dict, capture, workdir, **kw)
     res = run_daemon(binary, settings, workdir, **kw)
     if res.returncode == 0 and res.outputs and not res.timed_out:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(".tmp")
+        tmp = entry.with_suffix(f".{os.getpid()}.tmp")   # workers may store the same key
         tmp.write_text(json.dumps({"binary": res.binary, "config_text": res.config_text,
                                    "returncode": res.returncode, "outputs": res.outputs,
                                    "log": res.log, "wall": res.wall}))
