@@ -25,7 +25,8 @@ from tests.support import oracle  # noqa: E402
 from tests.support.memory import C_CLIENT, our_client, run_client  # noqa: E402
 
 
-def _next_prime(n: int) -> int:
+def next_prime(n: int) -> int:
+    """The smallest prime >= n (pmacct sizes its hash tables with primes)."""
     def prime(k):
         return k > 1 and all(k % d for d in range(2, int(k ** 0.5) + 1))
     while not prime(n):
@@ -38,7 +39,7 @@ def table_settings(who: str, aggregate, keys: int) -> dict:
     default of 16 x 8 kB pools fills at a few hundred) and a bucket count near the key
     count so its chains stay short; ours grows on its own (pools 0 = unbounded)."""
     s = {"plugins": "memory", "aggregate": ", ".join(aggregate),
-         "imt_buckets": _next_prime(max(32771, keys // 2))}
+         "imt_buckets": next_prime(max(32771, keys // 2))}
     if who == "pmacct":
         s.update({"imt_mem_pools_number": keys * 400 // (1 << 20) + 4,
                   "imt_mem_pools_size": 1 << 20})

@@ -70,14 +70,6 @@ def gen_params(version: int, records: int, smoke: bool) -> flowgen.GenParams:
         duration=60 if smoke else 600)
 
 
-def _next_prime(n: int) -> int:
-    def prime(k):
-        return k > 1 and all(k % d for d in range(2, int(k ** 0.5) + 1))
-    while not prime(n):
-        n += 1
-    return n
-
-
 def build_capture(version: int, records: int, smoke: bool) -> tuple[Path, dict]:
     """The capture and its sidecar (params, totals, distinct keys), built or reused."""
     CAPTURES.mkdir(parents=True, exist_ok=True)
@@ -123,7 +115,7 @@ def settings_for(capture: Path, agg: list[str], keys: int, *, buffers: dict | No
         s.update(buffers)
     # pmacct's print cache holds ~11 entries per bucket; a full cache purges early and
     # overwrites its own file. Size it well above the capture's distinct keys.
-    s["print_cache_entries"] = max(16411, _next_prime(keys // 4))
+    s["print_cache_entries"] = max(16411, memplugin.next_prime(keys // 4))
     return s
 
 
