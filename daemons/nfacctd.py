@@ -47,7 +47,8 @@ class NetflowCollector(Collector):
             port = int(cfg.get("nfacctd_port"))
             self.source = UdpSource(ip, port, rcvbuf=cfg.get("nfacctd_pipe_size"), log=self.log,
                                     ipv6_only=bool(cfg.get("nfacctd_ipv6_only")),
-                                    mcast_groups=cfg.get("nfacctd_mcast_groups") or ())
+                                    mcast_groups=cfg.get("nfacctd_mcast_groups") or (),
+                                    threaded=True)
             host, bound = self.source.address
             self.log.info(f"waiting for {self.PROTO} data on {host}:{bound}")
 
