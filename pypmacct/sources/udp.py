@@ -15,8 +15,10 @@ queues them for ``read``. The kernel's receive buffer holds only a hundred or so
 datagrams at its default size: a core busy decoding a batch for longer than that buffer
 lasts (a few ms at 10k datagrams/s) would lose datagrams, while the thread, blocked in
 ``recv`` with the GIL released, gets the interpreter back within the switch interval
-(set to 0.5 ms while it runs). The queue is bounded (``max_queued_bytes``); datagrams
-beyond it are dropped and counted in ``dropped``, and the next ``read`` logs the count.
+(set to 0.5 ms while it runs). Each wake-up reads what the socket holds straight into
+one buffer (``recvfrom_into``), queued as a ``DatagramBatch`` the decoder takes packed, as
+it does a savefile's. The queue is bounded (``max_queued_bytes``); a burst beyond it is
+dropped and counted in ``dropped``, and the next ``read`` logs the count.
 """
 from __future__ import annotations
 
@@ -27,11 +29,39 @@ import sys
 import threading
 import time
 
+import numpy as np
+
 from . import Datagram
+from .savefile import DatagramBatch
 
 MAX_DATAGRAM = 65535
 MAX_QUEUED_BYTES = 64 << 20      # the reader thread's queue bound (or SO_RCVBUF if larger)
 SWITCH_INTERVAL = 0.0005         # seconds: how soon a waiting reader thread gets the GIL
+BURST_BYTES = 1 << 20            # the reader's burst buffer (reused; what came is copied out)
+BURST_DATAGRAMS = 4096
+BURST_NAP_BELOW = 16             # a burst smaller than this: nap before waiting again
+BURST_NAP = 0.0005
+
+
+def _part(b: "DatagramBatch", i: int, j: int) -> "DatagramBatch":
+    """Datagrams ``i:j`` of a batch (the buffer is shared)."""
+    return DatagramBatch(b.buf, b.start[i:j], b.length[i:j], b.exp[i:j], b.srcs,
+                         b.port[i:j], b.ts[i:j])
+
+
+def _join(bursts) -> "DatagramBatch":
+    """Several bursts as one batch: buffers back to back, exporters re-indexed."""
+    names: dict = {}
+    starts, exps, off = [], [], 0
+    for b in bursts:
+        remap = np.array([names.setdefault(s, len(names)) for s in b.srcs], np.int64)
+        exps.append(remap[b.exp])
+        starts.append(b.start + off)
+        off += len(b.buf)
+    return DatagramBatch(b"".join(b.buf for b in bursts), np.concatenate(starts),
+                         np.concatenate([b.length for b in bursts]), np.concatenate(exps),
+                         list(names), np.concatenate([b.port for b in bursts]),
+                         np.concatenate([b.ts for b in bursts]))
 
 
 def _is_v6(ip: str) -> bool:
@@ -128,62 +158,115 @@ class UdpSource:
         self.received += len(out)
         return out
 
-    def _read_queued(self, max_datagrams: int, timeout: float | None) -> list[Datagram]:
+    def _read_queued(self, max_datagrams: int, timeout: float | None):
+        """Up to ``max_datagrams`` of the reader thread's queued datagrams, as one
+        ``DatagramBatch`` (several bursts are joined; a burst is split if need be)."""
         if self._thread is None:
             self._start_reader()
+        max_datagrams = max(1, max_datagrams)
         with self._cond:
             if not self._queue:
                 self._cond.wait(timeout)
-            q = self._queue
-            if len(q) <= max_datagrams:
-                out, self._queue = q, []
-            else:
-                out, self._queue = q[:max_datagrams], q[max_datagrams:]
-            self._queued_bytes -= sum(len(d.payload) for d in out)
+            got, n = [], 0
+            while self._queue and n < max_datagrams:
+                b = self._queue[0]
+                room = max_datagrams - n
+                if len(b) <= room:
+                    got.append(self._queue.pop(0))
+                else:
+                    got.append(_part(b, 0, room))
+                    self._queue[0] = _part(b, room, len(b))
+                n += len(got[-1])
+            self._queued_bytes -= sum(int(b.length.sum()) for b in got)
             dropped = self.dropped
-        self.received += len(out)
+        self.received += n
         if dropped != self._logged_drops:
             self._log("warn", f"UDP reader queue full ({self._max_queued} bytes): "
                               f"{dropped - self._logged_drops} datagrams dropped "
                               f"({dropped} in all).")
             self._logged_drops = dropped
-        return out
+        if not got:
+            return []
+        return got[0] if len(got) == 1 else _join(got)
 
     def _start_reader(self) -> None:
         self._prev_switch = sys.getswitchinterval()
         sys.setswitchinterval(min(self._prev_switch, SWITCH_INTERVAL))
+        self._burst_view = memoryview(bytearray(BURST_BYTES))
         self._thread = threading.Thread(target=self._reader, name="udp-reader", daemon=True)
         self._thread.start()
 
     def _reader(self) -> None:
         """The reader thread: wait for the socket, drain it, queue what came."""
         cond = self._cond
+        sock = self.sock
         while not self._closing:
             try:
-                got = self._drain(4096, 0.25)
+                ready, _, _ = select.select([sock], [], [], 0.25)
+                if not ready:
+                    continue
+                burst = self._burst()
             except (OSError, ValueError) as e:
                 if self._closing:
                     return
                 self._log("error", f"UDP reader: {e}; retrying.")
                 time.sleep(0.1)
                 continue
-            if not got:
+            if burst is None:
                 continue
-            size = sum(len(d.payload) for d in got)
             with cond:
-                room = self._max_queued - self._queued_bytes
-                if size > room:
-                    keep, used = [], 0
-                    for d in got:           # only when over the bound: rare
-                        if used + len(d.payload) > room:
-                            break
-                        keep.append(d)
-                        used += len(d.payload)
-                    self.dropped += len(got) - len(keep)
-                    got, size = keep, used
-                self._queue.extend(got)
-                self._queued_bytes += size
-                cond.notify()
+                if self._queued_bytes + len(burst.buf) > self._max_queued:
+                    self.dropped += len(burst)      # the core is that far behind: count it
+                else:
+                    self._queue.append(burst)
+                    self._queued_bytes += len(burst.buf)    # == its payloads' bytes
+                    cond.notify()
+            if len(burst) < BURST_NAP_BELOW:
+                # a trickle: let a few more arrive before the next wake-up, so the thread
+                # takes the GIL once per handful of datagrams rather than once per datagram
+                time.sleep(BURST_NAP)
+
+    def _burst(self):
+        """What the socket holds now (up to BURST_DATAGRAMS), read straight into the
+        thread's one buffer and copied out once: no per-datagram 64 kB allocation (nor a
+        fresh multi-MB buffer per burst, whose zeroing would hold the GIL), and the
+        decoder gets it packed."""
+        view = self._burst_view
+        recv_into = self.sock.recvfrom_into
+        starts, lengths, exps, ports, tss = [], [], [], [], []
+        names: dict = {}
+        clean = self._clean
+        off = 0
+        limit = BURST_BYTES - MAX_DATAGRAM
+        while off <= limit and len(starts) < BURST_DATAGRAMS:
+            try:
+                n, addr = recv_into(view[off:], MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                break
+            except ConnectionRefusedError:      # ICMP errors surfacing on a UDP socket
+                continue
+            e = names.get(addr[0])
+            if e is None:
+                e = names[addr[0]] = len(names)
+            starts.append(off)
+            lengths.append(n)
+            exps.append(e)
+            ports.append(addr[1])
+            tss.append(time.time_ns() // 1000)
+            off += n
+        if not starts:
+            return None
+        return DatagramBatch(bytes(view[:off]), np.array(starts, np.int64), np.array(lengths, np.int64),
+                             np.array(exps, np.int64), [clean(a) for a in names],
+                             np.array(ports, np.int64), np.array(tss, np.int64))
+
+    @staticmethod
+    def _clean(src: str) -> str:
+        if src.startswith("::ffff:") and "." in src:
+            return src[7:]
+        if "%" in src:
+            return src.split("%", 1)[0]
+        return src
 
     def _drain(self, max_datagrams: int, timeout: float | None) -> list[Datagram]:
         out: list[Datagram] = []
@@ -205,12 +288,7 @@ class UdpSource:
                 break
             except ConnectionRefusedError:      # ICMP errors surfacing on a UDP socket
                 continue
-            src = addr[0]
-            if src.startswith("::ffff:") and "." in src:
-                src = src[7:]
-            elif "%" in src:
-                src = src.split("%", 1)[0]
-            out.append(Datagram(data, src, addr[1], time.time_ns() // 1000))
+            out.append(Datagram(data, self._clean(addr[0]), addr[1], time.time_ns() // 1000))
         return out
 
     def close(self) -> None:

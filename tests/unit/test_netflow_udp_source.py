@@ -135,13 +135,14 @@ def test_threaded_reader_queues_in_order_and_honours_batch_limit():
 
 
 def test_threaded_reader_keeps_up_while_the_core_is_busy():
-    """A core busy in Python (holding the GIL) for longer than the kernel's receive
-    buffer lasts loses nothing: 3,000 datagrams of 1,000 bytes in about 0.15 s are many
-    times what a default buffer keeps, and the core reads none of them until it is done."""
-    with UdpSource("127.0.0.1", 0, threaded=True) as src:
+    """A core busy in Python (holding the GIL) for longer than the receive buffer lasts
+    loses nothing: 3,000 datagrams of 1,000 bytes in about 0.6 s, while a 1 MB buffer
+    keeps about 450 of them (90 ms' worth: slack enough for a loaded test machine), and
+    the core reads none of them until the sender is done."""
+    with UdpSource("127.0.0.1", 0, threaded=True, rcvbuf=1 << 20) as src:
         src.read(1, timeout=0.01)
-        sender = paced_send(src.port, 3000, 1000)
-        end = time.monotonic() + 1.0
+        sender = paced_send(src.port, 3000, 1000, burst=5)
+        end = time.monotonic() + 0.5
         x = 0
         while time.monotonic() < end or sender.poll() is None:   # busy, GIL held
             x += 1
@@ -158,5 +159,7 @@ def test_threaded_reader_counts_and_logs_drops_beyond_its_bound():
         paced_send(src.port, 50, 1000, burst=1).wait()
         time.sleep(0.5)
         got = read_all(src, 50, timeout=1)
-        assert len(got) == 10 and src.dropped == 40
-        assert any("40 datagrams dropped (40 in all)" in line for line in sink.lines)
+        # whole read bursts are kept or dropped: at most 10 kB kept, every datagram either
+        # delivered or counted
+        assert 0 < len(got) <= 10 and len(got) + src.dropped == 50
+        assert any(f"datagrams dropped ({src.dropped} in all)" in line for line in sink.lines)
