@@ -45,7 +45,8 @@ setup(
                  "pytest-xdist>=3.5",
                  "mysqlclient>=2.1", "psycopg2>=2.9", "geoip2>=4.0", "mmdb-writer>=0.2"],
         "geoip": ["geoip2>=4.0"],
-        "bench": ["matplotlib>=3.7"],     # bench/run.py's scaling plot
+        # bench/run.py's scaling plot; py-spy to profile a running daemon (docs/profile.md)
+        "bench": ["matplotlib>=3.7", "py-spy>=0.3"],
     },
     entry_points={
         "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS] + [
