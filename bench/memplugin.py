@@ -144,28 +144,12 @@ class MeasuredDaemon:
     def stop(self, timeout: float = 60.0) -> dict:
         if self.proc is None:
             return {}
-        if self.proc.poll() is None:
-            # SIGINT to the daemon's processes, not to measure.py above them (it must
-            # live on to reap them and write its figures)
-            from tests.support.measure import tree
-            for pid in tree(self.proc.pid):
-                if pid != self.proc.pid:
-                    try:
-                        os.kill(pid, signal.SIGINT)
-                    except ProcessLookupError:
-                        pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
+        # SIGINT to the daemon's processes, not to measure.py above them (it must live
+        # on to reap them and write its figures)
+        from tests.support.measure import tree
+        from tests.support.memory import stop_group
+        stop_group(self.proc, timeout,
+                   pids=[p for p in tree(self.proc.pid) if p != self.proc.pid])
         try:
             return json.loads(self.mfile.read_text())
         except (OSError, ValueError):

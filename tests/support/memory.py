@@ -117,33 +117,43 @@ class MemoryDaemon:
         return run_client(client, ["-p", self.socket(table)] + list(args), cwd=self.workdir)
 
     def stop(self, timeout: float = 30.0) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        # plugins may outlive the core for a moment
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        return self.proc.returncode
+        return stop_group(self.proc, timeout)
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def stop_group(proc, timeout: float = 30.0, pids=None) -> int:
+    """Stop a daemon started in its own process group: SIGINT to the group (or to
+    ``pids`` only, e.g. all but a measuring wrapper), SIGKILL after ``timeout``, then
+    wait until the plugins, which may outlive the core for a moment, are gone too."""
+    if proc is None:
+        return 0
+    if proc.poll() is None:
+        for pid in ([-proc.pid] if pids is None else pids):
+            try:
+                if pid < 0:
+                    os.killpg(-pid, signal.SIGINT)
+                else:
+                    os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    return proc.returncode
 
 
 # ---- comparing outputs ------------------------------------------------------------------
