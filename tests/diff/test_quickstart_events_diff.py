@@ -394,3 +394,66 @@ def test_networks_cache_entries_bad_value(value, tmp_path, pmacct_nfacctd, our_n
                 f"networks_cache_entries: {value}") + 1
             assert re.search(rf"daemon\.conf:{line}\] invalid value for "
                              rf"'networks_cache_entries'", text), text[-2000:]
+
+
+# --------------------------------------------------------------------------------------
+# sample_type's traffic classes (pretag.map.example): flow-ipv4, flow-ipv6, flow-mpls-*
+# --------------------------------------------------------------------------------------
+CLASS_MAP = """\
+set_tag=1       ip=0.0.0.0/0    sample_type=flow-ipv4
+set_tag=2       ip=0.0.0.0/0    sample_type=flow-ipv6
+set_tag=5       ip=0.0.0.0/0    sample_type=event
+set_tag=6       ip=0.0.0.0/0    sample_type=option
+set_tag=9       ip=0.0.0.0/0    sample_type=flow
+"""
+MPLS_MAP = """\
+set_tag=3       ip=0.0.0.0/0    sample_type=flow-mpls-ipv4
+set_tag=4       ip=0.0.0.0/0    sample_type=flow-mpls-ipv6
+set_tag=1       ip=0.0.0.0/0    sample_type=flow-ipv4
+set_tag=9       ip=0.0.0.0/0    sample_type=flow
+"""
+
+
+def _class_runs(tmp_path, pmacct_nfacctd, our_nfacctd, text):
+    capture = tmp_path / "classes.pcap"
+    eventgen.write_classes(capture)
+    s = oracle.print_settings(capture, "tag, peer_src_ip, in_iface", "csv",
+                              extra={"pre_tag_map": "pretag.map",
+                                     "nfacctd_account_options": True})
+    res = _run_both(tmp_path, pmacct_nfacctd, our_nfacctd, s, {"pretag.map": text}, "out.txt")
+    tags = {who: {(r["PEER_SRC_IP"], int(r["IN_IFACE"])): int(r["TAG"])
+                  for r in oracle.parse_rows(r.output, "csv")} for who, r in res.items()}
+    return res, tags
+
+
+def test_sample_type_classes(tmp_path, pmacct_nfacctd, our_nfacctd):
+    """flow-ipv4/-ipv6 take only v9/IPFIX traffic without an MPLS label field (VLAN-tagged
+    traffic included); NetFlow v5 and MPLS-labelled traffic are left to "flow"."""
+    res, tags = _class_runs(tmp_path, pmacct_nfacctd, our_nfacctd, CLASS_MAP)
+    oracle.assert_same_output(res["pmacct"], res["ours"], "csv")
+    i, ex = eventgen.CLASS_IFACE, eventgen.CLASS_EXPORTERS
+    want = {(ex[5], i["v5"]): 9}
+    for v in (9, 10):
+        want.update({(ex[v], i["ipv4"]): 1, (ex[v], i["vlan-ipv4"]): 1, (ex[v], i["ipv6"]): 2,
+                     (ex[v], i["mpls-ipv4"]): 9, (ex[v], i["mpls-ipv6"]): 9,
+                     (ex[v], i["event"]): 5, (ex[v], 0): 6})
+    assert tags["ours"] == want
+
+
+def test_sample_type_mpls_classes(tmp_path, pmacct_nfacctd, our_nfacctd):
+    """flow-mpls-ipv4/-ipv6 match MPLS-labelled traffic of that family. 1.7.7 parses both
+    keywords as "flow" (docs/differences.md): there every traffic record gets tag 3."""
+    res, tags = _class_runs(tmp_path, pmacct_nfacctd, our_nfacctd, MPLS_MAP)
+    i, ex = eventgen.CLASS_IFACE, eventgen.CLASS_EXPORTERS
+    for who, got in tags.items():
+        events = {k: t for k, t in got.items() if k[1] in (0, i["event"])}
+        assert set(events.values()) == {0}, who
+    traffic = {who: {k: t for k, t in got.items() if k[1] not in (0, i["event"])}
+               for who, got in tags.items()}
+    assert set(traffic["pmacct"]) == set(traffic["ours"])
+    assert set(traffic["pmacct"].values()) == {3}          # the documented difference
+    want = {(ex[5], i["v5"]): 9}
+    for v in (9, 10):
+        want.update({(ex[v], i["ipv4"]): 1, (ex[v], i["vlan-ipv4"]): 1, (ex[v], i["ipv6"]): 9,
+                     (ex[v], i["mpls-ipv4"]): 3, (ex[v], i["mpls-ipv6"]): 4})
+    assert traffic["ours"] == want

@@ -182,3 +182,65 @@ def write_nat(path, version: int, seed: int = 11, datagrams: int = 42) -> dict:
             w.write(t * 10**9 + e, _frame(NAT_EXPORTERS[e], pack(sets, seqs[e], t)))
             seqs[e] += 1 if version == 9 else len(flows) + n_ev
     return counts
+
+
+# --------------------------------------------------------------------------------------
+# Traffic classes for pre_tag_map's sample_type
+# --------------------------------------------------------------------------------------
+CLASS_EXPORTERS = {5: "203.0.113.31", 9: "203.0.113.32", 10: "203.0.113.33"}
+# in_iface tells the class of a record apart in the output
+CLASS_IFACE = {"v5": 1, "ipv4": 2, "ipv6": 3, "vlan-ipv4": 4, "mpls-ipv4": 5,
+               "mpls-ipv6": 6, "event": 7}
+
+
+def class_templates():
+    base4 = [(8, 4), (12, 4), (4, 1), (10, 4), (1, 4), (2, 4)]
+    base6 = [(27, 16), (28, 16), (4, 1), (10, 4), (1, 4), (2, 4)]
+    return {
+        "ipv4": (300, base4),
+        "ipv6": (301, base6),
+        "vlan-ipv4": (302, base4 + [(58, 2)]),
+        "mpls-ipv4": (303, base4 + [(70, 3)]),
+        "mpls-ipv6": (304, base6 + [(70, 3)]),
+        "event": (305, [(8, 4), (225, 4), (10, 4), (230, 1)]),
+    }
+
+
+def write_classes(path, seed: int = 21, rounds: int = 12) -> None:
+    """v5, v9 and IPFIX exporters; v9/IPFIX send plain IPv4 and IPv6, VLAN-tagged IPv4
+    (VLAN ids below 256: see docs/differences.md), MPLS-labelled IPv4 and IPv6 traffic,
+    NAT events and a VRF options table."""
+    rng = np.random.default_rng(seed)
+    tpls = class_templates()
+    vs, vo = [(234, 4)], [(236, 32)]
+    with pcapio.open_writer(path) as w:
+        for r in range(rounds):
+            t = T0 + r
+            recs = [nb.v5_record(src=f"10.5.0.{i}", dst="10.5.1.1", inp=CLASS_IFACE["v5"],
+                                 pkts=int(rng.integers(1, 9)), octets=500, first=0, last=0)
+                    for i in range(1, 4)]
+            w.write(t * 10**9, _frame(CLASS_EXPORTERS[5], nb.v5(recs, seq=3 * r, unix=t)))
+            for version in (9, 10):
+                sets = []
+                if r % 4 == 0:
+                    sets.append(nb.template_set(version, list(tpls.values())))
+                    sets.append(nb.options_template_set(version, 310, vs, vo))
+                    sets.append(nb.data_set(310, [nb.record(vs + vo, [3, b"blue"])]))
+                for kind, (tid, fields) in tpls.items():
+                    six = "ipv6" in kind
+                    rows = []
+                    for i in range(int(rng.integers(1, 4))):
+                        src = f"2001:db8::{i + 1}" if six else f"10.{version}.0.{i + 1}"
+                        dst = "2001:db8::ff" if six else "10.9.9.9"
+                        if kind == "event":
+                            vals = [src, "198.18.0.1", CLASS_IFACE[kind], int(rng.integers(1, 3))]
+                        else:
+                            vals = [src, dst, 6, CLASS_IFACE[kind], 100, int(rng.integers(1, 9))]
+                            if kind == "vlan-ipv4":
+                                vals.append(int(rng.integers(1, 256)))
+                            elif kind.startswith("mpls"):
+                                vals.append((int(rng.integers(16, 1000)) << 4) | 1)
+                        rows.append(nb.record(fields, vals))
+                    sets.append(nb.data_set(tid, rows))
+                pack = _pack(version)
+                w.write(t * 10**9 + version, _frame(CLASS_EXPORTERS[version], pack(sets, r, t)))
