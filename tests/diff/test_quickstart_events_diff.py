@@ -236,6 +236,9 @@ def nat_settings(capture, mode: str) -> dict:
     if mode == "nat":
         s["plugins"] = "print[nat]"
         _plugin(s, "nat", NAT, "json", "nat-%Y%m%d_%H%M.txt")
+    elif mode == "traffic":
+        s["plugins"] = "print[traffic]"
+        _plugin(s, "traffic", TRAFFIC, "csv", "traffic-%Y%m%d_%H%M.txt")
     elif mode == "split":
         s["pre_tag_map"] = "pretag.map"
         s["plugins"] = "print[traffic], print[nat]"
@@ -293,6 +296,19 @@ def test_quickstart_nat_json(nat_capture, tmp_path, pmacct_nfacctd, our_nfacctd)
     assert {r["nat_event"] for r in events} == set(eventgen.NAT_EVENTS)
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", r["timestamp_start"])
                for r in rows)
+
+
+def test_quickstart_traffic_log(nat_capture, tmp_path, pmacct_nfacctd, our_nfacctd):
+    """print[traffic] on its own (the flow logging example): NAT events land there too,
+    with zero counters and their observation time."""
+    version, capture, counts = nat_capture
+    res = _run_both(tmp_path, pmacct_nfacctd, our_nfacctd, nat_settings(capture, "traffic"),
+                    {}, "traffic-*.txt")
+    _compare_files(res)
+    rows = _rows(res["ours"], "traffic", "csv")
+    assert {r["PEER_SRC_IP"] for r in rows} == set(eventgen.NAT_EXPORTERS)
+    assert sum(int(r["PACKETS"]) for r in rows) == sum(counts["packets"].values())
+    assert any(r["PACKETS"] == "0" and r["DST_IP"] in ("", "0.0.0.0") for r in rows)
 
 
 def test_quickstart_nat_split(nat_capture, tmp_path, pmacct_nfacctd, our_nfacctd):
@@ -428,7 +444,8 @@ def _class_runs(tmp_path, pmacct_nfacctd, our_nfacctd, text):
 
 def test_sample_type_classes(tmp_path, pmacct_nfacctd, our_nfacctd):
     """flow-ipv4/-ipv6 take only v9/IPFIX traffic without an MPLS label field (VLAN-tagged
-    traffic included); NetFlow v5 and MPLS-labelled traffic are left to "flow"."""
+    traffic and packet sections with an IPv4 packet included); NetFlow v5 and MPLS-labelled
+    traffic are left to "flow"."""
     res, tags = _class_runs(tmp_path, pmacct_nfacctd, our_nfacctd, CLASS_MAP)
     oracle.assert_same_output(res["pmacct"], res["ours"], "csv")
     i, ex = eventgen.CLASS_IFACE, eventgen.CLASS_EXPORTERS
@@ -437,6 +454,7 @@ def test_sample_type_classes(tmp_path, pmacct_nfacctd, our_nfacctd):
         want.update({(ex[v], i["ipv4"]): 1, (ex[v], i["vlan-ipv4"]): 1, (ex[v], i["ipv6"]): 2,
                      (ex[v], i["mpls-ipv4"]): 9, (ex[v], i["mpls-ipv6"]): 9,
                      (ex[v], i["event"]): 5, (ex[v], 0): 6})
+    want[(ex[10], i["dlfs"])] = 1
     assert tags["ours"] == want
 
 
@@ -456,4 +474,5 @@ def test_sample_type_mpls_classes(tmp_path, pmacct_nfacctd, our_nfacctd):
     for v in (9, 10):
         want.update({(ex[v], i["ipv4"]): 1, (ex[v], i["vlan-ipv4"]): 1, (ex[v], i["ipv6"]): 9,
                      (ex[v], i["mpls-ipv4"]): 3, (ex[v], i["mpls-ipv6"]): 4})
+    want[(ex[10], i["dlfs"])] = 1
     assert traffic["ours"] == want

@@ -190,7 +190,7 @@ def write_nat(path, version: int, seed: int = 11, datagrams: int = 42) -> dict:
 CLASS_EXPORTERS = {5: "203.0.113.31", 9: "203.0.113.32", 10: "203.0.113.33"}
 # in_iface tells the class of a record apart in the output
 CLASS_IFACE = {"v5": 1, "ipv4": 2, "ipv6": 3, "vlan-ipv4": 4, "mpls-ipv4": 5,
-               "mpls-ipv6": 6, "event": 7}
+               "mpls-ipv6": 6, "event": 7, "dlfs": 8}
 
 
 def class_templates():
@@ -203,13 +203,15 @@ def class_templates():
         "mpls-ipv4": (303, base4 + [(70, 3)]),
         "mpls-ipv6": (304, base6 + [(70, 3)]),
         "event": (305, [(8, 4), (225, 4), (10, 4), (230, 1)]),
+        # IPFIX only: an IPv4 packet in dataLinkFrameSection, variable-length
+        "dlfs": (306, [(10, 4), (315, 65535), (1, 4), (2, 4)]),
     }
 
 
 def write_classes(path, seed: int = 21, rounds: int = 12) -> None:
     """v5, v9 and IPFIX exporters; v9/IPFIX send plain IPv4 and IPv6, VLAN-tagged IPv4
     (VLAN ids below 256: see docs/differences.md), MPLS-labelled IPv4 and IPv6 traffic,
-    NAT events and a VRF options table."""
+    NAT events and a VRF options table; IPFIX also records with a packet section."""
     rng = np.random.default_rng(seed)
     tpls = class_templates()
     vs, vo = [(234, 4)], [(236, 32)]
@@ -222,17 +224,22 @@ def write_classes(path, seed: int = 21, rounds: int = 12) -> None:
             w.write(t * 10**9, _frame(CLASS_EXPORTERS[5], nb.v5(recs, seq=3 * r, unix=t)))
             for version in (9, 10):
                 sets = []
+                kinds = {k: v for k, v in tpls.items() if version == 10 or k != "dlfs"}
                 if r % 4 == 0:
-                    sets.append(nb.template_set(version, list(tpls.values())))
+                    sets.append(nb.template_set(version, list(kinds.values())))
                     sets.append(nb.options_template_set(version, 310, vs, vo))
                     sets.append(nb.data_set(310, [nb.record(vs + vo, [3, b"blue"])]))
-                for kind, (tid, fields) in tpls.items():
+                for kind, (tid, fields) in kinds.items():
                     six = "ipv6" in kind
                     rows = []
                     for i in range(int(rng.integers(1, 4))):
                         src = f"2001:db8::{i + 1}" if six else f"10.{version}.0.{i + 1}"
                         dst = "2001:db8::ff" if six else "10.9.9.9"
-                        if kind == "event":
+                        if kind == "dlfs":
+                            frame = pcapio.udp_frame(f"10.{version}.1.{i + 1}", dst, 1000,
+                                                     2000, b"x" * 30)
+                            vals = [CLASS_IFACE[kind], frame, 100, int(rng.integers(1, 9))]
+                        elif kind == "event":
                             vals = [src, "198.18.0.1", CLASS_IFACE[kind], int(rng.integers(1, 3))]
                         else:
                             vals = [src, dst, 6, CLASS_IFACE[kind], 100, int(rng.integers(1, 9))]
