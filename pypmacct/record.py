@@ -23,6 +23,11 @@ AF_NONE, AF_INET, AF_INET6 = 0, 4, 6
 
 # Sample types, as pre_tag_map's sample_type and nfacctd_account_options use them.
 SAMPLE_FLOW, SAMPLE_OPTION, SAMPLE_EVENT = 1, 2, 3
+# Traffic records of a finer class, as pmacct 1.7.7's NF_evaluate_flow_type tells them
+# apart for sample_type=flow-ipv4/-ipv6 (which match SAMPLE_FLOW only): NetFlow v5, and
+# v9/IPFIX templates with an MPLS label (IE 70). Every value but SAMPLE_OPTION and
+# SAMPLE_EVENT is traffic, with counters.
+SAMPLE_FLOW_V5, SAMPLE_FLOW_MPLS = 4, 5
 
 # (name, dtype). Order groups related fields; nothing depends on it.
 BASE_FIELDS: list[tuple[str, object]] = [

@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 
-from ..record import SAMPLE_FLOW
+from ..record import SAMPLE_FLOW_V5
 from .plan import US, _U32, col_bytes, ms_to_s, put_addr, wrap32
 
 HEADER = struct.Struct("!HHIIIIBBH")      # version, count, uptime, secs, nsecs, seq, etype, eid, sampling
@@ -116,7 +116,7 @@ def compile_fill(fields, opts) -> list:
         add(lambda raw, tgt, env: col_bytes(tgt, "peer_src_ip", 0, "V17").__setitem__(
             Ellipsis, env.peer))
     if "sample_type" in f:
-        add(_const("sample_type", SAMPLE_FLOW))
+        add(_const("sample_type", SAMPLE_FLOW_V5))
     if "sampling_direction" in f:
         add(_const("sampling_direction", ord("u")))
 

@@ -20,7 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..record import ADDR_DTYPE, SAMPLE_EVENT, SAMPLE_FLOW, SAMPLE_OPTION
+from ..record import ADDR_DTYPE, SAMPLE_EVENT, SAMPLE_FLOW, SAMPLE_FLOW_MPLS, SAMPLE_OPTION
 from . import ie as E
 from .ie import be_uint
 from .sampling import lookup_many
@@ -714,6 +714,12 @@ class Plan:
                        col_bytes(tgt, "peer_src_ip", 0, "V17").__setitem__(Ellipsis, env.peer))
         if "sample_type" in f:
             st = {"traffic": SAMPLE_FLOW, "event": SAMPLE_EVENT, "option": SAMPLE_OPTION}[self.mode]
+            # pmacct's class by template: MPLS-labelled traffic apart (records with a packet
+            # section are classed by the packet, which pmacct reads as plain IP traffic)
+            if self.mode == "traffic" and self.tpl.has(E.MPLS_LABEL_1) and not (
+                    self.tpl.has(E.DATALINK_FRAME_SECTION)
+                    or self.tpl.has(E.LAYER2_PKT_SECTION_DATA)):
+                st = SAMPLE_FLOW_MPLS
             self._step(lambda raw, tgt, env, m: tgt.__setitem__("sample_type", st))
         w_dir, w_sdir = self.want("direction"), self.want("sampling_direction")
         dirn = self._int(self._first((E.DIRECTION,)))

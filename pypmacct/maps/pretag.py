@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..filters import FilterError, compile_filter
+from ..record import SAMPLE_EVENT, SAMPLE_FLOW, SAMPLE_FLOW_MPLS, SAMPLE_OPTION
 
 DEFAULT_MAPS_ENTRIES = 384
 DEFAULT_ROW_LEN = 256
@@ -394,19 +395,23 @@ def _match(cols: _Cols, m: Match) -> np.ndarray:
             eq = fs == np.uint64(m.value)
         return present & (~eq if m.neg else eq)
     elif m.kind == "sample_type":
+        # as pmacct 1.7.7: "flow" is any traffic; flow-ipv4/-ipv6 only v9/IPFIX traffic of
+        # that family whose template has neither an MPLS label nor a packet section (never
+        # NetFlow v5). flow-mpls-ipv4/-ipv6 match MPLS-labelled traffic of that family, as
+        # documented (1.7.7 reads them as "flow": docs/differences.md). VLANs are not looked
+        # at (1.7.7 reads one octet of the VLAN id: docs/differences.md).
         st = cols.int("sample_type")
         v = m.value
         if v == "option":
-            out = st == 2
+            out = st == SAMPLE_OPTION
         elif v == "event":
-            out = st == 3
+            out = st == SAMPLE_EVENT
+        elif v == "flow":
+            out = (st != SAMPLE_OPTION) & (st != SAMPLE_EVENT)
         else:
-            out = (st == 1) | (st == 0)
-            if v.endswith("ipv4") or v.endswith("ipv6"):
-                af = cols.addr("src_host")[0]
-                out &= af == (4 if v.endswith("ipv4") else 6)
-            if "mpls" in v:
-                out &= cols.int("mpls_label_top") != 0
+            out = st == (SAMPLE_FLOW_MPLS if "mpls" in v else SAMPLE_FLOW)
+            af = cols.addr("src_host")[0]
+            out &= af == (4 if v.endswith("ipv4") else 6)
     elif m.kind == "is_multicast":
         mc = (cols.mac(m.field) >> np.uint64(40)) & np.uint64(1) == 1
         out = mc if m.value else ~mc
@@ -516,7 +521,7 @@ class PreTagMap:
                 if m.kind in ("flowset_id", "fwdstatus"):
                     fields.add("export_proto_version")
                 if m.kind == "sample_type":
-                    fields |= {"sample_type", "src_host", "mpls_label_top"}
+                    fields |= {"sample_type", "src_host"}
         from ..record import RECORD_DTYPE
         self.fields = {f for f in fields if f in RECORD_DTYPE.names}
         # steps: ('rule', idx) or ('index', _Index, [idx...])

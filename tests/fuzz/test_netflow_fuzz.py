@@ -198,7 +198,7 @@ def test_decoder_survives_anything(seed, random_share):
     assert np.isin(recs["peer_src_ip"]["af"], (4, 6)).all()
     for col in ("label", "class", "cust_s"):
         assert ((recs[col] >= 0) & (recs[col] < len(batch.strings))).all()
-    assert np.isin(recs["sample_type"], (1, 2, 3)).all()
+    assert np.isin(recs["sample_type"], (1, 2, 3, 4, 5)).all()
     # every exporter that sent something bad has been named in the log at least once
     for src, c in DECODER.stats.exporters.items():
         if c.bad_datagrams:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pypmacct.record import SAMPLE_FLOW
+from pypmacct.record import SAMPLE_FLOW_V5
 from tests.unit.nfbuild import addr_text, decoder, dg, v5, v5_record
 
 US = 1_000_000
@@ -32,7 +32,7 @@ def test_fields_of_one_record():
     assert (r["export_proto_version"], r["export_proto_seqno"]) == (5, 100)
     assert r["export_proto_sysid"] == 7                      # the engine id
     assert (r["engine_type"], r["engine_id"]) == (1, 7)
-    assert r["sample_type"] == SAMPLE_FLOW
+    assert r["sample_type"] == SAMPLE_FLOW_V5
     assert r["sampling_rate"] == 0 and chr(r["sampling_direction"]) == "u"
     # timestamp_*: export time minus the flow's age in whole seconds
     assert r["ts_start"] == (1_700_000_000 - 9) * US       # (3600000-3590500)/1000 = 9
