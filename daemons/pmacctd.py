@@ -254,6 +254,8 @@ class PcapCollector(Collector):
             lt = self.decoder.unsupported_links
             if lt:
                 self.log.warn(f"data link not supported: {sorted(lt)}")
+            # the end of the savefile: what the classifier held back leaves now
+            yield self.decoder.flush(), True
             if self.cfg.get("pcap_savefile_wait"):
                 self.log.info("finished reading the savefile; waiting for a signal to exit")
                 while not core.stopping:
@@ -271,6 +273,9 @@ class PcapCollector(Collector):
                     self.log.warn(f"[{self.live.device}] libpcap dropped {st[1] - dropped} "
                                   f"packets ({st[1]} so far)")
                     dropped = st[1]
+
+    def drain(self) -> list:
+        return [self.decoder.flush()]
 
     def fds(self):
         if self.ifaces:
