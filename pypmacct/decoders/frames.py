@@ -268,6 +268,8 @@ class FrameDecoder:
             out["dst_mac"] = np.ascontiguousarray(dmac[sel]).view("V6").reshape(-1)
         if "vlan" in names:
             put("vlan", r.vlan[sel])
+        if "cvlan" in names:            # the inner tag of QinQ frames (filters: 'vlan and vlan')
+            put("cvlan", r.cvlan[sel])
         if "cos" in names:
             put("cos", r.cos[sel])
         if "etype" in names:
