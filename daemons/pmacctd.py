@@ -292,6 +292,10 @@ class PcapCollector(Collector):
             st = self.live.stats()
             if st:
                 extra = f" received={st[0]} dropped={st[1]}"
+        cl = d.classifier
+        if cl is not None:          # packets of flows not classified yet (docs/classifiers.md)
+            extra += (f" class_held={cl.held} class_released={cl.held_classified}"
+                      f" class_released_unknown={cl.held_unknown}")
         log.notice(f"stats time={int(time.time())} frames={d.frames} skipped={d.skipped}{extra}")
 
     def close(self) -> None:
