@@ -195,6 +195,8 @@ def test_held_across_savefile_chunks(tmp_path):
                 cls = "unknown" if f is not None and f.haslayer(UDP) else "http"
                 want[cls][0] += 1
                 want[cls][1] += len(raw) - 14
+    from pypmacct.sources.savefile import _READ_CHUNK
+    assert cap.stat().st_size > _READ_CHUNK          # read in (at least) two chunks
     db = tmp_path / "t.db"
     schema = Path(__file__).resolve().parents[2] / "sql" / "pypmacct-v5.sqlite3"
     con = sqlite3.connect(db)
