@@ -66,6 +66,7 @@ class FlowClassifier:
         self.hold_n = np.zeros(0, np.int64)    # records held
         self.hold_t = np.zeros(0, np.int64)    # when the first of them came
         self.loose = np.zeros(0, bool)         # released unclassified: not held again
+        self.fin = np.zeros((0, 2), bool)      # TCP: a FIN seen, per direction
         self.next_fid = 1
         self.hold_bytes = int(hold_bytes)
         self.hold_per_flow = int(hold_per_flow) if hold_per_flow else 4 * self.tentatives + 16
@@ -104,7 +105,8 @@ class FlowClassifier:
         if dead.any():
             self._keep(~dead)
 
-    _COLUMNS = ("keys", "cls", "tent", "last", "tcp", "fid", "hold_n", "hold_t", "loose")
+    _COLUMNS = ("keys", "cls", "tent", "last", "tcp", "fid", "hold_n", "hold_t", "loose",
+                "fin")
 
     def _keep(self, sel) -> None:
         for name in self._COLUMNS:
@@ -119,11 +121,13 @@ class FlowClassifier:
 
     def _run(self, af, src, dst, proto, sport, dport, buf, pstart, pend):
         """classify(), plus per packet its entry (``inv``), per entry its table row
-        after the update and its class at the start of the batch."""
+        after the update and its class at the start of the batch, and per packet its
+        direction (``side``)."""
         n = len(af)
         out = np.zeros(n, np.int32)
         if not n or not self.classifiers:
-            return out, np.zeros(n, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
+            z = np.zeros(n, np.int64)
+            return out, z, np.zeros(0, np.int64), np.zeros(0, np.int32), z
         now = int(self.clock())
         if now > self.prune_deadline:
             self.prune(now)
@@ -170,6 +174,9 @@ class FlowClassifier:
             cls[both] = 0
             tent[stale] = self.tentatives
             self.loose[src_rows[both[exists]]] = False
+            fin = self.fin[src_rows]
+            fin[stale[exists]] = False
+            self.fin[src_rows] = fin
         before = cls.copy()
         # candidates: payload, flow unclassified, within the direction's tries
         has_payload = np.asarray(pend) > np.asarray(pstart)
@@ -227,34 +234,36 @@ class FlowClassifier:
             new = {"keys": ukeys[add], "cls": cls[add], "tent": tent[add], "last": last[add],
                    "tcp": tcp[add], "fid": np.arange(self.next_fid, self.next_fid + k),
                    "hold_n": np.zeros(k, np.int64), "hold_t": np.zeros(k, np.int64),
-                   "loose": np.zeros(k, bool)}
+                   "loose": np.zeros(k, bool), "fin": np.zeros((k, 2), bool)}
             self.next_fid += k
             keys = np.concatenate([self.keys, new["keys"]])
             order = np.argsort(keys, kind="stable")
             for name in self._COLUMNS:
                 setattr(self, name, np.concatenate([getattr(self, name), new[name]])[order])
         rows = np.searchsorted(self.keys, ukeys)
-        return out, inv, rows, before
+        return out, inv, rows, before, side
 
 
     # -- holding back the packets of flows not classified yet -------------------------
     def account(self, recs: np.ndarray, af, src, dst, proto, sport, dport, buf, pstart,
-                pend) -> np.ndarray:
+                pend, tcp_flags=None) -> np.ndarray:
         """The records to pass on now, for a batch ``recs`` of packets (one record per
-        packet, in order, with a 'class' field; the other arguments as classify()).
+        packet, in order, with a 'class' field; the other arguments as classify(), and
+        the TCP flags per packet, 0 for other protocols).
 
         The records of a flow without a class that may still get one are held back;
         they leave with the class when a later packet finds it, or as 'unknown' when the
-        flow runs out of tries or a bound releases it. The result holds the released
-        records (oldest first), then the batch's records that are not held."""
+        flow runs out of tries, closes (a TCP RST, or a FIN each way) or a bound
+        releases it. The result holds the released records (oldest first), then the
+        batch's records that are not held."""
         now = int(self.clock())
         if self.h_recs is None:
             self.h_recs = recs[:0].copy()
             self.hold_cap = max(1, self.hold_bytes // max(1, recs.dtype.itemsize))
         req: list = []                      # (fids, class per fid) to release
         self._expire_holds(now, req)
-        out, inv, rows_u, before_u = self._run(af, src, dst, proto, sport, dport, buf,
-                                               pstart, pend)
+        out, inv, rows_u, before_u, side = self._run(af, src, dst, proto, sport, dport, buf,
+                                                     pstart, pend)
         n = len(recs)
         if not n or not len(rows_u):
             if n:
@@ -263,6 +272,16 @@ class FlowClassifier:
         cls_u = self.cls[rows_u]
         pend_u = (before_u == 0) & ~self.loose[rows_u]
         exhausted_u = np.all(self.tent[rows_u] == 0, axis=1)
+        closed_u = np.zeros(len(rows_u), bool)
+        if tcp_flags is not None:
+            fl = np.asarray(tcp_flags, np.int64)
+            rst = np.bincount(inv[(fl & 0x04) != 0], minlength=len(rows_u)) > 0
+            f = np.nonzero(fl & 0x01)[0]
+            if len(f):
+                fin = self.fin[rows_u]
+                fin[inv[f], side[f]] = True
+                self.fin[rows_u] = fin
+            closed_u = rst | np.all(self.fin[rows_u], axis=1)
         # a pending flow classified in this batch: all of its packets take the class
         cls_p = np.where(pend_u[inv], cls_u[inv], out).astype(np.int32)
         recs["class"] = cls_p
@@ -270,8 +289,12 @@ class FlowClassifier:
         done = pend_u & (self.hold_n[rows_u] > 0) & ((cls_u > 0) | exhausted_u)
         if done.any():
             self._request(req, rows_u[done], cls_u[done], loose=False)
+        # closed without a class: what was held leaves as unknown, nothing more is held
+        shut = pend_u & (cls_u == 0) & ~exhausted_u & closed_u
+        if shut.any():
+            self._request(req, rows_u[shut], np.zeros(int(shut.sum()), np.int32), loose=True)
         # this batch's packets of flows still pending are held
-        hold_u = pend_u & (cls_u == 0) & ~exhausted_u
+        hold_u = pend_u & (cls_u == 0) & ~exhausted_u & ~closed_u
         hold_p = hold_u[inv]
         hp = np.nonzero(hold_p)[0]
         if len(hp):

@@ -310,7 +310,8 @@ class FrameDecoder:
         # the packets of flows that may still be classified are held back by the
         # classifier and come out later with their class (docs/classifiers.md)
         out = cl.account(out, r.af[sel], r.src[sel], r.dst[sel], r.proto[sel], sport, dport,
-                         c.buf, start, end)
+                         c.buf, start, end,
+                         tcp_flags=np.where(r.proto[sel] == 6, r.tcp_flags[sel], 0))
         if "arrival_seq" in out.dtype.names:
             out["arrival_seq"] = np.arange(len(out))
         return Batch(out, list(cl.strings))

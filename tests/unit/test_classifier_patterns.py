@@ -163,7 +163,8 @@ class _Feed:
         self.fc, self.seq, self.sent = fc, 0, []
         self.out = np.zeros(0, HOLD_DTYPE)
 
-    def batch(self, pkts):
+    def batch(self, pkts, flags=None):
+        """pkts as _run's; ``flags``: TCP flags per packet (then the packets are TCP)."""
         buf = b"".join(p[4] for p in pkts)
         ends = np.cumsum([len(p[4]) for p in pkts]).astype(np.int64)
         starts = ends - np.array([len(p[4]) for p in pkts], np.int64)
@@ -173,10 +174,12 @@ class _Feed:
         recs["seq"] = np.arange(self.seq, self.seq + len(pkts))
         self.seq += len(pkts)
         self.sent.append(recs.copy())
+        proto = 17 if flags is None else 6
         got = self.fc.account(recs, np.full(len(pkts), 4, np.uint8), _addr([p[0] for p in pkts]),
-                              _addr([p[1] for p in pkts]), np.full(len(pkts), 17, np.uint8),
+                              _addr([p[1] for p in pkts]), np.full(len(pkts), proto, np.uint8),
                               np.array([p[2] for p in pkts]), np.array([p[3] for p in pkts]),
-                              np.frombuffer(buf, np.uint8), starts, ends)
+                              np.frombuffer(buf, np.uint8), starts, ends,
+                              tcp_flags=None if flags is None else np.array(flags))
         self.out = np.concatenate([self.out, got])
         return got["seq"].tolist(), got["class"].tolist()
 
@@ -273,3 +276,25 @@ def test_hold_bounds():
     f.flush()
     f.check_once()
     assert f.per_class() == {0: (3, 303), 1: (2, 206)}
+
+
+def test_closed_tcp_flows_leave_as_unknown():
+    cs = [Classifier(1, "hello", compile_pattern(b"^hello"), "x")]
+    fc = FlowClassifier(cs, tentatives=5, clock=lambda: 1000)
+    f = _Feed(fc)
+    SYN, SA, ACK, PA, FA, RA = 0x02, 0x12, 0x10, 0x18, 0x11, 0x14
+    # a FIN one way: the other side may still send, so still held
+    assert f.batch([(1, 2, 5, 6, b""), (2, 1, 6, 5, b""), (1, 2, 5, 6, b"nope")],
+                   [SYN, SA, PA]) == ([], [])
+    assert f.batch([(1, 2, 5, 6, b"")], [FA]) == ([], [])
+    # ... and a FIN the other way closes it: everything leaves as unknown
+    assert f.batch([(2, 1, 6, 5, b"")], [FA]) == ([0, 1, 2, 3, 4], [0] * 5)
+    assert fc.held == 0 and fc.released_early == 1
+    # a packet after that (a last ACK) is not held
+    assert f.batch([(1, 2, 5, 6, b"")], [ACK]) == ([5], [0])
+    # an RST ends another flow at once; the matching payload in its batch still wins
+    assert f.batch([(3, 4, 7, 8, b"x")], [PA]) == ([], [])
+    assert f.batch([(4, 3, 8, 7, b"")], [RA]) == ([6, 7], [0, 0])
+    assert f.batch([(5, 6, 7, 8, b"x"), (6, 5, 8, 7, b"hello"), (5, 6, 7, 8, b"")],
+                   [PA, PA, RA]) == ([8, 9, 10], [1, 1, 1])
+    f.check_once()
