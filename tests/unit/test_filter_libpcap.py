@@ -226,7 +226,10 @@ def data():
 
 
 def test_at_least_200_expressions():
-    assert len(set(expressions())) >= 200
+    assert len(set(expressions())) >= 430
+    stacked = [e for e in expressions()
+               if max(e.split().count("vlan"), e.split().count("mpls")) >= 2]
+    assert len(stacked) >= 60
 
 
 def test_same_verdicts_as_libpcap(data):
