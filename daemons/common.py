@@ -51,6 +51,11 @@ class Collector:
     def reload(self) -> None:
         pass
 
+    def drain(self) -> list:
+        """Batches still held back when the loop ends (pmacctd/uacctd's classifier
+        holds the packets of flows not classified yet): dispatched before shutdown."""
+        return []
+
     def close(self) -> None:
         pass
 
@@ -143,6 +148,8 @@ def run_daemon(daemon: str, make_collector, argv=None) -> int:
             core.service()
             if core.stopping:
                 break
+        for batch in collector.drain():
+            core.dispatch(batch, wait=True)
     finally:
         collector.close()
     return core.shutdown()

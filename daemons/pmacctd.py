@@ -254,6 +254,8 @@ class PcapCollector(Collector):
             lt = self.decoder.unsupported_links
             if lt:
                 self.log.warn(f"data link not supported: {sorted(lt)}")
+            # the end of the savefile: what the classifier held back leaves now
+            yield self.decoder.flush(), True
             if self.cfg.get("pcap_savefile_wait"):
                 self.log.info("finished reading the savefile; waiting for a signal to exit")
                 while not core.stopping:
@@ -272,6 +274,9 @@ class PcapCollector(Collector):
                                   f"packets ({st[1]} so far)")
                     dropped = st[1]
 
+    def drain(self) -> list:
+        return [self.decoder.flush()]
+
     def fds(self):
         if self.ifaces:
             return [f for f in (c.fileno() for c, _i, _o in self.ifaces.values()) if f >= 0]
@@ -287,6 +292,10 @@ class PcapCollector(Collector):
             st = self.live.stats()
             if st:
                 extra = f" received={st[0]} dropped={st[1]}"
+        cl = d.classifier
+        if cl is not None:          # packets of flows not classified yet (docs/classifiers.md)
+            extra += (f" class_held={cl.held} class_released={cl.held_classified}"
+                      f" class_released_unknown={cl.held_unknown}")
         log.notice(f"stats time={int(time.time())} frames={d.frames} skipped={d.skipped}{extra}")
 
     def close(self) -> None:

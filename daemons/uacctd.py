@@ -54,6 +54,9 @@ class NflogCollector(Collector):
                                  "uacctd_threshold", level="WARN")
             yield batch, False
 
+    def drain(self) -> list:
+        return [self.decoder.flush()]
+
     def log_stats(self, log) -> None:
         s = self.source
         log.notice(f"stats time={int(time.time())} packets={s.received} messages={s.messages} "

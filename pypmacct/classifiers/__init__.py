@@ -65,14 +65,10 @@ def classifier_for(cfg, log=None) -> FlowClassifier | None:
         raise ValueError(str(e)) from None
     if not _aggregates_class(cfg):
         return None
-    for p in cfg.plugins:
-        try:
-            aggressive = p.get("sql_aggressive_classification")
-        except KeyError:
-            aggressive = False
-        if aggressive and log is not None:
-            log.warn(f"[{p.name}] sql_aggressive_classification has no effect: counters of "
-                     "a flow's packets seen before its class was found stay 'unknown'")
+    # sql_aggressive_classification needs nothing more: the core holds a flow's first
+    # packets back until its class is known, so no plugin ever sees them as 'unknown'
+    # when a class is found later (docs/classifiers.md)
     return FlowClassifier(table, tentatives=int(cfg.get("classifier_tentatives") or 5),
                           snaplen=int(cfg.get("snaplen") or 128),
-                          lifetime=int(cfg.get("pmacctd_flow_lifetime") or 60))
+                          lifetime=int(cfg.get("pmacctd_flow_lifetime") or 60),
+                          hold_bytes=int(cfg.get("pmacctd_flow_buffer_size") or 16384000))

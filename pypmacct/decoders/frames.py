@@ -268,6 +268,8 @@ class FrameDecoder:
             out["dst_mac"] = np.ascontiguousarray(dmac[sel]).view("V6").reshape(-1)
         if "vlan" in names:
             put("vlan", r.vlan[sel])
+        if "cvlan" in names:            # the inner tag of QinQ frames (filters: 'vlan and vlan')
+            put("cvlan", r.cvlan[sel])
         if "cos" in names:
             put("cos", r.cos[sel])
         if "etype" in names:
@@ -305,6 +307,21 @@ class FrameDecoder:
         raw = np.concatenate([raw, np.zeros(64, np.uint8)])
         start, end = payload_bounds(raw, r, sel, (c.offset + c.length)[sel])
         cl = self.classifier
-        out["class"] = cl.classify(r.af[sel], r.src[sel], r.dst[sel], r.proto[sel], sport,
-                                   dport, c.buf, start, end)
+        # the packets of flows that may still be classified are held back by the
+        # classifier and come out later with their class (docs/classifiers.md)
+        out = cl.account(out, r.af[sel], r.src[sel], r.dst[sel], r.proto[sel], sport, dport,
+                         c.buf, start, end,
+                         tcp_flags=np.where(r.proto[sel] == 6, r.tcp_flags[sel], 0))
+        if "arrival_seq" in out.dtype.names:
+            out["arrival_seq"] = np.arange(len(out))
         return Batch(out, list(cl.strings))
+
+    def flush(self) -> Batch:
+        """What the classifier still holds back, as 'unknown' (end of input, shutdown)."""
+        cl = self.classifier
+        recs = cl.release_all() if cl is not None else None
+        if recs is None or not len(recs):
+            return Batch(np.zeros(0, self.opts.record_dtype))
+        if "arrival_seq" in recs.dtype.names:
+            recs["arrival_seq"] = np.arange(len(recs))
+        return Batch(recs, list(cl.strings))

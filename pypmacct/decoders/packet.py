@@ -33,7 +33,7 @@ ETH_MPLS = (0x8847, 0x8848)
 _EXT_8 = (0, 43, 60)      # hop-by-hop, routing, destination options: (len + 1) * 8
 _PAD = 64
 
-FIELDS = ("af", "dst_mac", "src_mac", "vlan", "cos", "etype", "vlan_tags", "mpls_depth",
+FIELDS = ("af", "dst_mac", "src_mac", "vlan", "cvlan", "cos", "etype", "vlan_tags", "mpls_depth",
           "mpls_top", "mpls_bottom", "ip_off", "src", "dst", "proto", "tos", "ip_len",
           "frag", "more_frags", "frag_id", "l4", "src_port", "dst_port", "tcp_flags",
           "icmp_type", "icmp_code")
@@ -48,6 +48,7 @@ class Parsed:
         self.dst_mac = np.zeros((n, 6), np.uint8)
         self.src_mac = np.zeros((n, 6), np.uint8)
         self.vlan = np.zeros(n, np.uint16)
+        self.cvlan = np.zeros(n, np.uint16)         # the second (inner) 802.1Q tag's id
         self.cos = np.zeros(n, np.uint8)
         self.etype = np.zeros(n, np.uint16)
         self.vlan_tags = np.zeros(n, np.uint8)
@@ -214,6 +215,8 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         f = t[first]
         out.vlan[f] = tci[first] & 0x0FFF
         out.cos[f] = tci[first] >> 13
+        second = out.vlan_tags[t] == 1
+        out.cvlan[t[second]] = tci[second] & 0x0FFF
         out.vlan_tags[t] += 1
         et[t] = b.be16(pos[t] + 2)
         pos[t] += 4

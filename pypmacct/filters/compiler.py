@@ -8,11 +8,16 @@ for IPv6 over MPLS) and run libpcap's compiled filter on it. The predicate here 
 the verdict that filter would give on that frame, computed on whole columns at once:
 
 - the frame kind comes from the record: 802.1Q when ``vlan`` is non-zero (nfacctd:
-  256 or more, see VLAN_MIN), MPLS when
+  256 or more, see VLAN_MIN), a second (inner) tag when ``cvlan`` is non-zero too
+  (not for nfacctd, whose fake frame has one tag at most), MPLS when
   ``mpls_stack_depth`` (or, without it, ``mpls_label_top``) is non-zero, IPv6 when an
   address is IPv6, else IPv4;
 - a test that libpcap would make at a given depth (after ``vlan``/``mpls`` keywords)
   is true only on frames whose headers sit at that depth, as with libpcap;
+- ``vlan`` and ``mpls`` themselves read the bytes libpcap reads at their depth (a tag's
+  type and id, the ethertype, the previous label's bottom-of-stack bit, a label) from
+  the frame's first bytes, built per record (``frame``): so ``mpls or mpls`` is true on
+  an IPv4 frame without labels, as libpcap finds a clear bit in the IP header there;
 - IPv6 ``tcp``/``udp``/``proto N`` also match a next header of 44 (fragment) whose
   following byte (the high byte of the source port in the fake frame) is N, as
   libpcap's code does.
@@ -24,15 +29,21 @@ import numpy as np
 from .parser import And, BinOp, FilterError, Leaf, Len, Load, Not, Num, Or, parse
 
 _FRAME_FIELDS = ("src_host", "dst_host", "vlan", "mpls_stack_depth", "mpls_label_top")
+_STACK_FIELDS = ("cvlan", "mpls_label_bottom", "tos", "proto", "src_port", "dst_port",
+                 "tcp_flags", "export_proto_version")
+_TPIDS = (0x8100, 0x88A8, 0x9100)
 _L4 = (6, 17, 132)
 
 
 class _View:
     """Lazily derived columns of one record array."""
 
-    def __init__(self, records: np.ndarray, vlan_min: int = 1):
+    def __init__(self, records: np.ndarray, vlan_min: int = 1, inner_vlan: bool = True,
+                 width: int = 0):
         self.r = records
         self.vlan_min = vlan_min
+        self.inner_vlan = inner_vlan
+        self.width = width
         self.n = len(records)
         self._c = {}
 
@@ -49,11 +60,17 @@ class _View:
         return c
 
     def _addr_bytes(self, which):
+        key = "addr_" + which
+        c = self._c.get(key)
+        if c is not None:
+            return c
         if which not in self.r.dtype.names:
-            return np.zeros((self.n, 16), np.uint8), np.zeros(self.n, np.uint8)
-        a = self.r[which]
-        raw = np.ascontiguousarray(a["addr"]).view(np.uint8).reshape(self.n, 16)
-        return raw, a["af"]
+            c = np.zeros((self.n, 16), np.uint8), np.zeros(self.n, np.uint8)
+        else:
+            a = self.r[which]
+            c = np.ascontiguousarray(a["addr"]).view(np.uint8).reshape(self.n, 16), a["af"]
+        self._c[key] = c
+        return c
 
     def _v6(self):
         s_af = self._addr_bytes("src_host")[1]
@@ -90,6 +107,14 @@ class _View:
 
     def _fv(self):
         return self.col("vlan", np.int32) >= self.vlan_min
+
+    def _nv(self):
+        """802.1Q tags in the frame: 0, 1, or 2 (an inner one from cvlan)."""
+        fv = self.get("fv")
+        n = fv.astype(np.int32)
+        if self.inner_vlan:
+            n += fv & (self.col("cvlan", np.int32) != 0)
+        return n
 
     def _fm(self):
         if "mpls_stack_depth" in self.r.dtype.names:
@@ -149,6 +174,65 @@ class _View:
         b[:, 12], b[:, 13] = et >> 8, et & 0xFF
         return b
 
+    def _frame(self):
+        """The fake frame's first ``width`` bytes (n x width) and, per byte, whether the
+        record does not know it (labels inside a stack deeper than two: the record has
+        the top and the bottom one only). Ethernet header, the tags (TPID 0x8100, the
+        id), the ethertype, the labels (bottom-of-stack bit on the last, TTL 0), then the
+        IPv4/IPv6 and transport headers. Built per layout (tags, labels), a few slice
+        assignments each."""
+        n, w = self.n, self.width + 4
+        nv, fm, v6 = self.get("nv"), self.get("fm"), self.get("v6")
+        b = np.zeros((n, w), np.uint8)
+        unk = np.zeros((n, w), bool)
+        # (the MACs, bytes 0-11, are not built: the tests reading the frame start at 12)
+        l3 = np.zeros((n, max(0, w - 14)), np.uint8)
+        k = min(l3.shape[1], 40)
+        l3[:, :k] = self.get("ip4_bytes")[:, :k]
+        if v6.any():
+            k6 = min(l3.shape[1], 60)
+            l3[v6, :k6] = self.get("ip6_bytes")[v6, :k6]
+        tci = [self.col(x, np.int64) & 0xFFF for x in ("vlan", "cvlan")]
+        top = self.col("mpls_label_top", np.int64) & 0xFFFFF
+        bottom = self.col("mpls_label_bottom", np.int64) & 0xFFFFF
+        et = np.where(fm > 0, 0x8847, np.where(v6, 0x86DD, 0x0800))
+        maxl = (w - 14) // 4 + 1                # labels past it lie beyond the bytes built
+        depth = np.minimum(fm, maxl + 1)
+        for lay_nv in range(3):
+            for lay_fm in range(maxl + 2):
+                rows = np.nonzero((nv == lay_nv) & (depth == lay_fm))[0]
+                if not len(rows):
+                    continue
+                pos = 12
+                for t in range(lay_nv):
+                    b[rows, pos], b[rows, pos + 1] = 0x81, 0
+                    b[rows, pos + 2], b[rows, pos + 3] = tci[t][rows] >> 8, tci[t][rows] & 0xFF
+                    pos += 4
+                b[rows, pos], b[rows, pos + 1] = et[rows] >> 8, et[rows] & 0xFF
+                pos += 2
+                d = fm[rows]
+                for q in range(1, lay_fm + 1):
+                    if pos >= w:
+                        break
+                    lab = top[rows] if q == 1 else np.where(d == q, bottom[rows], 0)
+                    word = (lab << 12) | np.where(d == q, 0x100, 0)
+                    for j in range(min(4, w - pos)):
+                        b[rows, pos + j] = (word >> (24 - 8 * j)) & 0xFF
+                    if q > 1:
+                        unk[rows[d > q], pos:pos + 4] = True
+                    pos += 4
+                if lay_fm <= maxl and pos < w:
+                    b[rows, pos:w] = l3[rows, :w - pos]
+        return b, unk
+
+    def be(self, offset: int, size: int):
+        """Big-endian value of ``size`` frame bytes at ``offset``, and whether known."""
+        b, unk = self.get("frame")
+        val = np.zeros(self.n, np.int64)
+        for j in range(size):
+            val = (val << 8) | b[:, offset + j].astype(np.int64)
+        return val, ~unk[:, offset:offset + size].any(axis=1)
+
     def mac(self, which):
         key = "mac_" + which
         c = self._c.get(key)
@@ -164,11 +248,18 @@ class _View:
         return c
 
     def aligned(self, level):
-        """Frames whose L3 header is where a test at this (vlan, mpls) depth reads it."""
+        """Frames where libpcap's test for an IP header at this (vlan, mpls) depth
+        passes. Without mpls: the ethertype after ``lv`` tags, so exactly ``lv`` tags
+        and no label. After mpls: the bottom-of-stack bit of the label before and the
+        IP version nibble, which hold where the tags and labels before the IP header
+        add up to the depth (one tag and one label look like two labels)."""
         lv, lm = level
-        fv, fm = self.get("fv"), self.get("fm")
-        ok = fv if lv else ~fv
-        return ok & (fm == lm)
+        nv, fm = self.get("nv"), self.get("fm")
+        if not lm:
+            return (nv == lv) & (fm == 0)
+        ver = self.col("export_proto_version", np.int32)
+        nibble = self.get("v6") | (ver != 5)        # NetFlow v5's fake IP header: 0x05
+        return (fm >= 1) & (nv + fm == lv + lm) & nibble
 
 
 def _dir(d, s, t):
@@ -263,34 +354,51 @@ def _leaf(v: _View, lf: Leaf):
         mac = int.from_bytes(lf.args[0], "big")
         return _dir(lf.dir, v.mac("src_mac") == mac, v.mac("dst_mac") == mac)
     if k == "vlan":
+        # libpcap: a TPID where the ethertype is after lv tags, and the tag's id
         vid = lf.args[0]
-        out = v.get("fv").copy()
+        if not lf.level[0]:                       # the outer tag: the record's vlan
+            out = v.get("nv") >= 1
+            if vid is not None:
+                out &= (v.col("vlan", np.int32) & 0xFFF) == vid
+            return out
+        at = 12 + 4 * lf.level[0]
+        tpid, _ = v.be(at, 2)
+        out = np.isin(tpid, _TPIDS)
         if vid is not None:
-            out &= (v.col("vlan", np.int32) & 0xFFF) == vid
+            tci, known = v.be(at + 2, 2)
+            out &= known & ((tci & 0xFFF) == vid)
         return out
     if k == "mpls":
+        # libpcap: the first 'mpls' checks the ethertype (after the tags), later ones
+        # that the label before is not the bottom of the stack; then the label itself
         label = lf.args[0]
-        lv = lf.level[0]
-        out = (v.get("fv") if lv else ~v.get("fv")) & (v.get("fm") >= 1)
+        lv, lm = lf.level
+        pl = 14 + 4 * lv + 4 * lm                 # where this label would be
+        if not lv and not lm:                     # the outer label: the record's top
+            out = (v.get("nv") == 0) & (v.get("fm") >= 1)
+            if label is not None:
+                out &= (v.col("mpls_label_top", np.int64) & 0xFFFFF) == label
+            return out
+        if not lm:
+            out = v.be(12 + 4 * lv, 2)[0] == 0x8847
+        else:
+            out = (v.be(pl - 2, 1)[0] & 1) == 0
         if label is not None:
-            out &= v.col("mpls_label_top", np.int64) == label
+            word, known = v.be(pl, 4)
+            out &= known & ((word >> 12) == label)
         return out
     if k == "ethertype":
         num = lf.args[0]
-        lv = lf.level[0]
-        fv, fm = v.get("fv"), v.get("fm")
-        at = fv if lv else ~fv
         if lf.level[1]:
             raise FilterError("'ether proto' after 'mpls' is not supported", lf.pos)
-        if num == 0x0800:
-            return at & (fm == 0) & v.get("v4")
-        if num == 0x86DD:
-            return at & (fm == 0) & v.get("v6")
-        if num == 0x8847:
-            return at & (fm >= 1)
-        if num in (0x8100, 0x88A8, 0x9100) and not lv:
-            return fv.copy()
-        return np.zeros(v.n, bool)
+        if num <= 1500:                 # an 802.3 length: LLC frames, none here
+            return np.zeros(v.n, bool)
+        if not lf.level[0]:
+            fm, nv = v.get("fm"), v.get("nv")
+            et = np.where(nv >= 1, 0x8100, np.where(fm > 0, 0x8847,
+                                                    np.where(v.get("v6"), 0x86DD, 0x0800)))
+            return et == num
+        return v.be(12 + 4 * lf.level[0], 2)[0] == num
     al = v.aligned(lf.level)
     v4, v6 = v.get("v4"), v.get("v6")
     if k == "l3":
@@ -360,14 +468,23 @@ def _leaves(node):
 
 
 class Filter:
-    """A compiled filter: ``f(records)`` is a boolean array, one verdict per record."""
+    """A compiled filter: ``f(records)`` is a boolean array, one verdict per record.
+    ``vlan_min``: the lowest VLAN id that makes a tagged frame; ``inner_vlan``: whether
+    ``cvlan`` makes a second tag (see VLAN_MIN, INNER_VLAN)."""
 
-    def __init__(self, text: str, vlan_min: int = 1):
+    def __init__(self, text: str, vlan_min: int = 1, inner_vlan: bool = True):
         self.text = text
         self.vlan_min = vlan_min
+        self.inner_vlan = inner_vlan
         self.tree = parse(text)
         fields = set(_FRAME_FIELDS)
+        self.width = 0                  # frame bytes the vlan/mpls/ether proto tests read
         for lf in _leaves(self.tree):
+            if lf.kind in ("vlan", "mpls", "ethertype") and any(lf.level):
+                self.width = max(self.width, 14 + 4 * (lf.level[0] + lf.level[1]) + 4)
+                fields.update(_STACK_FIELDS)
+            if any(lf.level):
+                fields.update(("cvlan", "mpls_label_bottom"))
             if lf.kind in ("proto", "port"):
                 fields.update(("proto", "src_port", "dst_port"))
             if lf.kind == "ether":
@@ -382,7 +499,8 @@ class Filter:
     def __call__(self, records: np.ndarray) -> np.ndarray:
         if len(records) == 0:
             return np.zeros(0, bool)
-        return np.asarray(_eval(_View(records, self.vlan_min), self.tree), dtype=bool)
+        view = _View(records, self.vlan_min, self.inner_vlan, self.width)
+        return np.asarray(_eval(view, self.tree), dtype=bool)
 
     def __repr__(self):
         return f"Filter({self.text!r})"
@@ -392,7 +510,12 @@ class Filter:
 # only when the first (high) byte of the template's VLAN field is non-zero, so VLAN ids
 # below 256 travel in an untagged frame (and "vlan 10" never matches there).
 VLAN_MIN = {"nfacctd": 256}
+# Whether a record's cvlan is a second tag of its frame: nfacctd's fake frame has one tag
+# at most (a second 'vlan' reads the inner ethertype there and never matches); the other
+# daemons run pmacct's filters on the packet itself, whose inner tag is our cvlan.
+INNER_VLAN = {"nfacctd": False}
 
 
 def compile_filter(text: str, daemon: str | None = None) -> Filter:
-    return Filter(text, vlan_min=VLAN_MIN.get(daemon, 1))
+    return Filter(text, vlan_min=VLAN_MIN.get(daemon, 1),
+                  inner_vlan=INNER_VLAN.get(daemon, True))

@@ -9,8 +9,10 @@ The subset pmacct's ``aggregate_filter`` and pre_tag_map ``filter=`` users write
     not/!, parentheses, and libpcap's implicit qualifiers ("host a or b", "port 80 or 443").
 
 Like libpcap, ``vlan`` and ``mpls`` move every test that comes after them (in the text)
-one header further in. The parser records, for every leaf, how many vlan and mpls
-keywords came before it; the compiler uses that.
+one header further in: ``vlan 10 and vlan 20`` is outer tag 10, inner tag 20, and
+``mpls 100 and mpls 200`` the first two labels. The parser records, for every leaf, how
+many vlan and mpls keywords came before it; the compiler uses that. A third ``vlan`` is
+refused (records carry two tags), and so is ``vlan`` after ``mpls`` (libpcap too).
 """
 from __future__ import annotations
 
@@ -135,6 +137,8 @@ ARITH_NAMES = {"tcpflags": 13, "icmptype": 0, "icmpcode": 1, "tcp-fin": 0x01,
                "icmp-tstampreply": 14, "icmp-ireq": 15, "icmp-ireqreply": 16,
                "icmp-maskreq": 17, "icmp-maskreply": 18}
 LOAD_PROTOS = ("ether", "ip", "ip6", "tcp", "udp", "icmp")
+# stacked tags a record can hold: 'vlan' (outer) and 'cvlan' (inner)
+MAX_VLAN_TAGS = 2
 # bytes a load may reach (the fake frame holds them; further is past pmacct's caplen)
 LOAD_LIMIT = {"ether": 14, "ip": 40, "ip6": 60, "tcp": 20, "udp": 20, "icmp": 20}
 
@@ -351,8 +355,9 @@ class Parser:
             leaf = Leaf("vlan", args=(vid,), level=tuple(self.level), pos=t.pos)
             if self.level[1]:
                 self.error("'vlan' after 'mpls' is not supported", t)
-            if self.level[0] >= 1:
-                self.error("more than one 'vlan' in a filter is not supported", t)
+            if self.level[0] >= MAX_VLAN_TAGS:
+                self.error("a third 'vlan' is not supported: records carry two VLAN tags at "
+                           "most (vlan: the outer one, cvlan: the inner one)", t)
             self.level[0] += 1
             self.last = None
             return leaf
@@ -363,8 +368,6 @@ class Parser:
                 label = self.number(self.next())
                 if label > 0xFFFFF:
                     self.error(f"MPLS label {label} greater than maximum 1048575", t)
-            if self.level[1] >= 1:
-                self.error("more than one 'mpls' in a filter is not supported", t)
             leaf = Leaf("mpls", args=(label,), level=tuple(self.level), pos=t.pos)
             self.level[1] += 1
             self.last = None

@@ -100,3 +100,35 @@ def test_reload_under_load_short(tmp_path):
 @pytest.mark.slow
 def test_reload_under_load_long(tmp_path):
     assert _reload_under_load(tmp_path, replays=8000) >= 50
+
+
+def test_pmacctd_stacked_vlan_mpls_filters(tmp_path):
+    """pmacctd on a savefile of QinQ and MPLS frames, one print plugin per stacked
+    filter: each keeps the packets libpcap's program keeps (compiled with pcapy-ng and
+    run on the same frames)."""
+    pcapy = pytest.importorskip("pcapy")
+    from tests.support import pcapio
+    from tests.unit.test_filter_libpcap import _stacked_frames
+    frames = _stacked_frames()
+    cap = tmp_path / "stacked.pcap"
+    with pcapio.PcapWriter(cap) as w:
+        for i, f in enumerate(frames):
+            w.write(1_700_000_000_000_000_000 + i * 1000, f)
+    filters = {"qinq": "vlan 10 and vlan 20", "inner6": "vlan and vlan and ip6",
+               "labels": "mpls 100 and mpls 200", "deep": "mpls and mpls and mpls and udp",
+               "tagmpls": "vlan and mpls and mpls 200"}
+    s = {"daemonize": False, "pcap_savefile": str(cap), "logfile": "daemon.log",
+         "plugins": ", ".join(f"print[{n}]" for n in filters)}
+    for n, f in filters.items():
+        s.update({f"aggregate[{n}]": "src_host, vlan", f"print_output[{n}]": "csv",
+                  f"print_output_file[{n}]": f"out-{n}.txt", f"print_refresh_time[{n}]": 3600,
+                  f"aggregate_filter[{n}]": f})
+    res = oracle.run_daemon(oracle.our_binary("pmacctd"), s, tmp_path / "run",
+                            output_glob="out-*.txt", timeout=120)
+    oracle.check_run(res, "our pmacctd")
+    for n, f in filters.items():
+        prog = pcapy.compile(pcapy.DLT_EN10MB, 65535, f, 1, 0)
+        want = sum(prog.filter(x) != 0 for x in frames)
+        rows = oracle.parse_rows(res.outputs[f"out-{n}.txt"], "csv")
+        assert 0 < want < len(frames)
+        assert sum(int(r["PACKETS"]) for r in rows) == want, (n, rows)
