@@ -139,7 +139,8 @@ VLEN = 65535     # pmacct's PM_VARIABLE_LENGTH, as `pmacct -U` shows it
 def registry_table(prims, aggregate) -> list[dict]:
     """`pmacct -U`: the custom primitives a plugin aggregates, in its aggregate order,
     with pmacct's LEN (65535 for vlen) and OFF (the offset in its fixed-size buffer,
-    where raw takes 3 x len + 1 bytes; 65535 for vlen)."""
+    where raw takes 3 x len + 1 bytes; 65535 for vlen). ``semantics`` and ``vlen`` let
+    the client print their columns (:func:`from_registry`)."""
     by_name = {p.name: p for p in prims}
     out, off = [], 0
     for name in aggregate:
@@ -147,8 +148,24 @@ def registry_table(prims, aggregate) -> list[dict]:
         if p is None:
             continue
         if p.vlen:
-            out.append({"name": p.name, "len": VLEN, "off": VLEN})
+            out.append({"name": p.name, "len": VLEN, "off": VLEN,
+                        "semantics": p.semantics, "vlen": True})
             continue
-        out.append({"name": p.name, "len": p.length, "off": off})
+        out.append({"name": p.name, "len": p.length, "off": off,
+                    "semantics": p.semantics, "vlen": False})
         off += 3 * p.length + 1 if p.semantics == "raw" else p.length
+    return out
+
+
+def from_registry(entries) -> list[CustomPrimitive]:
+    """The primitives of a `registry_table` (as the ``pmacct`` client receives it);
+    entries without semantics (an older server) are left out."""
+    out = []
+    for e in entries:
+        sem = e.get("semantics")
+        if sem not in SEMANTICS:
+            continue
+        vlen = bool(e.get("vlen"))
+        out.append(CustomPrimitive(str(e["name"]), 0, 0, 0 if vlen else int(e["len"]),
+                                   sem, 0, vlen))
     return out
