@@ -31,7 +31,10 @@ from tests.support.oracle import our_binary, pmacct_binary
 pytestmark = pytest.mark.diff
 
 ALL_CP = ("in_vlan_cp", "nh_cp", "tos_hex", "src6_cp", "srcmac_cp", "octets_cp",
-          "dst_as_cp", "src4_raw", "src4_raw2", "dst4_str")
+          "dst_as_cp", "src4_raw", "src4_raw2", "dst4_str", "oct8", "oct8h")
+# 8-byte integers (IPFIX octetDeltaCount)
+MORE = ("name=oct8 field_type=1 len=8 semantics=u_int\n"
+        "name=oct8h field_type=1 len=8 semantics=hex\n")
 TABLES = {
     "cp": ("src_port",) + ALL_CP,
     "cponly": ("in_vlan_cp", "tos_hex"),
@@ -47,7 +50,7 @@ def cdaemons(tmp_path_factory, pmacct_nfacctd):
     cap = work / "capture.pcap"
     flowgen.write_capture(cap, version=10, records=1200, seed=81, ipv6_share=0.3)
     prims = work / "prims.lst"
-    prims.write_text(PRIMITIVES)
+    prims.write_text(PRIMITIVES + MORE)
     extra = {"aggregate_primitives": str(prims)}
     theirs = MemoryDaemon(pmacct_binary("nfacctd"), TABLES, cap, work / "pmacct",
                           extra=extra).start()
