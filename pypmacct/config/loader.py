@@ -152,6 +152,14 @@ def _load_custom_primitives(cfg: DaemonConfig, lines: list[Line]) -> None:
     except ValueError as e:
         raise ConfigError(f"aggregate_primitives '{line.value}' {e}", where=line.where,
                           key="aggregate_primitives") from None
+    ptr = [p for p in prims if p.packet_ptrs]
+    if ptr and cfg.daemon != "pmacctd":
+        what = {"nfacctd": "the packet sections of NetFlow v9/IPFIX (dataLinkFrameSection)",
+                "sfacctd": "sFlow's sampled headers",
+                "uacctd": "NFLOG packets"}.get(cfg.daemon, cfg.daemon)
+        raise ConfigError(f"aggregate_primitives '{line.value}' line {ptr[0].lineno}: "
+                          f"packet_ptr is not supported on {what} by pypmacct yet (pmacctd "
+                          f"only)", where=line.where, key="aggregate_primitives")
     P.CUSTOM_PRIMITIVES.update({p.name: p for p in prims})
     R.STRING_FIELDS.update(p.name for p in prims if p.semantics in ("str", "raw"))
     set_custom(columns_for(prims))
