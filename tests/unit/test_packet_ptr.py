@@ -41,18 +41,30 @@ def test_primitives_file_with_packet_ptr(tmp_path):
         read_primitives(str(p), set())
 
 
-@pytest.mark.parametrize("daemon", ["nfacctd", "sfacctd", "uacctd"])
+@pytest.mark.parametrize("daemon", ["nfacctd", "sfacctd"])
 def test_packet_ptr_refused_outside_pmacctd(daemon, tmp_path):
     prims = tmp_path / "p.lst"
     prims.write_text("name=ttl packet_ptr=l3:0x800+8 len=1 semantics=u_int\n")
     conf = tmp_path / "d.conf"
     conf.write_text(f"aggregate_primitives: {prims}\naggregate: ttl\n")
-    with pytest.raises(ConfigError, match="packet_ptr is not supported on .* by pypmacct "
-                                          "yet \\(pmacctd only\\)"):
+    with pytest.raises(ConfigError, match="line 1: packet_ptr is not supported on .* by "
+                                          "pypmacct yet \\(pmacctd and uacctd only\\)"):
         load_config(daemon, ["-f", str(conf)])
     conf.write_text(f"aggregate_primitives: {prims}\naggregate: ttl\nplugins: print\n")
-    cfg = load_config("pmacctd", ["-f", str(conf)])
-    assert [cp.name for cp in cfg.custom_primitives] == ["ttl"]
+    for ok in ("pmacctd", "uacctd"):
+        cfg = load_config(ok, ["-f", str(conf)])
+        assert [cp.name for cp in cfg.custom_primitives] == ["ttl"]
+
+
+def test_uacctd_takes_the_ip_layers_only(tmp_path):
+    prims = tmp_path / "p.lst"
+    prims.write_text("name=ttl packet_ptr=l3:0x800+8 len=1 semantics=u_int\n"
+                     "name=m packet_ptr=payload packet_ptr=mac+6 len=6 semantics=mac\n")
+    conf = tmp_path / "d.conf"
+    conf.write_text(f"aggregate_primitives: {prims}\naggregate: ttl\nplugins: print\n")
+    with pytest.raises(ConfigError, match="line 2: packet_ptr layer 'mac' is not supported "
+                                          "by uacctd"):
+        load_config("uacctd", ["-f", str(conf)])
 
 
 def _decode(frames, prims_text, tmp_path):
