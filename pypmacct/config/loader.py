@@ -165,12 +165,13 @@ def _load_custom_primitives(cfg: DaemonConfig, lines: list[Line]) -> None:
                               f"pypmacct yet (l3, l4 and payload are)", where=line.where,
                               key="aggregate_primitives")
         ptr = []
-    if ptr and cfg.daemon != "pmacctd":
+    if ptr and cfg.daemon not in ("pmacctd", "sfacctd"):
         what = {"nfacctd": "the packet sections of NetFlow v9/IPFIX (dataLinkFrameSection)",
-                "sfacctd": "sFlow's sampled headers"}.get(cfg.daemon, cfg.daemon)
+                }.get(cfg.daemon, cfg.daemon)
         raise ConfigError(f"aggregate_primitives '{line.value}' line {ptr[0].lineno}: "
-                          f"packet_ptr is not supported on {what} by pypmacct yet (pmacctd "
-                          f"and uacctd only)", where=line.where, key="aggregate_primitives")
+                          f"packet_ptr is not supported on {what} by pypmacct yet (pmacctd, "
+                          f"uacctd and sfacctd only)", where=line.where,
+                          key="aggregate_primitives")
     P.CUSTOM_PRIMITIVES.update({p.name: p for p in prims})
     R.STRING_FIELDS.update(p.name for p in prims if p.semantics in ("str", "raw"))
     set_custom(columns_for(prims))

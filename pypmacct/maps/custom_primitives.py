@@ -15,7 +15,8 @@ length the template gives, fixed or variable (IPFIX length 65535): str is its te
 the first NUL, raw its whole hex form. Like every string, the value travels as an id into
 the batch's string table.
 
-``packet_ptr=LAYER[:PROTO][+OFFSET]`` (pmacctd; up to 8 per primitive, instead of or
+``packet_ptr=LAYER[:PROTO][+OFFSET]`` (pmacctd, sfacctd's Ethernet sampled headers,
+uacctd's l3/l4/payload; up to 8 per primitive, instead of or
 besides field_type) reads ``len`` bytes from the captured packet, OFFSET bytes past the
 start of LAYER: ``packet`` (the frame), ``mac`` (the Ethernet header), ``vlan`` (the
 first 802.1Q tag's TCI), ``mpls`` (the first label), ``l3`` (the IP header; PROTO: the

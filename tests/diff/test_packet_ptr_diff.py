@@ -218,3 +218,49 @@ def test_packet_ptr_vlen_and_without_ports(capture, tmp_path):
         got[(r["pay_v"], r["pay_u4"], r["tcp_win"])] += int(r["packets"])
     assert got == want
     assert any(k[0] in ("abc", "hello") for k in got)
+
+
+# ---- sfacctd: the raw packet headers of sFlow flow samples --------------------------
+SF_PRIMITIVES = """\
+name=ttl_pm     packet_ptr=l3:0x800+8   packet_ptr=l3:0x86dd+7  len=1  semantics=u_int
+name=eth_type   packet_ptr=packet+12    len=2   semantics=raw
+name=eth_dst    packet_ptr=mac          len=6   semantics=mac
+name=vlan_tci   packet_ptr=vlan         len=2   semantics=hex
+name=ip4_dst    packet_ptr=l3:0x800+16  len=4   semantics=ip
+name=ip6_src    packet_ptr=l3:0x86dd+8  len=16  semantics=ip
+name=icmp_tc    packet_ptr=l4:1 packet_ptr=l4:58  len=2  semantics=hex
+name=tcp6_win   packet_ptr=l3:0x86dd+54  len=2  semantics=u_int
+name=tcp_win    packet_ptr=l4:6+14      len=2   semantics=u_int
+name=udp_len    packet_ptr=l4:17+4      len=2   semantics=u_int
+name=pay4       packet_ptr=payload      len=4   semantics=raw
+"""
+SF_PLUGINS = {
+    "sf": ("src_host, in_iface, ttl_pm, eth_type, eth_dst, vlan_tci, ip4_dst, ip6_src, "
+           "icmp_tc, tcp6_win", "csv", None),
+    "sf2": ("proto, ttl_pm, vlan_tci, icmp_tc, tcp_win, udp_len, pay4", "formatted", None),
+}
+
+
+def test_sfacctd_packet_ptr_same_as_pmacct(tmp_path, oracle_cache):
+    """sfacctd reads packet_ptr primitives from Ethernet sampled headers (not from bare
+    IP headers or sampled IPv4/IPv6 records), as 1.7.7, every layer as pmacctd does."""
+    from tests.support import sflowgen
+    cap = sflowgen.generate(sflowgen.SflowParams(seed=44, datagrams=300, vlan_share=0.4,
+                                                 ipv6_share=0.4)).write_pcap(tmp_path / "s.pcap")
+    (tmp_path / "p.lst").write_text(SF_PRIMITIVES)
+    theirs, ours = multirun.run_both("sfacctd", cap, SF_PLUGINS, tmp_path, oracle_cache,
+                                     extra={"aggregate_primitives": str(tmp_path / "p.lst")})
+    oracle.check_run(theirs, "pmacct sfacctd", strict_log=False)
+    oracle.check_run(ours, "our sfacctd", strict_log=False)
+    d = multirun.compare(theirs, ours, SF_PLUGINS)
+    assert not d, d + "\n" + ours.describe()
+    rows = oracle.parse_rows(ours.outputs["out-sf.txt"], "csv")
+    seen = {k: {r[k] for r in rows} for k in rows[0]}
+    assert "08-00" in seen["eth_type"] and "81-00" in seen["eth_type"]
+    assert "" in seen["eth_type"]               # bare IP headers, sampled IP records
+    assert len(seen["vlan_tci"]) > 10 and len(seen["ip6_src"]) > 3
+    assert "800" in seen["icmp_tc"] and "8000" in seen["icmp_tc"]
+    assert len(seen["tcp6_win"]) > 1
+    text = ours.outputs["out-sf2.txt"]
+    assert " 8192 " in text and " 00-00-00-00 " in text     # TCP window, zero payloads
+

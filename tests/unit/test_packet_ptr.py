@@ -41,17 +41,17 @@ def test_primitives_file_with_packet_ptr(tmp_path):
         read_primitives(str(p), set())
 
 
-@pytest.mark.parametrize("daemon", ["nfacctd", "sfacctd"])
+@pytest.mark.parametrize("daemon", ["nfacctd"])
 def test_packet_ptr_refused_outside_pmacctd(daemon, tmp_path):
     prims = tmp_path / "p.lst"
     prims.write_text("name=ttl packet_ptr=l3:0x800+8 len=1 semantics=u_int\n")
     conf = tmp_path / "d.conf"
     conf.write_text(f"aggregate_primitives: {prims}\naggregate: ttl\n")
     with pytest.raises(ConfigError, match="line 1: packet_ptr is not supported on .* by "
-                                          "pypmacct yet \\(pmacctd and uacctd only\\)"):
+                                          "pypmacct yet \\(pmacctd, uacctd and sfacctd only\\)"):
         load_config(daemon, ["-f", str(conf)])
     conf.write_text(f"aggregate_primitives: {prims}\naggregate: ttl\nplugins: print\n")
-    for ok in ("pmacctd", "uacctd"):
+    for ok in ("pmacctd", "uacctd", "sfacctd"):
         cfg = load_config(ok, ["-f", str(conf)])
         assert [cp.name for cp in cfg.custom_primitives] == ["ttl"]
 
