@@ -30,6 +30,7 @@ from ..maps.custom_primitives import CustomPrimitive
 
 ETH_IPV4, ETH_IPV6 = 0x0800, 0x86DD
 VXLAN_PORT = 4789
+VLEN_CHUNK = 2048       # packets per gather of len=vlen texts
 
 
 def layer_offsets(r, sel, start, end, raw, eth) -> tuple[dict, dict]:
@@ -65,9 +66,16 @@ def layer_offsets(r, sel, start, end, raw, eth) -> tuple[dict, dict]:
     return offs, protos
 
 
+def _view(raw: np.ndarray, dt) -> np.ndarray:
+    """``raw`` seen as overlapping elements of ``dt``, one per byte offset."""
+    d = np.dtype(dt)
+    return np.ndarray((len(raw) - d.itemsize + 1,), d, buffer=raw, strides=(1,))
+
+
 def _rows(raw: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
-    idx = np.minimum(pos[:, None] + np.arange(width), len(raw) - 1)
-    return raw[idx]
+    """``width`` bytes at each of ``pos``: one gather through an overlapping view."""
+    v = _view(raw, f"V{width}")
+    return v[np.minimum(pos, len(v) - 1)].view(np.uint8).reshape(len(pos), width).copy()
 
 
 def fill(out: np.ndarray, prims, raw: np.ndarray, start, end, offs: dict, protos: dict,
@@ -99,20 +107,21 @@ def _store(out, cp: CustomPrimitive, raw, at, have, end, strings) -> None:
     i = np.nonzero(have)[0]
     if cp.vlen:       # str: to the end of the capture, its last byte excluded, up to a NUL
         size = np.maximum(end[i] - 1 - at[i], 0)
-        w = int(size.max()) if len(size) else 0
-        if w == 0:
-            return
-        b = _rows(raw, at[i], w)
-        b[np.arange(w)[None, :] >= size[:, None]] = 0
-        _intern(out, name, i, b, w, strings, "str")
+        for a in range(0, len(i), VLEN_CHUNK):     # bounded matrices for big captures
+            ii, sz = i[a:a + VLEN_CHUNK], size[a:a + VLEN_CHUNK]
+            w = int(sz.max())
+            if w == 0:
+                continue
+            b = _rows(raw, at[ii], w)
+            b[np.arange(w)[None, :] >= sz[:, None]] = 0
+            _intern(out, name, ii, b, w, strings, "str")
+        return
+    if sem in ("u_int", "hex"):           # lengths 1, 2, 4, 8: big-endian words
+        v = _view(raw, f">u{cp.length}")
+        out[name][i] = v[np.minimum(at[i], len(v) - 1)]
         return
     b = _rows(raw, at[i], cp.length)
-    if sem in ("u_int", "hex"):
-        v = np.zeros(len(i), np.uint64)
-        for j in range(cp.length):
-            v = (v << np.uint64(8)) | b[:, j].astype(np.uint64)
-        out[name][i] = v.astype(out.dtype.fields[name][0])
-    elif sem == "ip":
+    if sem == "ip":
         addr = np.zeros((len(i), 16), np.uint8)
         addr[:, :cp.length] = b
         out[name]["af"][i] = 4 if cp.length == 4 else 6
