@@ -300,7 +300,7 @@ class FrameDecoder:
         if self.packet_ptrs:
             strings = self._packet_ptrs(c, r, sel, kind, out)
         if self.classifier is not None:
-            return self._classify(c, r, sel, sport, dport, out, strings)
+            return self._classify(c, r, sel, sport, dport, out)
         return Batch(out, strings.strings) if strings is not None else Batch(out)
 
     def _packet_ptrs(self, c, r, sel, kind, out):
@@ -313,11 +313,18 @@ class FrameDecoder:
         end = start + np.asarray(c.length, np.int64)[sel]
         k = np.broadcast_to(np.asarray(kind, np.int64), (len(c.offset),))[sel]
         offs, protos = PP.layer_offsets(r, sel, start, end, raw, k == pkt.K_ETH)
-        strings = StringTable()
+        # with a classifier the texts join its string table (after the class names),
+        # which every batch it returns carries (the packets it holds back keep their ids)
+        if self.classifier is None:
+            strings = StringTable()
+        else:
+            if getattr(self, "_cl_strings", None) is None:
+                self._cl_strings = PP.ListTable(self.classifier.strings)
+            strings = self._cl_strings
         PP.fill(out, self.packet_ptrs, raw, start, end, offs, protos, strings)
         return strings
 
-    def _classify(self, c, r, sel, sport, dport, out, strings=None) -> Batch:
+    def _classify(self, c, r, sel, sport, dport, out) -> Batch:
         """The 'class' field (ids into the batch's string table of class names)."""
         from ..classifiers import payload_bounds
         raw = np.frombuffer(c.buf, np.uint8) if len(c.buf) else np.zeros(0, np.uint8)
@@ -326,13 +333,4 @@ class FrameDecoder:
         cl = self.classifier
         out["class"] = cl.classify(r.af[sel], r.src[sel], r.dst[sel], r.proto[sel], sport,
                                    dport, c.buf, start, end)
-        table = list(cl.strings)
-        if strings is not None and len(strings.strings) > 1:
-            # packet_ptr texts after the class names: their ids move by the offset
-            shift = len(table) - 1
-            for cp in self.packet_ptrs:
-                if cp.semantics in ("str", "raw"):
-                    ids = out[cp.name]
-                    out[cp.name] = np.where(ids > 0, ids + shift, 0)
-            table += strings.strings[1:]
-        return Batch(out, table)
+        return Batch(out, list(cl.strings))

@@ -33,6 +33,29 @@ VXLAN_PORT = 4789
 VLEN_CHUNK = 2048       # packets per gather of len=vlen texts
 
 
+class ListTable:
+    """Interning into an existing string list (a classifier's): texts are appended after
+    what it holds, once each."""
+
+    def __init__(self, strings: list):
+        self.strings = strings
+        self._index: dict = {}
+        self._seen = 0
+
+    def intern(self, s: str) -> int:
+        if self._seen < len(self.strings):         # the list grew elsewhere: index it
+            for k in range(self._seen, len(self.strings)):
+                self._index.setdefault(self.strings[k], k)
+            self._seen = len(self.strings)
+        i = self._index.get(s)
+        if i is None:
+            i = len(self.strings)
+            self.strings.append(s)
+            self._index[s] = i
+            self._seen = len(self.strings)
+        return i
+
+
 def layer_offsets(r, sel, start, end, raw, eth) -> tuple[dict, dict]:
     """({layer: buffer offset or -1}, {layer: protocol}) for packets ``sel`` of the
     parse ``r``; ``start``/``end``: their first and past-the-last captured byte;

@@ -135,3 +135,29 @@ def test_layers_protocols_and_the_captured_length_rule(tmp_path):
     # l3+9 is the IPv4 protocol (IPv6: the hop limit's neighbour); l4:17+2 overwrites
     # it for UDP (the destination port's high byte, 0)
     assert recs["last"].tolist() == [0, 0, 1, 0, 0]
+
+
+def test_packet_ptr_texts_with_a_classifier(tmp_path):
+    """With the class primitive the texts join the classifier's string table after the
+    class names, once each, in every batch."""
+    from pypmacct.classifiers import FlowClassifier, load_classifiers
+    pats = tmp_path / "cl"
+    pats.mkdir()
+    (pats / "hello.pat").write_text("hello\n^hello\n")
+    cl = FlowClassifier(load_classifiers(str(pats)))
+    p = tmp_path / "p.lst"
+    p.write_text("name=pay packet_ptr=payload len=3 semantics=str\n")
+    prims = read_primitives(str(p), set())
+    dt = make_record_dtype([(cp.name, cp.dtype) for cp in prims])
+    dec = FrameDecoder(FrameOptions(record_dtype=dt, packet_ptrs=tuple(prims), classifier=cl))
+    frames = [_eth(_ipv4(17, _udp(b"hello world"))), _eth(_ipv4(17, _udp(b"abcdef")))]
+    buf = b"".join(frames)
+    lens = np.array([len(f) for f in frames], np.int64)
+    chunk = FrameChunk(buf, 1, np.array([0, lens[0]]), lens, np.zeros(2, np.int64))
+    for _ in range(2):
+        b = dec.decode(chunk)
+        texts = [b.strings[i] for i in b.records["pay"]]
+        if len(b.records):
+            assert texts == ["hel", "abc"][:len(texts)] or sorted(texts) == ["abc", "hel"]
+        assert b.strings[:2] == ["", "hello"]
+        assert b.strings.count("hel") <= 1
