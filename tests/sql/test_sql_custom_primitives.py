@@ -89,3 +89,27 @@ def test_custom_primitives_in_default_table_match_pmacct(capture, tmp_path, orac
     extra = {"aggregate": "src_host,dst_port," + AGG.replace("src_port,", ""),
              "sql_table_version": 9, "sql_table": "acct_v9"}
     _check("sqlite3", extra, ddl, capture, tmp_path, oracle_cache)
+
+
+@pytest.mark.diff
+def test_vlen_custom_primitive_column_matches_pmacct(tmp_path, oracle_cache):
+    """len=vlen raw from an enterprise element (what 1.7.7 fills vlen primitives from),
+    into a TEXT column of its name."""
+    from tests.support import ipfixgen
+    cap = tmp_path / "v.pcap"
+    ipfixgen.write(cap, seed=5, n=600)
+    prims = tmp_path / "v.lst"
+    prims.write_text("name=ent_raw field_type=9999:2 len=vlen semantics=raw\n")
+    ddl = ("CREATE TABLE vl (src_port INT NOT NULL, ent_raw TEXT NOT NULL, packets INT NOT "
+           "NULL, bytes BIGINT NOT NULL, stamp_inserted DATETIME NOT NULL, "
+           "stamp_updated DATETIME)")
+    extra = {"aggregate": "src_port,ent_raw", "sql_optimize_clauses": True, "sql_table": "vl",
+             "sql_history": "5m", "sql_history_roundoff": "m",
+             "aggregate_primitives": str(prims)}
+    expected, actual, ours = sqlrun.compare("sqlite3", cap, extra, tmp_path, oracle_cache, ddl)
+    assert ours.returncode == 0, ours.describe()
+    d = sqlrun.diff_tables(expected, actual)
+    assert not d, d + "\n" + ours.describe()
+    cols, rows = actual["vl"]
+    at = cols.index("ent_raw")
+    assert any(str(r[at]).startswith("DE-AD-BE-EF-00") for r in rows)
