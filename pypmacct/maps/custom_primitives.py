@@ -1,4 +1,5 @@
-"""aggregate_primitives: custom primitives read from NetFlow v9/IPFIX elements.
+"""aggregate_primitives: custom primitives read from NetFlow v9/IPFIX elements or from
+packet bytes (packet_ptr).
 
 The file (pmacct 1.7.7 syntax, see examples/primitives.lst) has one primitive per line:
 ``name=NAME field_type=[PEN:]ID len=N semantics=u_int|hex|ip|mac``. The name can then be
@@ -16,8 +17,7 @@ the first NUL, raw its whole hex form. Like every string, the value travels as a
 the batch's string table.
 
 ``packet_ptr=LAYER[:PROTO][+OFFSET]`` (pmacctd, sfacctd's Ethernet sampled headers,
-uacctd's l3/l4/payload; up to 8 per primitive, instead of or
-besides field_type) reads ``len`` bytes from the captured packet, OFFSET bytes past the
+uacctd's l3/l4/payload; up to 8 per primitive, instead of or besides field_type) reads ``len`` bytes from the captured packet, OFFSET bytes past the
 start of LAYER: ``packet`` (the frame), ``mac`` (the Ethernet header), ``vlan`` (the
 first 802.1Q tag's TCI), ``mpls`` (the first label), ``l3`` (the IP header; PROTO: the
 ethertype, 0x800 or 0x86dd), ``l4`` (the header after IP; PROTO: the IP protocol),
@@ -27,7 +27,7 @@ whose bytes end before the last captured byte (pmacct's rule: strictly less than
 captured length) is applied in turn; a later one overwrites an earlier one. ``len=vlen``
 takes the text from the pointer to the end of the capture (the last captured byte
 excluded, as pmacct), up to the first NUL (semantics str only). The reading is
-:func:`packet_values`, vectorised over a batch of packets.
+``pypmacct.decoders.packet_ptr``, vectorised over a batch of packets.
 """
 from __future__ import annotations
 
