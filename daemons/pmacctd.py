@@ -42,7 +42,9 @@ def frame_options(cfg, record_dtype, log=None) -> FrameOptions:
                         flow_lifetime=int(cfg.get("pmacctd_flow_lifetime") or 0),
                         flow_tcp_lifetime=int(cfg.get("pmacctd_flow_tcp_lifetime") or 0),
                         frag_buffer_size=int(cfg.get("pmacctd_frag_buffer_size") or 0),
-                        force_frag_handling=bool(cfg.get("pmacctd_force_frag_handling")))
+                        force_frag_handling=bool(cfg.get("pmacctd_force_frag_handling")),
+                        packet_ptrs=tuple(cp for cp in getattr(cfg, "custom_primitives", ())
+                                          if cp.packet_ptrs))
 
 
 def load_interfaces_map(path: str) -> dict[str, tuple[int, str | None]]:

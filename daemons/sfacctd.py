@@ -73,6 +73,8 @@ def sflow_options(cfg, record_dtype=RECORD_DTYPE) -> SflowOptions:
         ext_sampling_rate=int(cfg.get("nfacctd_ext_sampling_rate") or 0),
         collector_ip=cfg.get("nfacctd_ip") or "0.0.0.0",
         collector_port=0 if cfg.get("pcap_savefile") else int(cfg.get("nfacctd_port")),
+        packet_ptrs=tuple(cp for cp in getattr(cfg, "custom_primitives", ())
+                          if cp.packet_ptrs),
     )
 
 

@@ -15,6 +15,12 @@ narrower. Three lists describe it:
   ECOMMS, VXLAN... titles): again, the same here.
 
 A cell is switched on by any of its ``primitives`` in the table's aggregate.
+
+Custom primitives (``aggregate_primitives``) come last, after EXPORT_PROTO_SYSID and
+before the counters, in the order of the plugin's registry (its aggregate order), as
+1.7.7's client prints them: the title is the name, left-justified to the value width
+(pmacct's ``cps_flen`` digits for u_int/hex, 46 for ip, 18 for mac, the declared length
+for str/raw; at least the name) and two spaces; values the same way (:func:`custom_cells`).
 """
 from __future__ import annotations
 
@@ -191,8 +197,20 @@ def enabled(cell_name: str, primitives) -> bool:
     return any(p in primitives for p in c.primitives)
 
 
-def value_cells(primitives, all_fields: bool, csv: bool) -> list[Cell]:
-    """The value cells of a line, in print order."""
+def custom_cells(prims) -> list[Cell]:
+    """The cells of the custom primitives of a registry (CustomPrimitive objects)."""
+    from pypmacct.maps.custom_primitives import columns_for
+    return [Cell(col.name, (col.name,), col, p.fmt_width, "  ", b"", b"")
+            for p, col in zip(prims, columns_for(prims))]
+
+
+def custom_header(prims) -> list[tuple[str, str, int]]:
+    return [(p.name, p.name, p.fmt_width + 2) for p in prims]
+
+
+def value_cells(primitives, all_fields: bool, csv: bool, custom=()) -> list[Cell]:
+    """The value cells of a line, in print order (``custom``: the registry's custom
+    primitives, printed after every built-in cell)."""
     out = []
     for c in VALUES:
         if c.name == "label" and not csv:
@@ -202,18 +220,19 @@ def value_cells(primitives, all_fields: bool, csv: bool) -> list[Cell]:
             on = True
         if on:
             out.append(c)
-    return out
+    return out + custom_cells(custom)
 
 
-def header_cells(primitives, all_fields: bool, csv: bool) -> list[tuple[str, str, int]]:
+def header_cells(primitives, all_fields: bool, csv: bool,
+                 custom=()) -> list[tuple[str, str, int]]:
     """(name, title, cell width) of the title line, in title order."""
     if all_fields:
         cells = list(ALL_HEADER)
         if csv:
             cells.insert(2, ("label", "LABEL", 0))
-        return cells
+        return cells + custom_header(custom)
     cells = [h for h in HEADER if enabled(h[0], primitives)]
     if csv and "label" in primitives:
         at = sum(1 for h in cells if h[0] in ("tag", "tag2"))
         cells.insert(at, ("label", "LABEL", 0))
-    return cells
+    return cells + custom_header(custom)

@@ -121,6 +121,7 @@ class Client:
     def __init__(self, prog: str, out):
         self.prog = prog
         self.out = out
+        self.custom = []        # the plugin's custom primitives (CustomPrimitive)
 
     def write(self, text) -> None:
         self.out.write(text.encode() if isinstance(text, str) else text)
@@ -248,6 +249,8 @@ class Client:
         # first off, the custom primitives the plugin has loaded (1.7.7 does the same)
         hdr, _ = self.request(o, {"op": "custom_primitives"}, 1)
         custom = hdr.get("primitives", [])
+        from pypmacct.maps.custom_primitives import from_registry
+        self.custom = from_registry(custom)
         if o.qtype & CUSTOM_TABLE:
             self.write("NAME                              LEN    OFF\n")
             for c in custom:
@@ -262,7 +265,8 @@ class Client:
         if not o.qtype:
             self.fail("ERROR: no options specified. Either -s, -e, -t, -M, -N or -C must be "
                       "supplied. \n  Exiting...\n\n", with_usage=True)
-        if (counter or match) and not [p for p in o.prims if p not in o.unknown]:
+        if (counter or match) and not [p for p in o.prims
+                                       if p not in o.unknown or p in names]:
             self.fail("ERROR: -N or -M selected but -c has not been specified or is invalid."
                       "\n  Exiting...\n\n", with_usage=True)
         if o.qtype & RESET and not (counter or match):
@@ -288,7 +292,7 @@ class Client:
                 hdr, _ = self.request(o, {"op": "class_table"}, 9)
                 classes = {c["name"] for c in hdr.get("classes", [])}
             for qs in strings:
-                queries.append(parse_query(o.prims, qs, o.num_protos, classes))
+                queries.append(parse_query(o.prims, qs, o.num_protos, classes, names))
         return self._query(o, queries, sep)
 
     @staticmethod
@@ -380,7 +384,8 @@ class Client:
         strings = hdr.get("strings") or [""]
         prims = hdr.get("primitives") or []
         r = TableRenderer(o.fmt, prims, keys.dtype, all_fields=o.all_fields, sep=sep,
-                          num_protos=o.num_protos, since_epoch=o.since_epoch, utc=o.utc)
+                          num_protos=o.num_protos, since_epoch=o.since_epoch, utc=o.utc,
+                          custom=self.custom)
         if o.top:
             col = values[{1: "bytes", 2: "packets", 3: "flows"}[o.top]]
             # descending and stable (ties keep table order), as 1.7.7's merge sort

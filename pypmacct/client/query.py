@@ -145,9 +145,13 @@ def zero_value(prim: str):
 
 
 def parse_query(prims: list[str], text: str, numeric_protos: bool = False,
-                classes=None) -> dict:
-    """One query: ``{primitive: value}`` for every -c primitive not wildcarded."""
-    query = {p: zero_value(p) for p in prims}
+                classes=None, custom=()) -> dict:
+    """One query: ``{primitive: value}`` for every -c primitive not wildcarded.
+
+    ``custom``: the names of the plugin's custom primitives. As in 1.7.7 they may be
+    named in -c but not matched: a value for one is refused, ``*`` or no value leaves
+    it out of the query."""
+    query = {p: zero_value(p) for p in prims if p not in custom}
     rest, i = text, 0
     while rest and i < len(prims):       # as pmacct walks the string
         tok, _, rest = rest.partition(",")
@@ -156,6 +160,9 @@ def parse_query(prims: list[str], text: str, numeric_protos: bool = False,
         if tok == "*":
             query.pop(prim, None)
             continue
+        if prim in custom and prim not in C_PRIMITIVES:
+            raise ClientError("ERROR: -M and -N are not supported (yet) against custom "
+                              "primitives")
         query[prim] = _value(prim, tok, numeric_protos, classes)
     return query
 

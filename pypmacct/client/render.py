@@ -38,8 +38,11 @@ class TableRenderer:
     """Lines for the aggregates of one table reply."""
 
     def __init__(self, fmt: str, primitives, key_dtype: np.dtype, *, all_fields=False,
-                 sep=",", num_protos=False, since_epoch=False, utc=False):
+                 sep=",", num_protos=False, since_epoch=False, utc=False, custom=()):
         self.fmt = fmt
+        # the registry's custom primitives that this table's keys carry
+        fields = set(key_dtype.names or ())
+        self.custom = [p for p in custom if p.name in fields]
         self.primitives = tuple(primitives)
         self.key_dtype = key_dtype
         self.all_fields = all_fields and fmt != "json"
@@ -52,14 +55,17 @@ class TableRenderer:
         self.flows = "flows" in self.primitives or self.all_fields
         self.json = None
         if fmt == "json":
+            from pypmacct.maps.custom_primitives import columns_for
+            from pypmacct.output.columns import set_custom
+            set_custom(columns_for(self.custom))   # JSON: the print plugin's columns
             self.json = make_formatter("json", self.primitives, key_dtype, self.options)
-        self.cells = C.value_cells(self.primitives, self.all_fields, self.csv)
+        self.cells = C.value_cells(self.primitives, self.all_fields, self.csv, self.custom)
 
     # ---- title line -----------------------------------------------------------------
     def header(self) -> bytes:
         if self.fmt == "json":
             return b""
-        heads = C.header_cells(self.primitives, self.all_fields, self.csv)
+        heads = C.header_cells(self.primitives, self.all_fields, self.csv, self.custom)
         counters = [] if self.event else [
             (n, t, w) for n, t, w in C.COUNTER_CELLS if n != "flows" or self.flows]
         if self.csv:
@@ -194,10 +200,14 @@ def _full_dtype():
 
 
 def _widen(keys: np.ndarray) -> np.ndarray:
-    """The keys with every primitive's field (unset ones zero), for -a."""
+    """The keys with every primitive's field (unset ones zero), for -a; fields of
+    custom primitives are kept as they are."""
     full = _full_dtype()
+    extra = [(f, keys.dtype.fields[f][0]) for f in keys.dtype.names or ()
+             if f not in full.names]
+    if extra:
+        full = np.dtype([(f, full.fields[f][0]) for f in full.names] + extra)
     out = np.zeros(len(keys), dtype=full)
     for f in keys.dtype.names or ():
-        if f in full.names:
-            out[f] = keys[f]
+        out[f] = keys[f]
     return out

@@ -152,6 +152,26 @@ def _load_custom_primitives(cfg: DaemonConfig, lines: list[Line]) -> None:
     except ValueError as e:
         raise ConfigError(f"aggregate_primitives '{line.value}' {e}", where=line.where,
                           key="aggregate_primitives") from None
+    ptr = [p for p in prims if p.packet_ptrs]
+    if cfg.daemon == "uacctd":
+        # uacctd: the IP packet's layers only (1.7.7 puts NFLOG's hardware header, or a
+        # zeroed Ethernet header, in front of it: not reproduced)
+        bad = [(p, ly) for p in ptr for ly, _, _ in p.packet_ptrs
+               if ly not in ("l3", "l4", "payload")]
+        if bad:
+            p, ly = bad[0]
+            raise ConfigError(f"aggregate_primitives '{line.value}' line {p.lineno}: "
+                              f"packet_ptr layer '{ly}' is not supported by uacctd in "
+                              f"pypmacct yet (l3, l4 and payload are)", where=line.where,
+                              key="aggregate_primitives")
+        ptr = []
+    if ptr and cfg.daemon not in ("pmacctd", "sfacctd"):
+        what = {"nfacctd": "the packet sections of NetFlow v9/IPFIX (dataLinkFrameSection)",
+                }.get(cfg.daemon, cfg.daemon)
+        raise ConfigError(f"aggregate_primitives '{line.value}' line {ptr[0].lineno}: "
+                          f"packet_ptr is not supported on {what} by pypmacct yet (pmacctd, "
+                          f"uacctd and sfacctd only)", where=line.where,
+                          key="aggregate_primitives")
     P.CUSTOM_PRIMITIVES.update({p.name: p for p in prims})
     R.STRING_FIELDS.update(p.name for p in prims if p.semantics in ("str", "raw"))
     set_custom(columns_for(prims))

@@ -49,6 +49,7 @@ class FrameOptions:
     frag_buffer_size: int = 0           # pmacctd_frag_buffer_size (0: pmacct's 4096000)
     force_frag_handling: bool = False   # pmacctd_force_frag_handling
     classifier: object = None           # a classifiers.FlowClassifier: the 'class' field
+    packet_ptrs: tuple = ()             # custom primitives with packet_ptr (CustomPrimitive)
 
 
 # pmacct 1.7.7's fragment tables (ip_frag.c): pmacctd_frag_buffer_size bytes (default
@@ -75,6 +76,7 @@ class FrameDecoder:
         self.classifier = self.opts.classifier if "class" in self.fields else None
         self.handle_fragments = bool({"src_port", "dst_port", "tcp_flags"} & self.fields) \
             or self.opts.flows or self.opts.force_frag_handling or self.classifier is not None
+        self.packet_ptrs = tuple(cp for cp in self.opts.packet_ptrs if cp.name in self.fields)
         self.flow_table = None
         if self.opts.flows and "flows" in self.fields:       # pmacct's flow buffer (the flows counter)
             from .ipflows import FlowTable
@@ -296,9 +298,33 @@ class FrameDecoder:
             put("time_start", ts)
         if "sample_type" in names:
             put("sample_type", np.ones(m, np.int64))
+        strings = None
+        if self.packet_ptrs:
+            strings = self._packet_ptrs(c, r, sel, kind, out)
         if self.classifier is not None:
             return self._classify(c, r, sel, sport, dport, out)
-        return Batch(out)
+        return Batch(out, strings.strings) if strings is not None else Batch(out)
+
+    def _packet_ptrs(self, c, r, sel, kind, out):
+        """packet_ptr custom primitives, read from the captured bytes."""
+        from ..record import StringTable
+        from . import packet_ptr as PP
+        raw = np.frombuffer(c.buf, np.uint8) if len(c.buf) else np.zeros(0, np.uint8)
+        raw = np.concatenate([raw, np.zeros(64, np.uint8)])
+        start = np.asarray(c.offset, np.int64)[sel]
+        end = start + np.asarray(c.length, np.int64)[sel]
+        k = np.broadcast_to(np.asarray(kind, np.int64), (len(c.offset),))[sel]
+        offs, protos = PP.layer_offsets(r, sel, start, end, raw, k == pkt.K_ETH)
+        # with a classifier the texts join its string table (after the class names),
+        # which every batch it returns carries (the packets it holds back keep their ids)
+        if self.classifier is None:
+            strings = StringTable()
+        else:
+            if getattr(self, "_cl_strings", None) is None:
+                self._cl_strings = PP.ListTable(self.classifier.strings)
+            strings = self._cl_strings
+        PP.fill(out, self.packet_ptrs, raw, start, end, offs, protos, strings)
+        return strings
 
     def _classify(self, c, r, sel, sport, dport, out) -> Batch:
         """The 'class' field (ids into the batch's string table of class names)."""

@@ -72,6 +72,11 @@ class Parsed:
         self.icmp_type = np.zeros(n, np.uint8)
         self.icmp_code = np.zeros(n, np.uint8)
         self.l4_off = np.full(n, -1, np.int64)
+        # where packet_ptr's layers start (-1: not there): the first 802.1Q tag's TCI,
+        # the first MPLS label, the header after the IP headers (fragments included)
+        self.vlan_off = np.full(n, -1, np.int64)
+        self.mpls_off = np.full(n, -1, np.int64)
+        self.l4_at = np.full(n, -1, np.int64)
         self.vxlan = np.zeros(n, np.uint32)          # VNI of a VXLAN packet (UDP 4789)
         self.inner = None                            # Parsed of the inner frames, or None
         self.inner_rows = np.zeros(0, np.int64)      # which packets ``inner`` describes
@@ -213,6 +218,7 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         tci = b.be16(pos[t])
         first = out.vlan_tags[t] == 0
         f = t[first]
+        out.vlan_off[f] = pos[f]
         out.vlan[f] = tci[first] & 0x0FFF
         out.cos[f] = tci[first] >> 13
         second = out.vlan_tags[t] == 1
@@ -238,6 +244,7 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
     # --- MPLS label stacks
     t = np.nonzero(live & np.isin(et, ETH_MPLS))[0]
     if len(t):
+        out.mpls_off[t] = pos[t]
         p = pos[t].copy()
         e = end[t]
         going = np.ones(len(t), bool)
@@ -300,6 +307,7 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         out.dst[t, :4] = b.rows(p + 16, 4)
         first = (fo & 0x1FFF) == 0
         l4pos[t[first]] = p[first] + ihl[first]
+        out.l4_at[t] = p + ihl
 
     # --- IPv6
     t = np.nonzero(live & (et == ETH_IPV6) & (pos + 40 <= end))[0]
@@ -339,6 +347,7 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         proto[t] = nh
         good = ok & ~out.frag[t]
         l4pos[t[good]] = q[good]
+        out.l4_at[t[ok]] = q[ok]
 
     # --- transport
     t = np.nonzero(l4pos >= 0)[0]

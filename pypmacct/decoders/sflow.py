@@ -66,14 +66,17 @@ class SflowOptions:
     collector_ip: str = "0.0.0.0"
     collector_port: int = 6343
     counters: bool = False               # keep counter samples (sfacctd_counter_file)
+    packet_ptrs: tuple = ()              # custom primitives with packet_ptr (CustomPrimitive)
 
 
 class _Samples:
     """Per flow sample columns, filled as records are read."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, custom=()):
         z = lambda dt: np.zeros(n, dt)  # noqa: E731
         self.n = n
+        for name, dt in custom:          # packet_ptr custom primitives: record field types
+            setattr(self, "cp_" + name, np.zeros(n, dt))
         self.dg = z(np.int64)
         self.seq = z(np.int64)           # samplesGenerated
         self.src_class = z(np.int64)
@@ -189,6 +192,9 @@ class SflowDecoder:
         # fields of the switch and router records only these primitives use
         self._vlan_cos = bool(self.fields & {"vlan", "cos"})
         self._router = bool(self.fields & {"peer_dst_ip", "nexthop", "src_mask", "dst_mask"})
+        self._cps = tuple(cp for cp in self.opts.packet_ptrs if cp.name in self.fields)
+        self._cp_specs = tuple((cp.name, self.opts.record_dtype.fields[cp.name][0])
+                               for cp in self._cps)
 
     # --- bad input, in pmacct's words
     def malformed(self, src: str, port: int, msg: str) -> None:
@@ -380,6 +386,8 @@ class SflowDecoder:
                 out["tunnel_src_mac"] = smp.tun_smac.view("V6").reshape(-1)
             if "tunnel_dst_mac" in f:
                 out["tunnel_dst_mac"] = smp.tun_dmac.view("V6").reshape(-1)
+        for name, _ in self._cp_specs:
+            out[name] = getattr(smp, "cp_" + name)
         ts = pk.ts[dg]
         if "ts_arrival" in f:
             put("ts_arrival", ts)
@@ -514,7 +522,7 @@ class SflowDecoder:
         if cnts:
             self._keep_counters(pk, b, cnts)
         if not flows:
-            return _Samples(0)
+            return _Samples(0, self._cp_specs)
         dg = np.concatenate([f[0] for f in flows])
         bs = np.concatenate([f[1] for f in flows])
         be = np.concatenate([f[2] for f in flows])
@@ -525,7 +533,7 @@ class SflowDecoder:
 
     def _flow_samples(self, pk, b, dg, bs, be, ex) -> _Samples:
         n = len(dg)
-        s = _Samples(n)
+        s = _Samples(n, self._cp_specs)
         s.dg[:] = dg
         fixed = np.where(ex, 44, 32)
         short = bs + fixed > be
@@ -705,6 +713,8 @@ class SflowDecoder:
         s.dport[j] = r.dst_port[ip]
         s.flags[j] = r.tcp_flags[ip]
         s.vxlan[i] = r.vxlan
+        if self._cps:
+            self._packet_ptrs(b, s, i, data, hl, kind, r)
         if r.inner is not None and len(r.inner_rows):
             inn, t = r.inner, i[r.inner_rows]
             s.tun_af[t] = inn.af
@@ -716,6 +726,24 @@ class SflowDecoder:
             s.tun_dport[t] = inn.dst_port
             s.tun_smac[t] = inn.src_mac
             s.tun_dmac[t] = inn.dst_mac
+
+    def _packet_ptrs(self, b, s, i, data, hl, kind, r) -> None:
+        """packet_ptr custom primitives from the sampled header, for Ethernet headers
+        that carry IP (the ones 1.7.7 reads them from): pypmacct.decoders.packet_ptr."""
+        from . import packet_ptr as PP
+        et = b.be16(data + 12)
+        rows = np.nonzero((kind == pkt.K_ETH) & (r.af > 0) & (hl >= 14) & np.isin(
+            et, (pkt.ETH_IPV4, pkt.ETH_IPV6, pkt.ETH_8021Q) + pkt.ETH_MPLS))[0]
+        if not len(rows):
+            return
+        start = data[rows]
+        end = start + hl[rows]
+        offs, protos = PP.layer_offsets(r, rows, start, end, b.a,
+                                        np.ones(len(rows), bool))
+        tmp = np.zeros(len(rows), np.dtype(list(self._cp_specs)))
+        PP.fill(tmp, self._cps, b.a, start, end, offs, protos, self._strings)
+        for name, _ in self._cp_specs:
+            getattr(s, "cp_" + name)[i[rows]] = tmp[name]
 
     def _gateway(self, b, s, i, p, e, next_hop: bool = True) -> None:
         n = len(i)
@@ -831,7 +859,7 @@ class SflowDecoder:
         keep = (s.got4 | s.got6) & ~s.bad
         if keep.all():
             return s
-        out = _Samples(int(keep.sum()))
+        out = _Samples(int(keep.sum()), self._cp_specs)
         for k, v in vars(s).items():
             if isinstance(v, np.ndarray):
                 setattr(out, k, v[keep])
@@ -842,7 +870,7 @@ class SflowDecoder:
             return c
         if not c.n:
             return a
-        out = _Samples(a.n + c.n)
+        out = _Samples(a.n + c.n, self._cp_specs)
         for k, v in vars(a).items():
             if isinstance(v, np.ndarray):
                 setattr(out, k, np.concatenate([v, getattr(c, k)]))
@@ -924,7 +952,7 @@ class SflowDecoder:
                 ref = pk.ref(d)
                 self.malformed(ref.src, ref.port, "discarding malformed sFlow v2/v4 packet")
         if not rows:
-            return _Samples(0)
+            return _Samples(0, self._cp_specs)
         # re-lay the v2/v4 samples as v5 ones and decode them with the v5 path
         buf = bytearray()
         spans = []

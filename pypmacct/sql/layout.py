@@ -22,7 +22,10 @@ against pmacct 1.7.7's plugins by the differential tests):
   agent_id to tag; flows are a column from v4; tcp_flags from v7; tos from v3; vlan and
   the tag from v2; class from v5;
 - ``sql_table_type: bgp`` (switched on by itself by any BGP primitive besides
-  src_as/dst_as) selects the BGP table: no L2/L3/L4 columns there, BGP columns instead.
+  src_as/dst_as) selects the BGP table: no L2/L3/L4 columns there, BGP columns instead;
+- custom primitives (``aggregate_primitives``) go to a column of their own name in any
+  table (no default table has one: the user adds it), u_int as a number, hex/ip/mac/
+  str/raw as the text the print plugin shows.
 """
 from __future__ import annotations
 
@@ -299,6 +302,14 @@ def build_layout(primitives, engine: str, version: int = 1, table_type: str | No
     for prim in ("export_proto_seqno", "export_proto_version", "export_proto_sysid"):
         if prim in agg:
             add(prim, prim, "int")
+    # --- custom primitives (aggregate_primitives): a column named after each, in
+    # aggregate order, whatever the table version or sql_optimize_clauses, as 1.7.7
+    # writes them: u_int as a number, the other semantics as text (the print plugin's)
+    from pypmacct.primitives import CUSTOM_PRIMITIVES, PRIMITIVES
+    for name in primitives:
+        cp = CUSTOM_PRIMITIVES.get(name)
+        if cp is not None and name not in PRIMITIVES:
+            add(name, name, "cp_uint" if cp.semantics == "u_int" else "cp_text")
     # --- tags and class
     if gate("tag" in agg, v < 2 and not bgp, "Tag/ID"):
         new_tag = (v >= 9) if not bgp else False

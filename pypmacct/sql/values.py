@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pypmacct.output import values as V
-from pypmacct.output.columns import BY_NAME
+from pypmacct.output.columns import BY_NAME, CUSTOM
 
 from .layout import Layout, SqlColumn
 
@@ -28,6 +28,8 @@ def _texts(m: np.ndarray) -> list[str]:
 
 
 def _raw(col: SqlColumn, keys: np.ndarray, values: dict) -> np.ndarray:
+    if col.kind in ("cp_uint", "cp_text"):
+        return keys[col.source]
     if col.source == "tcp_flags":
         v = values.get("tcp_flags")
         return v if v is not None else np.zeros(len(keys), dtype=np.uint8)
@@ -61,6 +63,10 @@ def column_values(col: SqlColumn, keys: np.ndarray, values: dict, strings,
         return _texts(V.proto_text(a, num_protos))
     if k == "class":
         return _texts(V.string_text(a, strings, V.class_name))
+    if k == "cp_uint":
+        return a.tolist()
+    if k == "cp_text":
+        return _custom_texts(CUSTOM[col.source], a, strings)
     oc = BY_NAME[col.source]
     ok = oc.kind
     if ok == "mac":
@@ -82,6 +88,21 @@ def column_values(col: SqlColumn, keys: np.ndarray, values: dict, strings,
     if ok == "addr" or ok == "nexthop":
         return _texts(V.addr_text(a, b"", compact=True))
     raise ValueError(f"no SQL conversion for column {col.name} ({ok})")
+
+
+def _custom_texts(oc, a: np.ndarray, strings) -> list[str]:
+    """A custom primitive's text (hex, ip, mac, str, raw), as the print plugin's CSV."""
+    from pypmacct.output.common import _cp_ip4, _cp_ip6
+    if oc.kind == "cp_hex":
+        return _texts(V.per_unique(np.asarray(a, dtype=np.uint64),
+                                   lambda v: b"%x" % int(v)))
+    if oc.kind in ("cp_ip4", "cp_ip6"):
+        return _texts(V.per_unique(a["addr"], _cp_ip4 if oc.kind == "cp_ip4" else _cp_ip6))
+    if oc.kind == "mac":
+        return _texts(V.mac_text(a))
+    if oc.kind == "string":
+        return _texts(V.string_text(a, strings))
+    raise ValueError(f"no SQL conversion for custom primitive {oc.name} ({oc.kind})")
 
 
 def purge_columns(layout: Layout, keys: np.ndarray, values: dict, strings,

@@ -8,7 +8,7 @@ import collections
 import numpy as np
 import pytest
 
-from pypmacct.maps.custom_primitives import read_primitives, registry_table
+from pypmacct.maps.custom_primitives import from_registry, read_primitives, registry_table
 from pypmacct.maps.pretag import PreTagMap, read_map
 from tests.support import ipfixgen, oracle
 from tests.unit.test_pretag_map import Log, recs
@@ -75,9 +75,17 @@ def test_vlen_primitive_file_forms(tmp_path):
     assert [(x.name, x.vlen, x.length) for x in prims] == \
         [("a", True, 0), ("b", True, 0), ("c", False, 2), ("d", False, 4)]
     # pmacct -U: aggregate order; raw takes 3 x len + 1 bytes; vlen has 65535/65535
-    assert registry_table(prims, ["src_port", "d", "c", "a", "b"]) == [
+    table = registry_table(prims, ["src_port", "d", "c", "a", "b"])
+    assert [{k: e[k] for k in ("name", "len", "off")} for e in table] == [
         {"name": "d", "len": 4, "off": 0}, {"name": "c", "len": 2, "off": 4},
         {"name": "a", "len": 65535, "off": 65535}, {"name": "b", "len": 65535, "off": 65535}]
+    # and what the client needs to print their columns
+    assert [(e["semantics"], e["vlen"]) for e in table] == \
+        [("u_int", False), ("raw", False), ("str", True), ("raw", True)]
+    back = from_registry(table)
+    assert [(x.name, x.semantics, x.length, x.vlen, x.fmt_width) for x in back] == \
+        [("d", "u_int", 4, False, 10), ("c", "raw", 2, False, 2), ("a", "str", 0, True, 1),
+         ("b", "raw", 0, True, 1)]
     p.write_text("name=a field_type=82 len=vlen semantics=u_int\n")
     with pytest.raises(ValueError, match="line 1: len=vlen needs semantics str or raw"):
         read_primitives(str(p), set())
