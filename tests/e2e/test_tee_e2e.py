@@ -173,3 +173,82 @@ def test_pmacctd_refuses_tee(tmp_path):
                             timeout=60)
     assert res.returncode == 1
     assert "tee" in res.log + res.stderr
+
+
+def _udp_settings(port, **extra):
+    s = {"daemonize": False, "nfacctd_ip": "127.0.0.1", "nfacctd_port": port,
+         "logfile": "daemon.log"}
+    s.update(extra)
+    return s
+
+
+def test_quickstart_replicator_live(tmp_path, receivers):
+    """QUICKSTART XV as written, over UDP: tee[a] replicates everything to pool 1 and to
+    both receivers of pool 2; tee[b] (transparent) sends untagged datagrams to pool 1 and
+    those of agents A, B, C (tag 100) to pool 2. Agent D stays untagged."""
+    from tests.e2e.common import free_port, send
+    from tests.support.teerun import Background
+    export = flowgen.generate(flowgen.GenParams(version=9, records=300, exporters=1, seed=4))
+    payloads = [p for _, _, p in export.datagrams]
+    agents = {"A": "127.0.0.2", "B": "127.0.0.3", "C": "127.0.0.4", "D": "127.0.0.5"}
+    ra, rb = receivers(3), receivers(3)
+    (tmp_path / "tee_receivers_a.lst").write_text(
+        f"id=1\tip={ra.addr(0)}\nid=2\tip={ra.addr(1)},{ra.addr(2)}\n")
+    (tmp_path / "tee_receivers_b.lst").write_text(
+        f"id=1\tip={rb.addr(0)}\t\t\ttag=0\nid=2\tip={rb.addr(1)},{rb.addr(2)}\ttag=100\n")
+    (tmp_path / "pretag.map").write_text("".join(f"set_tag=100\tip={agents[x]}\n"
+                                                 for x in "ABC"))
+    port = free_port()
+    d = Background(OURS, _udp_settings(port, plugins="tee[a], tee[b]",
+                                       pre_tag_map="pretag.map",
+                                       plugin_buffer_size=10240, plugin_pipe_size=1024000,
+                                       nfacctd_pipe_size=1024000)
+                   | {"tee_receivers[a]": "tee_receivers_a.lst",
+                      "tee_receivers[b]": "tee_receivers_b.lst",
+                      "tee_transparent[b]": True}, tmp_path)
+    try:
+        d.wait_bound(port)
+        order = []
+        for x in "ABCD":
+            send(port, payloads, src=agents[x])
+            order += [(agents[x], p) for p in payloads]
+        n = len(order)
+        ra.wait_total(3 * n)
+        rb.wait_total(n + (n * 3 // 4))
+    finally:
+        assert d.stop() == 0, d.log()
+    every = [p for _, p in order]
+    assert ra.payloads(0) == ra.payloads(1) == ra.payloads(2) == every
+    assert rb.payloads(0) == [p for a, p in order if a == agents["D"]]
+    tagged = [(a, p) for a, p in order if a != agents["D"]]
+    assert rb.payloads(1) == rb.payloads(2) == [p for _, p in tagged]
+    # transparent on b only: b's receivers see the agents, a's see the replicator
+    assert {a for a, _ in rb.sources(1)} == {agents[x] for x in "ABC"}
+    assert {a for a, _ in ra.sources(0)} == {"127.0.0.1"}
+
+
+def test_sigusr2_reloads_the_receivers(tmp_path, receivers):
+    import os
+    import signal
+    from tests.e2e.common import free_port, send, wait_for
+    from tests.support.teerun import Background
+    export = flowgen.generate(flowgen.GenParams(version=5, records=120, exporters=1, seed=6))
+    payloads = [p for _, _, p in export.datagrams]
+    r = receivers(2)
+    lst = tmp_path / "r.lst"
+    lst.write_text(f"id=1 ip={r.addr(0)}\n")
+    port = free_port()
+    d = Background(OURS, _udp_settings(port, plugins="tee[a]") | {"tee_receivers[a]": "r.lst"},
+                   tmp_path)
+    try:
+        d.wait_bound(port)
+        send(port, payloads)
+        r.wait_total(len(payloads))
+        lst.write_text(f"id=1 ip={r.addr(1)}\n")
+        os.killpg(d.proc.pid, signal.SIGUSR2)
+        wait_for(lambda: d.log().count("map successfully (re)loaded") >= 2, 20, "reload")
+        send(port, payloads)
+        r.wait_total(2 * len(payloads))
+    finally:
+        assert d.stop() == 0, d.log()
+    assert r.payloads(0) == payloads and r.payloads(1) == payloads
