@@ -68,7 +68,7 @@ class TeePlugin(Plugin):
         self.maps_entries = int(setting(pcfg, "maps_entries", 384))
         self.pools = self._read(startup=True)
         self.socks: dict = {}
-        self.counts: dict = {}       # (pool id, receiver index) -> datagrams sent
+        self.counts: dict = {}       # (pool index, receiver index) -> datagrams sent
         self.send_errors = 0
 
     def wire_fields(self) -> frozenset:
@@ -95,9 +95,9 @@ class TeePlugin(Plugin):
     # ---- sockets ---------------------------------------------------------------
     def _open(self):
         socks = {}
-        for pool in self.pools:
+        for n, pool in enumerate(self.pools):
             for i, r in enumerate(pool.receivers):
-                socks[(pool.id, i)] = self._socket(r, pool.src_port)
+                socks[(n, i)] = self._socket(r, pool.src_port)
         self.socks = socks
 
     def _socket(self, r, src_port: int):
@@ -160,7 +160,7 @@ class TeePlugin(Plugin):
         if n == 0:
             return
         tags = msgs.tags
-        for pool in self.pools:
+        for n_pool, pool in enumerate(self.pools):
             ok = np.ones(n, bool) if pool.tag_filter is None else pool.tag_filter(tags)
             idx = np.flatnonzero(ok)
             if len(idx) == 0:
@@ -180,13 +180,13 @@ class TeePlugin(Plugin):
             for j, i in enumerate(idx.tolist()):
                 if targets is None:
                     for k in range(nrecv):
-                        self._send(pool, k, msgs, i)
+                        self._send(n_pool, pool, k, msgs, i)
                 else:
-                    self._send(pool, int(targets[j]), msgs, i)
+                    self._send(n_pool, pool, int(targets[j]), msgs, i)
 
-    def _send(self, pool, k: int, msgs, i: int) -> None:
+    def _send(self, n_pool: int, pool, k: int, msgs, i: int) -> None:
         r = pool.receivers[k]
-        s = self.socks[(pool.id, k)]
+        s = self.socks[(n_pool, k)]
         payload = msgs.payloads[i]
         try:
             if self.transparent:
@@ -202,7 +202,7 @@ class TeePlugin(Plugin):
                              f"send() to [{r.text}] failed ({e.strerror}); "
                              f"{self.send_errors} datagrams not sent so far", level="ERROR")
             return
-        key = (pool.id, k)
+        key = (n_pool, k)
         self.counts[key] = self.counts.get(key, 0) + 1
 
     def _craft(self, fam: int, addr16: bytes, sport: int, r, payload: bytes):

@@ -198,8 +198,8 @@ def read_receivers(path: str, log=None, max_pools: int = 128, max_receivers: int
             warn(f"{where} Invalid pool 'id' specified. Line ignored.")
             continue
         if pool.id in ids:
-            warn(f"{where} Duplicate Pool ID specified: {pool.id}. Line ignored.")
-            continue
+            # 1.7.7 loads it (its duplicate check never fires): so do we, with a warning
+            warn(f"{where} Duplicate Pool ID specified: {pool.id}.")
         if len(pools) >= max_pools:
             warn(f"{where} Maximum amount of receivers pool reached: {max_pools}. "
                  f"Line ignored.")

@@ -78,9 +78,15 @@ def test_receivers_map_limits_and_duplicates(tmp_path):
                  "id=2 ip=192.0.2.5:1,bad,192.0.2.6:1 balance-alg=fancy\n"
                  "id=3 ip=192.0.2.7:1\n")
     pools = read_receivers(path, log, max_pools=2, max_receivers=2)
+    # a duplicate id loads, as in 1.7.7 (with a warning)
     assert [(p.id, [r.host for r in p.receivers]) for p in pools] == [
-        (1, ["192.0.2.1", "192.0.2.2"]), (2, ["192.0.2.5", "192.0.2.6"])]
-    assert pools[1].balance is None
+        (1, ["192.0.2.1", "192.0.2.2"]), (1, ["192.0.2.4"])]
+    log2 = Log()
+    pools = read_receivers(path, log2, max_pools=3, max_receivers=2)
+    assert pools[2].id == 2 and [r.host for r in pools[2].receivers] == ["192.0.2.5",
+                                                                         "192.0.2.6"]
+    assert pools[2].balance is None
+    log.lines += log2.lines
     text = "\n".join(log.lines)
     for m in ("Maximum amount of receivers per pool", "Duplicate Pool ID specified: 1",
               "Invalid receiver bad", "Unknown balance algorithm 'fancy'",
