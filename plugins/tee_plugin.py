@@ -21,7 +21,8 @@ import struct
 import numpy as np
 
 from pypmacct.config import ConfigError
-from pypmacct.maps.tee_receivers import TeeMapError, agent_key, read_receivers
+from pypmacct.maps.tee_receivers import (TeeMapError, agent_key, crc32_agent_hash,
+                                         read_receivers)
 
 from .base import Plugin, setting
 
@@ -173,10 +174,18 @@ class TeePlugin(Plugin):
                 pool.next_rr = int((pool.next_rr + len(idx)) % nrecv)
             elif pool.balance == "hash-tag":
                 targets = (tags[idx] % np.uint64(nrecv)).astype(np.int64)
-            else:  # hash-agent
-                targets = np.array([agent_key(socket.AF_INET if msgs.families[i] == 4
-                                              else socket.AF_INET6, msgs.addrs[i]) % nrecv
-                                    for i in idx.tolist()], dtype=np.int64)
+            else:  # hash-agent, hash-crc32: by exporter (cached: a few exporters)
+                fn = agent_key if pool.balance == "hash-agent" else crc32_agent_hash
+                cache = {}
+                tl = []
+                for i in idx.tolist():
+                    key = (msgs.families[i], msgs.addrs[i])
+                    t = cache.get(key)
+                    if t is None:
+                        fam = socket.AF_INET if key[0] == 4 else socket.AF_INET6
+                        t = cache[key] = fn(fam, key[1]) % nrecv
+                    tl.append(t)
+                targets = np.array(tl, dtype=np.int64)
             for j, i in enumerate(idx.tolist()):
                 if targets is None:
                     for k in range(nrecv):

@@ -10,13 +10,14 @@ comment line, a line ending in ``\\`` goes on on the next one):
   syntax of ``pre_tag_filter`` (values, ranges ``a-b``, negations ``-N``; 0 untagged);
   without it the pool takes every datagram;
 - ``balance-alg``: send each datagram to one receiver of the pool instead of all of
-  them: ``rr`` (round robin), ``hash-agent`` (by exporter address), ``hash-tag`` (tag
-  modulo the number of receivers);
+  them: ``rr`` (round robin), ``hash-agent`` (by exporter address), ``hash-crc32``
+  (1.7.7's hash of the exporter address), ``hash-tag`` (tag modulo the number of
+  receivers);
 - ``src_port``: the UDP source port of the pool's sockets (non-transparent mode).
 
 As in 1.7.7 a bad line is logged with the file and line and skipped, a receiver that does
 not parse is skipped with a warning, and a pool with no valid receiver is skipped. What
-1.7.7 can do and pypmacct cannot yet (Kafka or ZeroMQ pools, ``hash-crc32``) is a
+1.7.7 can do and pypmacct cannot yet (Kafka or ZeroMQ pools) is a
 ``TeeMapError``, so start-up stops instead of replicating less than the map asks for.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 
 from .tagfilter import TagFilter
 
-BALANCE_ALGS = ("rr", "hash-agent", "hash-tag")
+BALANCE_ALGS = ("rr", "hash-agent", "hash-crc32", "hash-tag")
 KNOWN_KEYS = ("id", "ip", "tag", "balance-alg", "src_port")
 NOT_IMPLEMENTED_KEYS = ("kafka_broker", "kafka_topic", "zmq_address")
 
@@ -172,9 +173,6 @@ def read_receivers(path: str, log=None, max_pools: int = 128, max_receivers: int
                     break
             elif key == "balance-alg":
                 alg = value.strip().lower()
-                if alg == "hash-crc32":
-                    raise TeeMapError(f"{where} balance-alg 'hash-crc32' is not implemented "
-                                      f"in pypmacct (rr, hash-agent, hash-tag are)")
                 if alg not in BALANCE_ALGS:
                     warn(f"{where} Unknown balance algorithm '{value}'. Ignoring.")
                     pool.balance = None
@@ -215,3 +213,35 @@ def agent_key(family: int, addr16: bytes) -> int:
     if family == socket.AF_INET:
         return int.from_bytes(addr16[:4], "big")
     return int(ipaddress.IPv6Address(addr16[:16]))
+
+
+_M32 = 0xFFFFFFFF
+
+
+def _jhash_mix(a, b, c):
+    a = (a - b - c) & _M32; a ^= c >> 13
+    b = (b - c - a) & _M32; b ^= (a << 8) & _M32
+    c = (c - a - b) & _M32; c ^= b >> 13
+    a = (a - b - c) & _M32; a ^= c >> 12
+    b = (b - c - a) & _M32; b ^= (a << 16) & _M32
+    c = (c - a - b) & _M32; c ^= b >> 5
+    a = (a - b - c) & _M32; a ^= c >> 3
+    b = (b - c - a) & _M32; b ^= (a << 10) & _M32
+    c = (c - a - b) & _M32; c ^= b >> 15
+    return a, b, c
+
+
+def crc32_agent_hash(family: int, addr16: bytes) -> int:
+    """1.7.7's hash-crc32 value for an exporter (before the modulo): for IPv4 its
+    ``cache_crc32`` (despite the name, the djb2 string hash: h = h * 33 + byte from 5381)
+    over the address bytes; for IPv6 ``sa_hash``: Jenkins' jhash_3words over the last
+    12 address bytes read as little-endian words, initval 0."""
+    if family == socket.AF_INET:
+        h = 5381
+        for b in addr16[:4]:
+            h = (h * 33 + b) & _M32
+        return h
+    a, b, c = (int.from_bytes(addr16[i:i + 4], "little") for i in (4, 8, 12))
+    golden = 0x9E3779B9
+    _, _, c = _jhash_mix((a + golden) & _M32, (b + golden) & _M32, c)
+    return c

@@ -202,3 +202,28 @@ def test_hash_agent_difference(tmp_path, receivers):
         assert ours.payloads(i) == [p for _, ex, p in export.datagrams
                                     if int(ipaddress.ip_address(export.exporters[ex].address))
                                     % 2 == i]
+
+
+@pytest.mark.parametrize("family", ["4", "6"])
+def test_hash_crc32_same_as_pmacct(tmp_path, receivers, family):
+    """hash-crc32 (djb2 over IPv4 exporters, jhash over IPv6 ones): every exporter goes
+    to the receiver 1.7.7 picks."""
+    export, cap = _capture(tmp_path, version=9, exporters=7, exporter_family=family)
+    host = "::1" if family == "6" else "127.0.0.1"
+    settings = _settings(cap, plugins="tee[c]") | {"tee_receivers[c]": "r.lst"}
+    got = []
+    for who, binary in (("pmacct", oracle.pmacct_binary("nfacctd")),
+                        ("ours", oracle.our_binary("nfacctd"))):
+        wd = tmp_path / who
+        wd.mkdir()
+        r = receivers(3, host)
+        (wd / "r.lst").write_text(
+            f"id=1 ip={r.addr(0)},{r.addr(1)},{r.addr(2)} balance-alg=hash-crc32\n")
+        res = oracle.run_daemon(binary, settings, wd, timeout=120)
+        assert res.returncode == 0, res.describe()
+        r.wait_total(len(export.datagrams))
+        got.append(r)
+    theirs, ours = got
+    for i in range(3):
+        assert ours.payloads(i) == theirs.payloads(i), f"receiver {i}"
+    assert sum(1 for i in range(3) if theirs.payloads(i)) >= 2, "exporters spread"

@@ -95,8 +95,7 @@ def test_receivers_map_limits_and_duplicates(tmp_path):
 
 
 @pytest.mark.parametrize("line", ["id=1 kafka_broker=127.0.0.1:9092 kafka_topic=t",
-                                  "id=1 zmq_address=127.0.0.1:5000",
-                                  "id=1 ip=192.0.2.1:1,192.0.2.2:1 balance-alg=hash-crc32"])
+                                  "id=1 zmq_address=127.0.0.1:5000"])
 def test_receivers_map_features_we_lack_stop(tmp_path, line):
     with pytest.raises(TeeMapError):
         read_receivers(write(tmp_path, line + "\n"), Log())
@@ -246,9 +245,9 @@ def test_plugin_refusals(tmp_path):
     from pypmacct.config import ConfigError
     with pytest.raises(ConfigError, match="tee_receivers is required"):
         TeePlugin(_Cfg({}), _Ctx())
-    with pytest.raises(ConfigError, match="hash-crc32"):
+    with pytest.raises(ConfigError, match="Kafka or ZeroMQ"):
         _plugin(tmp_path, tee_receivers=write(
-            tmp_path, "id=1 ip=127.0.0.1:1 balance-alg=hash-crc32\n", "c.lst"))
+            tmp_path, "id=1 zmq_address=127.0.0.1:5000\n", "c.lst"))
 
     class Pm:
         daemon = "pmacctd"
