@@ -265,10 +265,14 @@ class DatagramRing(Ring):
     instead of records: each slot holds as many (header, payload) messages as fit.
     A datagram larger than a slot cannot travel and is dropped (counted)."""
 
+    FITS_ANY = _HDR.size + _MSG.size + 65535     # a slot size that fits any datagram
+
     def __init__(self, pipe_size: int, buffer_size: int, name: str = ""):
         buffer_size = max(int(buffer_size), _HDR.size + _MSG.size + 1)
         super().__init__(pipe_size, buffer_size, np.dtype("u1"), (), name)
         self.max_records = 0
+        self.too_big = 0          # datagrams dropped because they do not fit a slot
+        self.overhead = _HDR.size + _MSG.size
 
     def write_messages(self, payloads, families, addrs, ports, tags, tag2s, wait=False) -> int:
         """Write datagrams (parallel sequences); returns how many were dropped."""
@@ -279,6 +283,7 @@ class DatagramRing(Ring):
         for i, p in enumerate(payloads):
             need = _MSG.size + len(p)
             if need > room:
+                self.too_big += 1
                 dropped += self._drop(1)
                 continue
             if used + need > room:

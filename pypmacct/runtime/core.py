@@ -79,6 +79,9 @@ class Core:
                           f"'{plugin.name}': using plugin_pipe_size for both")
             buf = pipe
         if getattr(plugin, "datagrams", False):     # tee: whole datagrams, not records
+            if not pcfg.get("plugin_buffer_size"):
+                buf = DatagramRing.FITS_ANY         # any UDP payload fits a slot
+                pipe = max(pipe, 4 * buf)
             ring = DatagramRing(pipe, buf, name=plugin.name)
         else:
             ring = Ring(pipe, buf, wire, [f for f in fields if f in STRING_FIELDS],

@@ -134,13 +134,22 @@ class TeeCore:
             r = sel.records
             idx = r["arrival_seq"].astype(np.int64)
             il = idx.tolist()
+            before = ch.ring.too_big
             dropped = ch.ring.write_messages(
                 [payloads[i] for i in il], fams[idx].tolist(),
                 [self._addr(srcs[i])[1] for i in il], [items[i].port for i in il],
                 r["tag"], r["tag2"],
                 wait=(lambda ch=ch: core._still_alive(ch)) if wait else False)
             ch.sent_records += len(il) - dropped
-            if dropped:
+            big = ch.ring.too_big - before
+            if big:
+                self.log.limited(
+                    ("too-big", ch.plugin.name),
+                    f"plugin '{ch.label}': {ch.ring.too_big} datagrams dropped so far for "
+                    f"not fitting plugin_buffer_size ({ch.ring.slot_size} bytes, "
+                    f"{ch.ring.overhead} of them per-slot and per-datagram headers); raise "
+                    f"plugin_buffer_size", level="ERROR")
+            if dropped > big:
                 self.log.limited(
                     ("ring", ch.plugin.name),
                     f"plugin '{ch.label}' is not keeping up: {ch.ring.dropped_records} "

@@ -249,3 +249,39 @@ def test_sigusr2_reloads_the_receivers(tmp_path, receivers):
     finally:
         assert d.stop() == 0, d.log()
     assert r.payloads(0) == payloads and r.payloads(1) == payloads
+
+
+def test_source_ip_src_port_and_plugin_maps(tmp_path, receivers):
+    """tee_source_ip and a pool's src_port set where the copies come from; a plugin's
+    own pre_tag_map tags only that plugin's datagrams."""
+    from tests.e2e.common import free_port
+    cap, sent = netflow_capture(tmp_path, exporters=2)
+    r = receivers(3)
+    sport = free_port()
+    (tmp_path / "own.map").write_text("set_tag=5 ip=203.0.113.2\n")
+    (tmp_path / "a.lst").write_text(f"id=1 ip={r.addr(0)} src_port={sport}\n"
+                                    f"id=2 ip={r.addr(1)} tag=5\n")
+    (tmp_path / "b.lst").write_text(f"id=1 ip={r.addr(2)} tag=0\n")
+    run_tee(OURS, tee_settings(cap, plugins="tee[a], tee[b]", tee_source_ip="127.0.0.9")
+            | {"tee_receivers[a]": "a.lst", "tee_receivers[b]": "b.lst",
+               "pre_tag_map[a]": "own.map"}, tmp_path)
+    every = [p for _, _, p in sent]
+    r.wait_total(2 * len(every) + sum(1 for a, _, _ in sent if a == "203.0.113.2"))
+    assert r.payloads(0) == every and r.payloads(2) == every
+    assert r.payloads(1) == [p for a, _, p in sent if a == "203.0.113.2"]
+    assert set(r.sources(0)) == {("127.0.0.9", sport)}
+    assert {a for a, _ in r.sources(1)} == {"127.0.0.9"}
+
+
+def test_datagram_larger_than_plugin_buffer_size(tmp_path, receivers):
+    cap, sent = netflow_capture(tmp_path)
+    r = receivers(1)
+    (tmp_path / "r.lst").write_text(f"id=1 ip={r.addr(0)}\n")
+    small = [p for _, _, p in sent if len(p) + 54 <= 600]
+    res = run_tee(OURS, tee_settings(cap, plugins="tee[a]", plugin_buffer_size=600)
+                  | {"tee_receivers[a]": "r.lst"}, tmp_path)
+    assert len(small) < len(sent)
+    r.wait_total(len(small))
+    assert r.payloads(0) == small
+    assert (f"{len(sent) - len(small)} datagrams dropped so far for not fitting "
+            f"plugin_buffer_size (600 bytes") in res.log
