@@ -150,7 +150,9 @@ def run_daemon(daemon: str, make_collector, argv=None) -> int:
     teecore = None
     if tee:
         from pypmacct.runtime.tee import TeeCore
-        teecore = TeeCore(daemon, stages, getattr(collector, "stats", None), log)
+        opts = getattr(getattr(collector, "decoder", None), "opts", None) \
+            if daemon == "nfacctd" else None
+        teecore = TeeCore(daemon, stages, getattr(collector, "stats", None), log, opts)
     core.start()
 
     try:

@@ -162,7 +162,8 @@ class TeePlugin(Plugin):
             return
         tags = msgs.tags
         for n_pool, pool in enumerate(self.pools):
-            ok = np.ones(n, bool) if pool.tag_filter is None else pool.tag_filter(tags)
+            ok = np.ones(n, bool) if pool.tag_filter is None else \
+                pool.tag_filter(tags) | msgs.bcast
             idx = np.flatnonzero(ok)
             if len(idx) == 0:
                 continue

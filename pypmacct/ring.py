@@ -245,16 +245,18 @@ class Ring:
 
 
 # ---- whole datagrams (the tee plugin) ---------------------------------------------
-_MSG = struct.Struct("<HBBHQQ16s")   # length, family (4/6), 0, exporter port, tag, tag2, address
+_MSG = struct.Struct("<HBBHQQ16s")   # length, family (4/6), broadcast, exporter port, tag, tag2, address
 
 
 class Messages:
     """Datagrams read from a DatagramRing: payloads with their exporter and tags."""
-    __slots__ = ("payloads", "families", "addrs", "ports", "tags", "tag2s")
+    __slots__ = ("payloads", "families", "addrs", "ports", "tags", "tag2s", "bcast")
 
-    def __init__(self, payloads, families, addrs, ports, tags, tag2s):
+    def __init__(self, payloads, families, addrs, ports, tags, tag2s, bcast=None):
         self.payloads, self.families, self.addrs = payloads, families, addrs
         self.ports, self.tags, self.tag2s = ports, tags, tag2s
+        # broadcast: template/options sets split from a datagram go to every pool
+        self.bcast = np.zeros(len(payloads), bool) if bcast is None else bcast
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -274,7 +276,8 @@ class DatagramRing(Ring):
         self.too_big = 0          # datagrams dropped because they do not fit a slot
         self.overhead = _HDR.size + _MSG.size
 
-    def write_messages(self, payloads, families, addrs, ports, tags, tag2s, wait=False) -> int:
+    def write_messages(self, payloads, families, addrs, ports, tags, tag2s, wait=False,
+                       bcast=None) -> int:
         """Write datagrams (parallel sequences); returns how many were dropped."""
         room = self.slot_size - _HDR.size
         dropped = 0
@@ -289,8 +292,8 @@ class DatagramRing(Ring):
             if used + need > room:
                 dropped += self._write_slot(parts, wait)
                 parts, used = [], 0
-            parts.append(_MSG.pack(len(p), families[i], 0, ports[i], int(tags[i]),
-                                   int(tag2s[i]), addrs[i]))
+            parts.append(_MSG.pack(len(p), families[i], 1 if bcast is not None and bcast[i]
+                                   else 0, ports[i], int(tags[i]), int(tag2s[i]), addrs[i]))
             parts.append(p)
             used += need
         if parts:
@@ -325,10 +328,11 @@ class DatagramRing(Ring):
         p = off + _HDR.size
         raw = bytes(self._mem[p:p + nbytes])
         self.ctl[W_READ] += np.uint64(1)
-        payloads, fams, addrs, ports, tags, tag2s = [], [], [], [], [], []
+        payloads, fams, addrs, ports, tags, tag2s, bcs = [], [], [], [], [], [], []
         q = 0
         for _ in range(count):
-            ln, fam, _z, port, tag, tag2, addr = _MSG.unpack_from(raw, q)
+            ln, fam, bc, port, tag, tag2, addr = _MSG.unpack_from(raw, q)
+            bcs.append(bc)
             q += _MSG.size
             payloads.append(raw[q:q + ln])
             q += ln
@@ -338,4 +342,4 @@ class DatagramRing(Ring):
             tags.append(tag)
             tag2s.append(tag2)
         return Messages(payloads, fams, addrs, ports, np.array(tags, dtype=np.uint64),
-                        np.array(tag2s, dtype=np.uint64))
+                        np.array(tag2s, dtype=np.uint64), np.array(bcs, dtype=bool))

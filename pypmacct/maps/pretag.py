@@ -63,10 +63,6 @@ class MapLineError(ValueError):
     pass
 
 
-class DissectKeyError(MapLineError):
-    """A tee plugin's map uses a key that needs each flow dissected out of its datagram."""
-
-
 # A tee plugin's pre_tag_map is read with 1.7.7's tee dictionary (pretag-data.h): these
 # keys only; the DISSECT_KEYS there need the datagram split into flows.
 TEE_MAP_KEYS = ("id", "id2", "set_tag", "set_tag2", "ip", "engine_type", "engine_id",
@@ -99,6 +95,7 @@ class Rule:
     jeq: str | None = None
     stack: str | None = None
     ret: bool = False             # return=true (with jeq): emit, clear the tags, go on
+    dissect: str | None = None    # tee maps: a key that needs flows split out (DISSECT_KEYS)
 
     @property
     def plain(self) -> bool:
@@ -181,12 +178,10 @@ def parse_rule(text: str, lineno: int, daemon: str, tee: bool = False) -> Rule:
             raise MapLineError(f"'{key}' given twice")
         seen.add(key)
         if tee and key in DISSECT_KEYS:
-            raise DissectKeyError(f"'{key}' needs each flow dissected out of its datagram "
-                                  f"(1.7.7's complex pre_tag_map for tee plugins); pypmacct's "
-                                  f"tee plugin replicates whole datagrams only")
-        if tee and key not in TEE_MAP_KEYS:
+            rule.dissect = key          # the map splits datagrams into flows ("complex")
+        if tee and key not in TEE_MAP_KEYS and key not in DISSECT_KEYS:
             raise MapLineError(f"unknown key '{key}' (a tee plugin's pre_tag_map reads "
-                               f"{', '.join(TEE_MAP_KEYS)})")
+                               f"{', '.join(TEE_MAP_KEYS + DISSECT_KEYS)})")
         neg = False
         if value.startswith("-") and key in NEGATABLE:
             neg, value = True, value[1:]
@@ -306,9 +301,9 @@ def read_map(path: str, daemon: str, log=None, max_entries: int = DEFAULT_MAPS_E
             break
         try:
             rules.append(parse_rule(s, start + 1, daemon, tee))
+            if rules[-1].dissect and dissect is not None:
+                dissect.append(f"{where}: '{rules[-1].dissect}'")
         except MapLineError as e:
-            if isinstance(e, DissectKeyError) and dissect is not None:
-                dissect.append(f"{where}: {e}")
             problems.append(f"{where}: {e}: line skipped")
     # jeq targets must exist further down (jumps are forward only)
     for idx, r in enumerate(rules):
@@ -505,7 +500,7 @@ class PreTagMap:
                  row_len=DEFAULT_ROW_LEN, key="pre_tag_map", tee: bool = False):
         self.path = path
         self.tee = tee
-        self.dissect_lines: list[str] = []
+        self.dissect_lines: list[str] = []   # tee maps: lines with keys that split flows
         self.daemon = daemon
         self.key = key
         self.max_entries = max_entries
@@ -599,6 +594,11 @@ class PreTagMap:
         except OSError as e:
             if log is not None:
                 log.warn(f"{self.key}: not reloaded, keeping the previous map: {e}")
+
+    @property
+    def complex(self) -> bool:
+        """A tee plugin's map with keys that need each flow split out (1.7.7: complex)."""
+        return bool(self.dissect_lines)
 
     def changed(self) -> bool:
         return _mtime(self.path) != self.mtime
@@ -807,8 +807,10 @@ def _open_map(cfg_like, daemon, log):
     except OSError as e:
         raise ConfigError(f"cannot read pre_tag_map '{path}': {e.strerror}",
                           where=cfg_like.where("pre_tag_map"), key="pre_tag_map") from None
-    if m.dissect_lines:
-        raise ConfigError(f"pre_tag_map for a tee plugin: {m.dissect_lines[0]}",
+    if m.dissect_lines and daemon != "nfacctd":
+        raise ConfigError(f"pre_tag_map for a tee plugin: {m.dissect_lines[0]} needs each "
+                          f"sample split out of its datagram (1.7.7's complex map), which "
+                          f"pypmacct does for NetFlow/IPFIX only, not yet for sFlow",
                           where=cfg_like.where("pre_tag_map"), key="pre_tag_map")
     return m
 

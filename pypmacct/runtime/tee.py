@@ -40,7 +40,7 @@ class TeeCore:
     """Per batch of datagrams: header checks, per-datagram tags, one ring write per
     tee plugin."""
 
-    def __init__(self, daemon: str, stages, stats, log):
+    def __init__(self, daemon: str, stages, stats, log, decoder_options=None):
         self.daemon = daemon
         self.stages = stages
         self.stats = stats
@@ -48,6 +48,30 @@ class TeeCore:
         self.dtype = subset_dtype(RECORD_DTYPE, TEE_FIELDS)
         self._addr_cache: dict[str, tuple[int, bytes]] = {}
         self.sent = 0
+        self.decoder_options = decoder_options   # nfacctd's, for splitting flows out
+        self.dissector = None
+
+    def _map_of(self, ch):
+        own = ch.stages.tagger if ch.stages is not None else None
+        return own if own is not None else (self.stages.global_map if self.stages else None)
+
+    def _complex(self, ch) -> bool:
+        m = self._map_of(ch)
+        return m is not None and m.complex
+
+    def _get_dissector(self, core):
+        if self.dissector is None:
+            import copy
+            from .tee_dissect import Dissector
+            fields = set(TEE_FIELDS)
+            for ch in core.channels:
+                m = self._map_of(ch)
+                if m is not None:
+                    fields |= m.fields
+                if ch.stages is not None:
+                    fields |= ch.stages.fields
+            self.dissector = Dissector(copy.copy(self.decoder_options), fields, self.log)
+        return self.dissector
 
     def _addr(self, text: str):
         a = self._addr_cache.get(text)
@@ -117,45 +141,98 @@ class TeeCore:
                              f"{items[i].port}]", level="INFO")
         for i in np.flatnonzero(keep).tolist():
             self.stats.exporter(srcs[i]).datagrams += 1
-        if not keep.all():
-            recs = recs[keep]
-        if len(recs) == 0:
+        fams = np.array([self._addr(s)[0] for s in srcs], dtype=np.uint8)
+        live = [ch for ch in core.channels if ch.alive]
+        full = [ch for ch in live if not self._complex(ch)]
+        split = [ch for ch in live if self._complex(ch)]
+        if full:
+            frecs = recs if keep.all() else recs[keep]
+            if len(frecs):
+                batch = Batch(frecs, [""])
+                if self.stages is not None:
+                    batch = self.stages.apply(batch)
+                for ch in full:
+                    sel = ch.select(batch)
+                    if len(sel) == 0:
+                        continue
+                    r = sel.records
+                    idx = r["arrival_seq"].astype(np.int64)
+                    il = idx.tolist()
+                    self._write(core, ch, [payloads[i] for i in il], fams[idx].tolist(),
+                                [self._addr(srcs[i])[1] for i in il],
+                                [items[i].port for i in il], r["tag"], r["tag2"], None, wait)
+        if split:
+            self._dispatch_split(core, split, items, payloads, srcs, fams, keep, wait)
+
+    def _dispatch_split(self, core, channels, items, payloads, srcs, fams, keep, wait):
+        """Channels whose map needs flow fields get one datagram per flow (docs/tee.md)."""
+        d = self._get_dissector(core)
+        elems = []
+        for i in np.flatnonzero(keep).tolist():
+            elems += d.split(payloads[i], srcs[i], i)
+        if not elems:
             return
-        batch = Batch(recs, [""])
-        if self.stages is not None:
-            batch = self.stages.apply(batch)
-        fams = np.array([4 if ":" not in s else 6 for s in srcs], dtype=np.uint8)
-        for ch in core.channels:
-            if not ch.alive:
-                continue
-            sel = ch.select(batch)
-            if len(sel) == 0:
-                continue
-            r = sel.records
-            idx = r["arrival_seq"].astype(np.int64)
+        erecs = d.records(elems, items)
+        erecs["arrival_seq"] = np.arange(len(elems), dtype=np.uint64)
+        bcast = np.array([e.bcast for e in elems], dtype=bool)
+        for f in ("tag", "tag2"):
+            erecs[f] = 0
+        data = Batch(erecs[~bcast], [""])
+        if self.stages is not None and len(data):
+            data = self.stages.apply(data)
+        dg = np.array([e.dg for e in elems], dtype=np.int64)
+        for ch in channels:
+            sel = ch.select(data) if len(data) else data
+            ids = sel.records["arrival_seq"].astype(np.int64)
+            tags = np.zeros(len(elems), np.uint64)
+            tag2s = np.zeros(len(elems), np.uint64)
+            tags[ids] = sel.records["tag"]
+            tag2s[ids] = sel.records["tag2"]
+            take = np.zeros(len(elems), bool)
+            take[ids] = True
+            if bcast.any() and _passes_untagged(ch):
+                take |= bcast               # 1.7.7 does not tag them: they go as tag 0
+            idx = np.flatnonzero(take)
             il = idx.tolist()
-            before = ch.ring.too_big
-            dropped = ch.ring.write_messages(
-                [payloads[i] for i in il], fams[idx].tolist(),
-                [self._addr(srcs[i])[1] for i in il], [items[i].port for i in il],
-                r["tag"], r["tag2"],
-                wait=(lambda ch=ch: core._still_alive(ch)) if wait else False)
-            ch.sent_records += len(il) - dropped
-            big = ch.ring.too_big - before
-            if big:
-                self.log.limited(
-                    ("too-big", ch.plugin.name),
-                    f"plugin '{ch.label}': {ch.ring.too_big} datagrams dropped so far for "
-                    f"not fitting plugin_buffer_size ({ch.ring.slot_size} bytes, "
-                    f"{ch.ring.overhead} of them per-slot and per-datagram headers); raise "
-                    f"plugin_buffer_size", level="ERROR")
-            if dropped > big:
-                self.log.limited(
-                    ("ring", ch.plugin.name),
-                    f"plugin '{ch.label}' is not keeping up: {ch.ring.dropped_records} "
-                    f"datagrams dropped so far (plugin_buffer_size={ch.ring.slot_size}, "
-                    f"plugin_pipe_size={ch.ring.slot_size * ch.ring.nslots}); consider "
-                    f"raising plugin_pipe_size")
+            self._write(core, ch, [elems[k].payload for k in il], fams[dg[idx]].tolist(),
+                        [self._addr(srcs[elems[k].dg])[1] for k in il],
+                        [items[elems[k].dg].port for k in il], tags[idx], tag2s[idx],
+                        bcast[idx], wait)
+
+    def _write(self, core, ch, payloads, fams, addrs, ports, tags, tag2s, bcast, wait):
+        if not payloads:
+            return
+        before = ch.ring.too_big
+        dropped = ch.ring.write_messages(
+            payloads, fams, addrs, ports, tags, tag2s,
+            wait=(lambda ch=ch: core._still_alive(ch)) if wait else False, bcast=bcast)
+        ch.sent_records += len(payloads) - dropped
+        big = ch.ring.too_big - before
+        if big:
+            self.log.limited(
+                ("too-big", ch.plugin.name),
+                f"plugin '{ch.label}': {ch.ring.too_big} datagrams dropped so far for "
+                f"not fitting plugin_buffer_size ({ch.ring.slot_size} bytes, "
+                f"{ch.ring.overhead} of them per-slot and per-datagram headers); raise "
+                f"plugin_buffer_size", level="ERROR")
+        if dropped > big:
+            self.log.limited(
+                ("ring", ch.plugin.name),
+                f"plugin '{ch.label}' is not keeping up: {ch.ring.dropped_records} "
+                f"datagrams dropped so far (plugin_buffer_size={ch.ring.slot_size}, "
+                f"plugin_pipe_size={ch.ring.slot_size * ch.ring.nslots}); consider "
+                f"raising plugin_pipe_size")
+
+
+def _passes_untagged(ch) -> bool:
+    """Would the channel's pre_tag_filter / pre_tag2_filter let an untagged datagram in?"""
+    if ch.stages is None:
+        return True
+    zero = np.zeros(1, np.uint64)
+    for field, flt in ch.stages.tag_filters:
+        if field in ("tag", "tag2") and not bool(flt(zero)[0]):
+            return False
+    return True
 
 
 def check_tee_stages(cfg, stages) -> None:
