@@ -227,3 +227,43 @@ def test_hash_crc32_same_as_pmacct(tmp_path, receivers, family):
     for i in range(3):
         assert ours.payloads(i) == theirs.payloads(i), f"receiver {i}"
     assert sum(1 for i in range(3) if theirs.payloads(i)) >= 2, "exporters spread"
+
+
+SPLIT_MAP = ("set_tag=100 ip=203.0.113.1 src_net=10.0.0.0/9\n"
+             "set_tag=150 ip=203.0.113.2 in=3\n"
+             "set_tag=200 ip=0.0.0.0/0\n")
+
+
+@pytest.mark.parametrize("version", [5, 9, 10])
+def test_flows_split_like_pmacct(tmp_path, receivers, version):
+    """QUICKSTART XVa: a pre_tag_map with flow keys makes tee[a] send one datagram per
+    flow (templates to every pool), while tee[b], with no map, still sends the
+    datagrams whole. Every receiver gets what 1.7.7 sends, byte for byte, from the same
+    source address and port."""
+    export, cap = _capture(tmp_path, version=version, records=200, exporters=3, seed=31,
+                           template_every=4)
+    settings = _settings(cap, plugins="tee[a], tee[b]", tee_transparent=True) | {
+        "tee_receivers[a]": "a.lst", "tee_receivers[b]": "b.lst", "pre_tag_map[a]": "s.map"}
+    got = []
+    for who, binary in (("pmacct", oracle.pmacct_binary("nfacctd")),
+                        ("ours", oracle.our_binary("nfacctd"))):
+        wd = tmp_path / who
+        wd.mkdir()
+        r = receivers(6)
+        (wd / "s.map").write_text(SPLIT_MAP)
+        (wd / "a.lst").write_text(f"id=1 ip={r.addr(0)} tag=100,150\n"
+                                  f"id=2 ip={r.addr(1)},{r.addr(2)} tag=200 balance-alg=rr\n"
+                                  f"id=3 ip={r.addr(3)}\n"
+                                  f"id=4 ip={r.addr(4)} tag=0\n")
+        (wd / "b.lst").write_text(f"id=1 ip={r.addr(5)}\n")
+        res = oracle.run_daemon(binary, settings, wd, timeout=120)
+        assert res.returncode == 0, res.describe()
+        got.append((r, res))
+    (theirs, _), (ours, _) = got
+    # 1.7.7's run is over (and its datagrams in) by now: ours must get as many
+    ours.wait_total(theirs.total())
+    for i in range(6):
+        assert ours.got[i] == theirs.got[i], f"receiver {i}"
+    assert theirs.payloads(5) == [p for _, _, p in export.datagrams]
+    assert len(theirs.got[3]) > len(export.datagrams)          # split into flows
+    assert theirs.got[0] and theirs.got[1] and theirs.got[2]

@@ -143,9 +143,6 @@ def test_sfacctd_replicates_sflow_by_agent_tag(tmp_path, receivers):
     ({"plugins": "tee[a], print[p]", "tee_receivers[a]": "r.lst"}, {},
      "'tee' plugins are not compatible with data"),
     ({"plugins": "tee[a]"}, {}, "tee_receivers is required"),
-    ({"plugins": "tee[a]", "tee_receivers[a]": "r.lst", "pre_tag_map": "p.map"},
-     {"p.map": "set_tag=1 ip=203.0.113.1 src_mac=00:11:22:33:44:55\n"},
-     "'src_mac' needs each flow dissected"),
     ({"plugins": "tee[a]", "tee_receivers[a]": "k.lst"},
      {"k.lst": "id=1 kafka_broker=127.0.0.1:9092 kafka_topic=x\n"},
      "Kafka or ZeroMQ is not implemented"),
@@ -161,6 +158,17 @@ def test_refused_at_start_up(tmp_path, extra, files, message):
                             timeout=60)
     assert res.returncode == 1
     assert message in res.log + res.stderr, res.describe()
+
+
+def test_sfacctd_refuses_a_map_that_splits_samples(tmp_path):
+    (tmp_path / "in.pcap").write_bytes(b"")
+    (tmp_path / "r.lst").write_text("id=1 ip=127.0.0.1:9\n")
+    (tmp_path / "p.map").write_text("set_tag=1 ip=192.0.2.1 src_mac=00:11:22:33:44:55\n")
+    res = oracle.run_daemon(OURS_SF, tee_settings(tmp_path / "in.pcap", plugins="tee[a]",
+                                                  pre_tag_map="p.map")
+                            | {"tee_receivers[a]": "r.lst"}, tmp_path, timeout=60)
+    assert res.returncode == 1
+    assert "'src_mac' needs each sample split out" in res.log, res.describe()
 
 
 def test_pmacctd_refuses_tee(tmp_path):
