@@ -12,9 +12,10 @@ exporter), ``engine_type``/``engine_id`` (NetFlow v5 header), ``source_id`` (v9 
 id, IPFIX observation domain), ``agent_id`` (sFlow v5 sub-agent id), with ``set_tag``,
 ``set_tag2``, ``label``/``jeq``/``stack``/``return``. 1.7.7 reads tee maps with that
 dictionary, so any other key (``filter``, ``set_label``...) makes the line "unknown key"
-and the line is skipped; the keys that would need each flow dissected out of its
-datagram (``in``, ``out``, ``src_mac``, ``dst_mac``, ``vlan``, ``src_net``, ``dst_net``,
-``bgp_nexthop``) are refused at start-up: pypmacct does not dissect yet.
+and the line is skipped. A map with keys that need flow fields (``in``, ``out``,
+``src_mac``, ``dst_mac``, ``vlan``, ``src_net``, ``dst_net``, ``bgp_nexthop``: 1.7.7's
+"complex" map) makes nfacctd split the datagrams into one per flow for that plugin
+(``tee_dissect.py``); sfacctd refuses such a map.
 """
 from __future__ import annotations
 
