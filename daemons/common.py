@@ -150,8 +150,7 @@ def run_daemon(daemon: str, make_collector, argv=None) -> int:
     teecore = None
     if tee:
         from pypmacct.runtime.tee import TeeCore
-        opts = getattr(getattr(collector, "decoder", None), "opts", None) \
-            if daemon == "nfacctd" else None
+        opts = getattr(getattr(collector, "decoder", None), "opts", None)
         teecore = TeeCore(daemon, stages, getattr(collector, "stats", None), log, opts)
     core.start()
 

@@ -807,11 +807,6 @@ def _open_map(cfg_like, daemon, log):
     except OSError as e:
         raise ConfigError(f"cannot read pre_tag_map '{path}': {e.strerror}",
                           where=cfg_like.where("pre_tag_map"), key="pre_tag_map") from None
-    if m.dissect_lines and daemon != "nfacctd":
-        raise ConfigError(f"pre_tag_map for a tee plugin: {m.dissect_lines[0]} needs each "
-                          f"sample split out of its datagram (1.7.7's complex map), which "
-                          f"pypmacct does for NetFlow/IPFIX only, not yet for sFlow",
-                          where=cfg_like.where("pre_tag_map"), key="pre_tag_map")
     return m
 
 

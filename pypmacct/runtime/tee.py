@@ -14,8 +14,8 @@ id, IPFIX observation domain), ``agent_id`` (sFlow v5 sub-agent id), with ``set_
 dictionary, so any other key (``filter``, ``set_label``...) makes the line "unknown key"
 and the line is skipped. A map with keys that need flow fields (``in``, ``out``,
 ``src_mac``, ``dst_mac``, ``vlan``, ``src_net``, ``dst_net``, ``bgp_nexthop``: 1.7.7's
-"complex" map) makes nfacctd split the datagrams into one per flow for that plugin
-(``tee_dissect.py``); sfacctd refuses such a map.
+"complex" map) makes the daemon split the datagrams into one per flow (sFlow: per flow
+sample) for that plugin (``tee_dissect.py``).
 """
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ class TeeCore:
                     fields |= m.fields
                 if ch.stages is not None:
                     fields |= ch.stages.fields
-            self.dissector = Dissector(copy.copy(self.decoder_options), fields, self.log)
+            self.dissector = Dissector(copy.copy(self.decoder_options), fields, self.log,
+                                       self.daemon)
         return self.dissector
 
     def _addr(self, text: str):

@@ -1,5 +1,6 @@
-"""Splitting NetFlow v5/v9/IPFIX datagrams into one datagram per flow, for tee plugins
-whose pre_tag_map needs flow fields (1.7.7's "complex" map, QUICKSTART XVa).
+"""Splitting NetFlow v5/v9/IPFIX datagrams into one datagram per flow, and sFlow v5
+datagrams into one per flow sample, for tee plugins whose pre_tag_map needs flow fields
+(1.7.7's "complex" map, QUICKSTART XVa).
 
 As 1.7.7 does it (nfacctd.c, pkt_handlers.c): each flow record travels in a datagram of
 its own made of the original header (v5: ``count`` 1; v9: ``count`` as it was; IPFIX:
@@ -34,24 +35,57 @@ class Element:
 
 
 class Dissector:
-    def __init__(self, options, fields, log):
+    def __init__(self, options, fields, log, daemon: str = "nfacctd"):
         names = set(fields) & set(RECORD_DTYPE.names)
         names |= {"arrival_seq"}
         self.dtype = subset_dtype(RECORD_DTYPE, names)
         options.record_dtype = self.dtype
-        options.templates_file = None
-        self.decoder = NetflowDecoder(options, log=log, stats=Stats())
+        self.sflow = daemon == "sfacctd"
+        if self.sflow:
+            from ..decoders.sflow import SflowDecoder
+            options.counters = False
+            self.decoder = SflowDecoder(options, log=log, stats=Stats())
+        else:
+            options.templates_file = None
+            self.decoder = NetflowDecoder(options, log=log, stats=Stats())
         self.templates: dict = {}    # (exporter, domain, template id) -> (length|None, options)
         self.log = log
 
     # ---- splitting --------------------------------------------------------------
     def split(self, payload: bytes, src: str, dg: int) -> list[Element]:
+        if self.sflow:
+            return self._sflow(payload, dg)
         ver = int.from_bytes(payload[:2], "big")
         if ver == 5:
             return self._v5(payload, dg)
         if ver in (9, 10):
             return self._templated(payload, src, dg, ver)
         return []
+
+    @staticmethod
+    def _sflow(p: bytes, dg: int) -> list[Element]:
+        """sFlow v5: one datagram per flow sample (plain or expanded), its header's sample
+        count set to 1; counter samples are not sent (1.7.7's process_SF_raw_packet)."""
+        if len(p) < 8 or int.from_bytes(p[:4], "big") != 5:
+            return []
+        atype = int.from_bytes(p[4:8], "big")
+        hlen = 28 if atype == 1 else 40 if atype == 2 else 0
+        if not hlen or len(p) < hlen:
+            return []
+        nsamples = int.from_bytes(p[hlen - 4:hlen], "big")
+        head = p[:hlen - 4] + b"\x00\x00\x00\x01"
+        out, off = [], hlen
+        for _ in range(nsamples):
+            if off + 8 > len(p):
+                break
+            stype = int.from_bytes(p[off:off + 4], "big")
+            end = off + 8 + int.from_bytes(p[off + 4:off + 8], "big")
+            if end > len(p):
+                break
+            if stype in (1, 3):
+                out.append(Element(dg, head + p[off:end], False))
+            off = end
+        return out
 
     @staticmethod
     def _v5(p: bytes, dg: int) -> list[Element]:

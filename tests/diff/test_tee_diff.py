@@ -268,3 +268,38 @@ def test_flows_split_like_pmacct(tmp_path, receivers, version):
     assert theirs.payloads(5) == [p for _, _, p in export.datagrams]
     assert len(theirs.got[3]) > len(export.datagrams)          # split into flows
     assert theirs.got[0] and theirs.got[1] and theirs.got[2]
+
+
+def test_sflow_samples_split_like_pmacct(tmp_path, receivers):
+    """sfacctd with a map on flow fields: one datagram per flow sample (sample count 1,
+    counter samples not sent), tagged per sample; a second plugin gets the datagrams
+    whole. IPv4 and IPv6 agents; byte for byte as 1.7.7."""
+    cap = sflowgen.generate(sflowgen.SflowParams(seed=9, datagrams=80, agents=3,
+                                                 ipv6_agent=True))
+    path = cap.write_pcap(tmp_path / "sflow.pcap")
+    settings = _settings(path, plugins="tee[a], tee[b]") | {
+        "tee_receivers[a]": "a.lst", "tee_receivers[b]": "b.lst", "pre_tag_map[a]": "s.map"}
+    got = []
+    for who, binary in (("pmacct", oracle.pmacct_binary("sfacctd")),
+                        ("ours", oracle.our_binary("sfacctd"))):
+        wd = tmp_path / who
+        wd.mkdir()
+        r = receivers(5)
+        (wd / "s.map").write_text("set_tag=100 ip=192.0.2.1 src_net=10.0.0.0/8\n"
+                                  "set_tag=150 in=1\n"
+                                  "set_tag=200 ip=0.0.0.0/0\n")
+        (wd / "a.lst").write_text(f"id=1 ip={r.addr(0)} tag=100,150\n"
+                                  f"id=2 ip={r.addr(1)},{r.addr(2)} tag=200 balance-alg=rr\n"
+                                  f"id=3 ip={r.addr(3)}\n")
+        (wd / "b.lst").write_text(f"id=1 ip={r.addr(4)}\n")
+        res = oracle.run_daemon(binary, settings, wd, timeout=120)
+        assert res.returncode == 0, res.describe()
+        got.append(r)
+    theirs, ours = got
+    ours.wait_total(theirs.total())
+    for i in range(5):
+        assert ours.payloads(i) == theirs.payloads(i), f"receiver {i}"
+    flow_samples = sum(1 for s in cap.samples)
+    assert len(theirs.payloads(3)) == flow_samples > len(cap.datagrams)
+    assert theirs.payloads(4) == [p for _, p in cap.datagrams]
+    assert theirs.payloads(0) and theirs.payloads(1) and theirs.payloads(2)

@@ -160,17 +160,6 @@ def test_refused_at_start_up(tmp_path, extra, files, message):
     assert message in res.log + res.stderr, res.describe()
 
 
-def test_sfacctd_refuses_a_map_that_splits_samples(tmp_path):
-    (tmp_path / "in.pcap").write_bytes(b"")
-    (tmp_path / "r.lst").write_text("id=1 ip=127.0.0.1:9\n")
-    (tmp_path / "p.map").write_text("set_tag=1 ip=192.0.2.1 src_mac=00:11:22:33:44:55\n")
-    res = oracle.run_daemon(OURS_SF, tee_settings(tmp_path / "in.pcap", plugins="tee[a]",
-                                                  pre_tag_map="p.map")
-                            | {"tee_receivers[a]": "r.lst"}, tmp_path, timeout=60)
-    assert res.returncode == 1
-    assert "'src_mac' needs each sample split out" in res.log, res.describe()
-
-
 def test_pmacctd_refuses_tee(tmp_path):
     (tmp_path / "in.pcap").write_bytes(b"")
     res = oracle.run_daemon(oracle.our_binary("pmacctd"),
