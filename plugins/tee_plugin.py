@@ -40,6 +40,19 @@ def _checksum(data: bytes) -> int:
     return (~s) & 0xFFFF
 
 
+def _seqno(p: bytes, daemon: str) -> int:
+    """The sequence number in a datagram's header (for debug lines, as 1.7.7 logs it)."""
+    try:
+        if daemon == "sfacctd":
+            off = 16 if int.from_bytes(p[4:8], "big") == 1 else 28
+            return int.from_bytes(p[off:off + 4], "big")
+        ver = int.from_bytes(p[:2], "big")
+        off = {5: 16, 9: 12, 10: 8}.get(ver)
+        return int.from_bytes(p[off:off + 4], "big") if off is not None else 0
+    except (IndexError, ValueError):
+        return 0
+
+
 def _pack_dst(r) -> bytes:
     return socket.inet_pton(r.family, r.host)
 
@@ -71,6 +84,8 @@ class TeePlugin(Plugin):
         self.socks: dict = {}
         self.counts: dict = {}       # (pool index, receiver index) -> datagrams sent
         self.send_errors = 0
+        self.debug = bool(setting(pcfg, "debug", False))
+        self.proto = "sFlow" if ctx.daemon == "sfacctd" else "NetFlow/IPFIX"
 
     def wire_fields(self) -> frozenset:
         return frozenset()
@@ -214,6 +229,12 @@ class TeePlugin(Plugin):
             return
         key = (n_pool, k)
         self.counts[key] = self.counts.get(key, 0) + 1
+        if self.debug:
+            src = socket.inet_ntop(socket.AF_INET if msgs.families[i] == 4 else socket.AF_INET6,
+                                   msgs.addrs[i][:4] if msgs.families[i] == 4 else msgs.addrs[i])
+            seq = _seqno(payload, self.ctx.daemon)
+            self.log.debug(f"Sending {self.proto} packet from [{src}:{msgs.ports[i]}] seqno "
+                           f"[{seq}] to [{r.host}:{r.port}]")
 
     def _craft(self, fam: int, addr16: bytes, sport: int, r, payload: bytes):
         """The spoofed IP + UDP datagram (1.7.7's Tee_craft_transparent_msg)."""

@@ -255,3 +255,14 @@ def test_plugin_refusals(tmp_path):
     with pytest.raises(ConfigError, match="only in nfacctd and sfacctd"):
         TeePlugin(_Cfg({"tee_receivers": "x"}), Pm())
 
+
+
+def test_seqno_for_debug_lines():
+    from pypmacct.plugins.tee_plugin import _seqno
+    v5 = struct.pack("!HHIIIIBBH", 5, 1, 0, 0, 0, 4242, 0, 0, 0)
+    v9 = struct.pack("!HHIIII", 9, 1, 0, 0, 77, 0)
+    ipfix = struct.pack("!HHIII", 10, 16, 0, 88, 0)
+    sf4 = struct.pack("!II4sII", 5, 1, bytes(4), 0, 99)
+    sf6 = struct.pack("!II16sII", 5, 2, bytes(16), 0, 55)
+    assert [_seqno(p, "nfacctd") for p in (v5, v9, ipfix)] == [4242, 77, 88]
+    assert [_seqno(p, "sfacctd") for p in (sf4, sf6)] == [99, 55]
