@@ -113,11 +113,23 @@ def run_daemon(daemon: str, make_collector, argv=None) -> int:
                             record_dtype=make_record_dtype(
                                 [(cp.name, cp.dtype) for cp in cfg.custom_primitives]))
         plugins = build_plugins(cfg, ctx, log)
+        tee = any(getattr(p, "datagrams", False) for p in plugins)
+        if tee and not all(getattr(p, "datagrams", False) for p in plugins):
+            raise ConfigError("'tee' plugins are not compatible with data (memory/mysql/"
+                              "pgsql/etc.) plugins: run two daemons, the replicator feeding "
+                              "the collector")
         # filters and maps: compiled now, so a bad one stops start-up
         stages = CoreStages(cfg, plugins, daemon, log)
-        # the core decodes only what some plugin, the core stages or the core itself need
-        fields = set(CORE_FIELDS).union(stages.fields, *(p.wire_fields() for p in plugins))
+        if tee:
+            from pypmacct.runtime.tee import check_tee_stages
+            check_tee_stages(cfg, stages)
+            fields = set(CORE_FIELDS)      # nothing is decoded
+        else:
+            # the core decodes only what some plugin, the core stages or the core need
+            fields = set(CORE_FIELDS).union(stages.fields,
+                                            *(p.wire_fields() for p in plugins))
         collector = make_collector(cfg, log, subset_dtype(ctx.record_dtype, fields))
+        collector.raw = tee
     except (ConfigError, ValueError, KeyError) as e:
         log.error(str(e))
         return 1
@@ -140,11 +152,19 @@ def run_daemon(daemon: str, make_collector, argv=None) -> int:
         stages.reload()
     core.on_stats = collector.log_stats
     core.on_reload = on_reload
+    teecore = None
+    if tee:
+        from pypmacct.runtime.tee import TeeCore
+        opts = getattr(getattr(collector, "decoder", None), "opts", None)
+        teecore = TeeCore(daemon, stages, getattr(collector, "stats", None), log, opts)
     core.start()
 
     try:
         for batch, wait in collector.batches(core):
-            core.dispatch(batch, wait=wait)
+            if teecore is not None:
+                teecore.dispatch(core, batch, wait=wait)
+            else:
+                core.dispatch(batch, wait=wait)
             core.service()
             if core.stopping:
                 break

@@ -32,6 +32,7 @@ class NetflowCollector(Collector):
         if path:
             self.allow = AllowList.load(path, log=log)
         self.source = None
+        self.raw = False   # tee plugins: hand over whole datagrams, decode nothing
 
     def open(self) -> None:
         cfg = self.cfg
@@ -55,7 +56,7 @@ class NetflowCollector(Collector):
     def fds(self):
         return [self.source.fileno()] if isinstance(self.source, UdpSource) else []
 
-    def _decode(self, dgrams) -> Batch:
+    def _allowed(self, dgrams):
         if self.allow is not None and dgrams:
             ok = self.allow.allows_many([d.src for d in dgrams])
             if not ok.all():
@@ -63,14 +64,20 @@ class NetflowCollector(Collector):
                     if not good:
                         self.stats.exporter(d.src).denied += 1
                 dgrams = [d for d, good in zip(dgrams, ok.tolist()) if good]
-        return self.decoder.decode(dgrams)
+        return dgrams
+
+    def _decode(self, dgrams) -> Batch:
+        return self.decoder.decode(self._allowed(dgrams))
+
+    def _next(self, dgrams):
+        return self._allowed(dgrams) if self.raw else self._decode(dgrams)
 
     def batches(self, core):
         if isinstance(self.source, SavefileSource):
             # the delay before each replay should end early on a stop signal
             self.source._sleep = lambda seconds: wait_or_stop(core, seconds)
             for dgrams in self.source.batches(SAVEFILE_DATAGRAMS):
-                yield self._decode(dgrams), True
+                yield self._next(dgrams), True
                 if core.stopping:
                     return
             if self.cfg.get("pcap_savefile_wait"):
@@ -80,7 +87,7 @@ class NetflowCollector(Collector):
             return
         while not core.stopping:
             dgrams = self.source.read(MAX_DATAGRAMS, timeout=0.5)
-            yield self._decode(dgrams), False
+            yield self._next(dgrams), False
 
     @staticmethod
     def _extra_stats(c) -> str:

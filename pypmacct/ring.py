@@ -242,3 +242,104 @@ class Ring:
     @property
     def closed(self) -> bool:
         return bool(self.ctl[W_CLOSED])
+
+
+# ---- whole datagrams (the tee plugin) ---------------------------------------------
+_MSG = struct.Struct("<HBBHQQ16s")   # length, family (4/6), broadcast, exporter port, tag, tag2, address
+
+
+class Messages:
+    """Datagrams read from a DatagramRing: payloads with their exporter and tags."""
+    __slots__ = ("payloads", "families", "addrs", "ports", "tags", "tag2s", "bcast")
+
+    def __init__(self, payloads, families, addrs, ports, tags, tag2s, bcast=None):
+        self.payloads, self.families, self.addrs = payloads, families, addrs
+        self.ports, self.tags, self.tag2s = ports, tags, tag2s
+        # broadcast: template/options sets split from a datagram go to every pool
+        self.bcast = np.zeros(len(payloads), bool) if bcast is None else bcast
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+
+class DatagramRing(Ring):
+    """The same shared-memory slots as ``Ring``, carrying whole export datagrams
+    instead of records: each slot holds as many (header, payload) messages as fit.
+    A datagram larger than a slot cannot travel and is dropped (counted)."""
+
+    FITS_ANY = _HDR.size + _MSG.size + 65535     # a slot size that fits any datagram
+
+    def __init__(self, pipe_size: int, buffer_size: int, name: str = ""):
+        buffer_size = max(int(buffer_size), _HDR.size + _MSG.size + 1)
+        super().__init__(pipe_size, buffer_size, np.dtype("u1"), (), name)
+        self.max_records = 0
+        self.too_big = 0          # datagrams dropped because they do not fit a slot
+        self.overhead = _HDR.size + _MSG.size
+
+    def write_messages(self, payloads, families, addrs, ports, tags, tag2s, wait=False,
+                       bcast=None) -> int:
+        """Write datagrams (parallel sequences); returns how many were dropped."""
+        room = self.slot_size - _HDR.size
+        dropped = 0
+        parts: list[bytes] = []
+        used = 0
+        for i, p in enumerate(payloads):
+            need = _MSG.size + len(p)
+            if need > room:
+                self.too_big += 1
+                dropped += self._drop(1)
+                continue
+            if used + need > room:
+                dropped += self._write_slot(parts, wait)
+                parts, used = [], 0
+            parts.append(_MSG.pack(len(p), families[i], 1 if bcast is not None and bcast[i]
+                                   else 0, ports[i], int(tags[i]), int(tag2s[i]), addrs[i]))
+            parts.append(p)
+            used += need
+        if parts:
+            dropped += self._write_slot(parts, wait)
+        self.wake()
+        return dropped
+
+    def _write_slot(self, parts: list[bytes], wait) -> int:
+        count = len(parts) // 2
+        polls = 0
+        while self.ctl[W_WRITTEN] - self.ctl[W_READ] >= self.nslots:
+            if not wait or (callable(wait) and polls % 200 == 0 and not wait()):
+                return self._drop(count)
+            polls += 1
+            self.wake()
+            time.sleep(0.0005)
+        data = b"".join(parts)
+        off = int(self.ctl[W_WRITTEN] % self.nslots) * self.slot_size
+        seq = int(self.ctl[W_WRITTEN] & 0xFFFFFFFF)
+        _HDR.pack_into(self._mem, off, seq, count, len(data), 0)
+        p = off + _HDR.size
+        self._mem[p:p + len(data)] = data
+        self.ctl[W_RECORDS] += np.uint64(count)
+        self.ctl[W_WRITTEN] += np.uint64(1)
+        return 0
+
+    def read(self) -> Messages | None:
+        if self.ctl[W_READ] >= self.ctl[W_WRITTEN]:
+            return None
+        off = int(self.ctl[W_READ] % self.nslots) * self.slot_size
+        _seq, count, nbytes, _ = _HDR.unpack_from(self._mem, off)
+        p = off + _HDR.size
+        raw = bytes(self._mem[p:p + nbytes])
+        self.ctl[W_READ] += np.uint64(1)
+        payloads, fams, addrs, ports, tags, tag2s, bcs = [], [], [], [], [], [], []
+        q = 0
+        for _ in range(count):
+            ln, fam, bc, port, tag, tag2, addr = _MSG.unpack_from(raw, q)
+            bcs.append(bc)
+            q += _MSG.size
+            payloads.append(raw[q:q + ln])
+            q += ln
+            fams.append(fam)
+            addrs.append(addr)
+            ports.append(port)
+            tags.append(tag)
+            tag2s.append(tag2)
+        return Messages(payloads, fams, addrs, ports, np.array(tags, dtype=np.uint64),
+                        np.array(tag2s, dtype=np.uint64), np.array(bcs, dtype=bool))

@@ -229,8 +229,16 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "classifier_tentatives": Spec(v.Int(1, 255), 5),
     "classifier_table_num": Spec(v.Int(1), 256),
     "sql_aggressive_classification": Spec(v.Bool(), False),
+    # --- tee plugin (plugins/tee_plugin.py, docs/tee.md) ---
+    "tee_receivers": Spec(v.Path(), None),
+    "tee_transparent": Spec(v.Bool(), False),
+    "tee_max_receivers": Spec(v.Int(1), 32),
+    "tee_max_receiver_pools": Spec(v.Int(1), 128),
+    "tee_pipe_size": Spec(v.Int(1, 2**31 - 1), None),
+    "nfprobe_source_ip": Spec(v.IPAddress(), None),     # tee_source_ip
+    "nfprobe_ipprec": Spec(v.Int(0, 7), 0),             # tee_ipprec
 }
-IMPLEMENTED_PLUGINS.update({"mysql", "pgsql", "sqlite3"})
+IMPLEMENTED_PLUGINS.update({"mysql", "pgsql", "sqlite3", "tee"})
 
 
 def _parse_known(text: str) -> list[tuple[str, frozenset, list[str]]]:

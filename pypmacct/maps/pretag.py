@@ -64,6 +64,14 @@ class MapLineError(ValueError):
     pass
 
 
+# A tee plugin's pre_tag_map is read with 1.7.7's tee dictionary (pretag-data.h): these
+# keys only; the DISSECT_KEYS there need the datagram split into flows.
+TEE_MAP_KEYS = ("id", "id2", "set_tag", "set_tag2", "ip", "engine_type", "engine_id",
+                "source_id", "agent_id", "label", "jeq", "return", "stack")
+DISSECT_KEYS = ("in", "out", "src_mac", "dst_mac", "vlan", "src_net", "dst_net",
+                "bgp_nexthop")
+
+
 @dataclass
 class Match:
     key: str
@@ -88,6 +96,7 @@ class Rule:
     jeq: str | None = None
     stack: str | None = None
     ret: bool = False             # return=true (with jeq): emit, clear the tags, go on
+    dissect: str | None = None    # tee maps: a key that needs flows split out (DISSECT_KEYS)
 
     @property
     def plain(self) -> bool:
@@ -154,7 +163,7 @@ def _rd(v: str) -> int:
     return (t << 48) | value
 
 
-def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
+def parse_rule(text: str, lineno: int, daemon: str, tee: bool = False) -> Rule:
     rule = Rule(lineno)
     try:
         parts = _split_line(text)
@@ -169,6 +178,11 @@ def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
         if key in seen:
             raise MapLineError(f"'{key}' given twice")
         seen.add(key)
+        if tee and key in DISSECT_KEYS:
+            rule.dissect = key          # the map splits datagrams into flows ("complex")
+        if tee and key not in TEE_MAP_KEYS and key not in DISSECT_KEYS:
+            raise MapLineError(f"unknown key '{key}' (a tee plugin's pre_tag_map reads "
+                               f"{', '.join(TEE_MAP_KEYS + DISSECT_KEYS)})")
         neg = False
         if value.startswith("-") and key in NEGATABLE:
             neg, value = True, value[1:]
@@ -261,7 +275,8 @@ def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
 
 
 def read_map(path: str, daemon: str, log=None, max_entries: int = DEFAULT_MAPS_ENTRIES,
-             row_len: int = DEFAULT_ROW_LEN) -> tuple[list[Rule], list[str]]:
+             row_len: int = DEFAULT_ROW_LEN, tee: bool = False,
+             dissect: list | None = None) -> tuple[list[Rule], list[str]]:
     """(rules, problems): every bad line is reported as 'file:line: message' and skipped."""
     rules, problems = [], []
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -286,7 +301,9 @@ def read_map(path: str, daemon: str, log=None, max_entries: int = DEFAULT_MAPS_E
                             f"the rest of the map is ignored")
             break
         try:
-            rules.append(parse_rule(s, start + 1, daemon))
+            rules.append(parse_rule(s, start + 1, daemon, tee))
+            if rules[-1].dissect and dissect is not None:
+                dissect.append(f"{where}: '{rules[-1].dissect}'")
         except MapLineError as e:
             problems.append(f"{where}: {e}: line skipped")
     # jeq targets must exist further down (jumps are forward only)
@@ -485,8 +502,10 @@ class _Index:
 
 class PreTagMap:
     def __init__(self, path: str, daemon: str, log=None, max_entries=DEFAULT_MAPS_ENTRIES,
-                 row_len=DEFAULT_ROW_LEN, key="pre_tag_map"):
+                 row_len=DEFAULT_ROW_LEN, key="pre_tag_map", tee: bool = False):
         self.path = path
+        self.tee = tee
+        self.dissect_lines: list[str] = []   # tee maps: lines with keys that split flows
         self.daemon = daemon
         self.key = key
         self.max_entries = max_entries
@@ -496,7 +515,9 @@ class PreTagMap:
         self._load(log, startup=True)
 
     def _load(self, log, startup=False):
-        rules, problems = read_map(self.path, self.daemon, log, self.max_entries, self.row_len)
+        self.dissect_lines = []
+        rules, problems = read_map(self.path, self.daemon, log, self.max_entries, self.row_len,
+                                   self.tee, self.dissect_lines)
         for p in problems:
             if log is not None:
                 log.warn(f"{self.key}: {p}")
@@ -578,6 +599,11 @@ class PreTagMap:
         except OSError as e:
             if log is not None:
                 log.warn(f"{self.key}: not reloaded, keeping the previous map: {e}")
+
+    @property
+    def complex(self) -> bool:
+        """A tee plugin's map with keys that need each flow split out (1.7.7: complex)."""
+        return bool(self.dissect_lines)
 
     def changed(self) -> bool:
         return _mtime(self.path) != self.mtime
@@ -780,11 +806,22 @@ def _open_map(cfg_like, daemon, log):
     from pypmacct.config import ConfigError
     entries = int(cfg_like.get("maps_entries") or DEFAULT_MAPS_ENTRIES)
     row_len = int(cfg_like.get("maps_row_len") or DEFAULT_ROW_LEN)
+    tee = _tee_mode(cfg_like)
     try:
-        return PreTagMap(path, daemon, log, entries, row_len)
+        m = PreTagMap(path, daemon, log, entries, row_len, tee=tee)
     except OSError as e:
         raise ConfigError(f"cannot read pre_tag_map '{path}': {e.strerror}",
                           where=cfg_like.where("pre_tag_map"), key="pre_tag_map") from None
+    return m
+
+
+def _tee_mode(cfg_like) -> bool:
+    """Is the map read for tee plugins? (A plugin's own map: its type; the global map:
+    every plugin is a tee, since 1.7.7 does not mix tee and data plugins.)"""
+    plugins = getattr(cfg_like, "plugins", None)
+    if plugins is None:
+        return getattr(cfg_like, "type", None) == "tee"
+    return bool(plugins) and all(getattr(p, "type", "") == "tee" for p in plugins)
 
 
 def load_global_map(cfg, daemon: str, log):

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ..record import Batch, RECORD_DTYPE, STRING_FIELDS, project, subset_dtype
-from ..ring import Ring
+from ..ring import DatagramRing, Ring
 from .log import SINK, Logger
 from .plugin_host import run_plugin
 from .process import plugin_pidfile, remove_pidfile, set_title, write_pidfile
@@ -78,8 +78,14 @@ class Core:
             self.log.warn(f"plugin_buffer_size ({buf}) > plugin_pipe_size ({pipe}) for "
                           f"'{plugin.name}': using plugin_pipe_size for both")
             buf = pipe
-        ring = Ring(pipe, buf, wire, [f for f in fields if f in STRING_FIELDS],
-                    name=plugin.name)
+        if getattr(plugin, "datagrams", False):     # tee: whole datagrams, not records
+            if not pcfg.get("plugin_buffer_size"):
+                buf = DatagramRing.FITS_ANY         # any UDP payload fits a slot
+                pipe = max(pipe, 4 * buf)
+            ring = DatagramRing(pipe, buf, name=plugin.name)
+        else:
+            ring = Ring(pipe, buf, wire, [f for f in fields if f in STRING_FIELDS],
+                        name=plugin.name)
         self.log.debug(f"{plugin.name}/{plugin.type_name}: ring of {ring.nslots} slots x "
                        f"{ring.slot_size} bytes, {wire.itemsize} bytes per record")
         self.channels.append(Channel(plugin, ring, wire, stages))
