@@ -116,6 +116,7 @@ class _Samples:
         self.mpls_bottom = z(np.int64)
         self.mpls_depth = z(np.int64)
         self.pw_id = z(np.int64)          # extended MPLS VC record: mpls_pw_id
+        self.stype = z(np.int64)          # sample type: FLOW_SAMPLE or FLOW_SAMPLE_EXP
         self.bad = z(bool)
         # VXLAN and the frame inside it (tunnel_* primitives)
         self.vxlan = z(np.int64)
@@ -187,7 +188,7 @@ class SflowDecoder:
         self.fields = frozenset(self.opts.record_dtype.names)
         self._tunnels = any(f in self.fields for f in pkt.TUNNEL_FIELDS)
         # fields of the switch and router records only these primitives use
-        self._vlan_cos = bool(self.fields & {"vlan", "cos"})
+        self._vlan_cos = bool(self.fields & {"vlan", "cos", "sf_in_vlan", "sf_out_vlan"})
         self._router = bool(self.fields & {"peer_dst_ip", "nexthop", "src_mask", "dst_mask"})
 
     # --- bad input, in pmacct's words
@@ -356,6 +357,15 @@ class SflowDecoder:
             put("sampling_direction", np.full(smp.n, ord("u")))
         if "mpls_pw_id" in f:
             put("mpls_pw_id", smp.pw_id)
+        # pre_tag_map's sFlow keys (sample_type, direction, vlan)
+        if "sf_sample_type" in f:
+            put("sf_sample_type", smp.stype)
+        if "sf_ds_index" in f:
+            put("sf_ds_index", smp.src_index & 0xFFFFFFFF)
+        if "sf_in_vlan" in f:
+            put("sf_in_vlan", smp.in_vlan & 0xFFFF)
+        if "sf_out_vlan" in f:
+            put("sf_out_vlan", smp.out_vlan & 0xFFFF)
         if "mpls_label_top" in f:
             put("mpls_label_top", smp.mpls_top)
         if "mpls_label_bottom" in f:
@@ -533,8 +543,9 @@ class SflowDecoder:
         f = self.fields
         o = np.where(ex, 4, 0)
         s.rate[:] = b.be32(bs + 8 + o)
+        s.stype[:] = np.where(ex, FLOW_SAMPLE_EXP, FLOW_SAMPLE)
         # what only some primitives or renormalization use is read only for them
-        if self.opts.renormalize:
+        if self.opts.renormalize or "sf_ds_index" in f:
             s.seq[:] = b.be32(bs)
             sid = b.be32(bs + 4).astype(np.int64)
             s.src_class[:] = np.where(ex, sid, sid >> 24)

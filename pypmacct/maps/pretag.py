@@ -55,9 +55,12 @@ BGP_KEYS = ("src_comms", "comms", "src_roa", "dst_roa")
 NF_ONLY_KEYS = ("flowset_id", "is_bi_flow", "fwdstatus")
 SAMPLE_TYPES = ("flow", "flow-ipv4", "flow-ipv6", "flow-mpls-ipv4", "flow-mpls-ipv6",
                 "event", "option")
+# keys 1.7.7's sfacctd reads (checks the value) and then ignores: the rule matches as if
+# they were absent (pretag_handlers.c sets no handler for sFlow)
+SF_IGNORED_KEYS = ("engine_type", "engine_id", "source_id", "nat_event", "cvlan")
 NEGATABLE = set(INT_KEYS) | {"src_net", "dst_net", "nexthop", "bgp_nexthop", "src_mac",
                              "dst_mac", "mpls_vpn_rd", "flowset_id", "is_bi_flow",
-                             "fwdstatus"}
+                             "fwdstatus", "sample_type"}
 
 
 class MapLineError(ValueError):
@@ -88,6 +91,7 @@ class Rule:
     jeq: str | None = None
     stack: str | None = None
     ret: bool = False             # return=true (with jeq): emit, clear the tags, go on
+    ignored_set: bool = False     # set_tos outside nfacctd: read, then not applied
 
     @property
     def plain(self) -> bool:
@@ -154,6 +158,17 @@ def _rd(v: str) -> int:
     return (t << 48) | value
 
 
+def _sf_sample_type(v: str) -> int:
+    """sfacctd's sample_type, '<Enterprise>:<Format>' (20 and 12 bits), as the sample's
+    type word: enterprise << 12 | format."""
+    parts = v.split(":")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or \
+            int(parts[0]) > 1048575 or int(parts[1]) > 4095:
+        raise MapLineError(f"'sample_type': {v!r} is not <Enterprise>:<Format> (sfacctd: "
+                           f"0:1 flow samples, 0:3 expanded flow samples, ...)")
+    return int(parts[0]) << 12 | int(parts[1])
+
+
 def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
     rule = Rule(lineno)
     try:
@@ -189,6 +204,10 @@ def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
             rule.tos = _int(value, key)
             if not 0 <= rule.tos <= 255:
                 raise MapLineError(f"'set_tos': {rule.tos} is out of range 0..255")
+            if daemon == "sfacctd":
+                # 1.7.7 applies set_tos in nfacctd only; elsewhere the rule still
+                # matches and ends the evaluation, setting nothing
+                rule.tos, rule.ignored_set = None, True
         elif key == "label":
             if value == "next":
                 raise MapLineError("label 'next' is reserved")
@@ -223,11 +242,30 @@ def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
                 raise MapLineError(f"'stack': {value!r} is not 'sum' or 'or'")
             rule.stack = value
         elif key in INT_KEYS:
-            rule.matches.append(Match(key, "int", INT_KEYS[key], _int(value, key), neg))
+            n = _int(value, key)
+            if key in ("vlan", "cvlan") and not 0 <= n <= 4096:
+                raise MapLineError(f"'{key}': {n} is out of range 0..4096")
+            if daemon == "sfacctd" and key in SF_IGNORED_KEYS:
+                continue
+            if daemon == "sfacctd" and key == "direction":
+                # 1.7.7: 0 matches when the data source is the input interface, 1 when
+                # it is the output interface; other values never match
+                rule.matches.append(Match(key, "sf_direction", "", n, neg, exact=False))
+            elif daemon == "sfacctd" and key == "vlan":
+                # 1.7.7: the sample's in VLAN or its out VLAN
+                rule.matches.append(Match(key, "sf_vlan", "", n, neg, exact=False))
+            else:
+                rule.matches.append(Match(key, "int", INT_KEYS[key], n, neg))
         elif key in ADDR_KEYS:
             net = _addr(value, key)
             full = net.prefixlen == net.max_prefixlen
-            rule.matches.append(Match(key, "addr", ADDR_KEYS[key], net, neg, exact=full))
+            if daemon == "sfacctd" and key in ("nexthop", "bgp_nexthop"):
+                # 1.7.7 compares the address bytes whatever the sample's family (an IPv4
+                # value: the first four), so 0.0.0.0 matches samples without a next hop
+                rule.matches.append(Match(key, "addr_bytes", ADDR_KEYS[key], net, neg,
+                                          exact=False))
+            else:
+                rule.matches.append(Match(key, "addr", ADDR_KEYS[key], net, neg, exact=full))
         elif key in MAC_KEYS:
             m = re.fullmatch(r"([0-9A-Fa-f]{1,2}[:\-]){5}[0-9A-Fa-f]{1,2}", value)
             if not m:
@@ -243,10 +281,14 @@ def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
                 raise MapLineError(f"'filter': {e}") from None
             rule.matches.append(Match(key, "filter", "", flt, exact=False))
         elif key == "sample_type":
+            if daemon == "sfacctd":
+                rule.matches.append(Match(key, "int", "sf_sample_type",
+                                          _sf_sample_type(value), neg))
+                continue
             if value not in SAMPLE_TYPES:
                 raise MapLineError(f"'sample_type': {value!r} is not one of "
                                    f"{', '.join(SAMPLE_TYPES)}")
-            rule.matches.append(Match(key, "sample_type", "", value, exact=False))
+            rule.matches.append(Match(key, "sample_type", "", value, neg, exact=False))
         elif key == "is_multicast":
             if value not in ("true", "false"):
                 raise MapLineError("'is_multicast' is true or false")
@@ -255,7 +297,7 @@ def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
         else:
             raise MapLineError(f"unknown or unsupported key '{key}'")
     if rule.tag is None and rule.tag2 is None and rule.label_value is None and \
-            rule.tos is None and rule.jeq is None:
+            rule.tos is None and rule.jeq is None and not rule.ignored_set:
         raise MapLineError("the rule sets nothing (set_tag, set_tag2, set_label, set_tos)")
     return rule
 
@@ -377,6 +419,17 @@ def _match(cols: _Cols, m: Match) -> np.ndarray:
             ((lo & np.uint64(ml)) == np.uint64(vl))
     elif m.kind == "mac":
         out = cols.mac(m.field) == np.uint64(int.from_bytes(m.value, "big"))
+    elif m.kind == "addr_bytes":
+        _, hi, lo = cols.addr(m.field)
+        _, vh, vl, mh, ml = _net_parts(m.value)
+        out = ((hi & np.uint64(mh)) == np.uint64(vh)) & ((lo & np.uint64(ml)) == np.uint64(vl))
+    elif m.kind == "sf_direction":
+        port = {0: "in_iface", 1: "out_iface"}.get(m.value)
+        out = np.zeros(cols.n, bool) if port is None else \
+            cols.int(port) == cols.int("sf_ds_index")
+    elif m.kind == "sf_vlan":
+        v = np.uint64(m.value)
+        out = (cols.int("sf_in_vlan") == v) | (cols.int("sf_out_vlan") == v)
     elif m.kind == "rd":
         out = cols.rd(m.field) == np.uint64(m.value)
     elif m.kind == "filter":
@@ -522,6 +575,10 @@ class PreTagMap:
                     fields.add("export_proto_version")
                 if m.kind == "sample_type":
                     fields |= {"sample_type", "src_host"}
+                elif m.kind == "sf_direction":
+                    fields |= {"in_iface", "out_iface", "sf_ds_index"}
+                elif m.kind == "sf_vlan":
+                    fields |= {"sf_in_vlan", "sf_out_vlan"}
         from ..record import RECORD_DTYPE
         self.fields = {f for f in fields if f in RECORD_DTYPE.names}
         # steps: ('rule', idx) or ('index', _Index, [idx...])
