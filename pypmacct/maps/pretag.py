@@ -430,6 +430,10 @@ def _match(cols: _Cols, m: Match) -> np.ndarray:
     elif m.kind == "sf_vlan":
         v = np.uint64(m.value)
         out = (cols.int("sf_in_vlan") == v) | (cols.int("sf_out_vlan") == v)
+    elif m.kind == "net_as":
+        asn, table = m.value
+        found, _, got, *_ = table.lookup(cols.r[m.field])
+        out = np.where(found, got, 0).astype(np.uint64) == np.uint64(asn)
     elif m.kind == "rd":
         out = cols.rd(m.field) == np.uint64(m.value)
     elif m.kind == "filter":
@@ -538,9 +542,12 @@ class _Index:
 
 class PreTagMap:
     def __init__(self, path: str, daemon: str, log=None, max_entries=DEFAULT_MAPS_ENTRIES,
-                 row_len=DEFAULT_ROW_LEN, key="pre_tag_map"):
+                 row_len=DEFAULT_ROW_LEN, key="pre_tag_map", as_table=None):
         self.path = path
         self.daemon = daemon
+        # a networks_file (NetworksTable) that src_as/dst_as are looked up in, as 1.7.7
+        # does with nfacctd_as/sfacctd_as 'file' (and in pmacctd)
+        self.as_table = as_table
         self.key = key
         self.max_entries = max_entries
         self.row_len = row_len
@@ -560,6 +567,12 @@ class PreTagMap:
 
     def _install(self, rules):
         self.rules = rules
+        if self.as_table is not None:
+            for r in rules:
+                for m in r.matches:
+                    if m.key in ("src_as", "dst_as"):
+                        m.kind, m.field, m.exact = "net_as", m.key[:3] + "_host", False
+                        m.value = (m.value, self.as_table)
         fields = {"tag", "tag2", "label"}
         for r in rules:
             if r.tos is not None:
@@ -837,11 +850,29 @@ def _open_map(cfg_like, daemon, log):
     from pypmacct.config import ConfigError
     entries = int(cfg_like.get("maps_entries") or DEFAULT_MAPS_ENTRIES)
     row_len = int(cfg_like.get("maps_row_len") or DEFAULT_ROW_LEN)
+    as_table = _as_table(cfg_like, daemon, log)
     try:
-        return PreTagMap(path, daemon, log, entries, row_len)
+        return PreTagMap(path, daemon, log, entries, row_len, as_table=as_table)
     except OSError as e:
         raise ConfigError(f"cannot read pre_tag_map '{path}': {e.strerror}",
                           where=cfg_like.where("pre_tag_map"), key="pre_tag_map") from None
+
+
+def _as_table(cfg_like, daemon, log):
+    """The networks_file src_as/dst_as match against (as 1.7.7's pretag_handlers.c: with
+    nfacctd_as/sfacctd_as 'file', or in pmacctd/uacctd, when a networks_file is set),
+    else None: then they match what the exporter sent (also with 'longest', checked)."""
+    nets = cfg_like.get("networks_file")
+    if not nets:
+        return None
+    from .networks import AS_METHODS, NF_NEW, NetworksTable
+    asm = cfg_like.get("nfacctd_as")
+    if daemon in ("nfacctd", "sfacctd") and not (asm and AS_METHODS[asm] & NF_NEW):
+        return None
+    try:
+        return NetworksTable(nets, None)
+    except OSError:
+        return None         # the networks stage reports it
 
 
 def load_global_map(cfg, daemon: str, log):

@@ -207,3 +207,51 @@ def test_sfacctd_refuses_what_pmacct_refuses(tmp_path, line, problem):
     rules, problems = read_map(str(m), "sfacctd")
     assert len(rules) == 1 and rules[0].tag == 2
     assert len(problems) == 1 and problem in problems[0] and ":1:" in problems[0]
+
+
+# IPv4 only: 1.7.7 does not look IPv6 networks up right (docs/differences.md, networks_file:
+# IPv6 networks keep their ASN and nesting)
+NETS = """\
+65001,10.1.0.0/16
+65002,10.2.0.0/16
+"""
+AS_MAP = """\
+set_tag=1 src_as=65001 jeq=dst
+set_tag=3 src_as=65002 jeq=dst
+set_tag=9 src_as=-65001
+set_tag2=2 dst_as=65002 label=dst
+set_tag2=4 dst_as=-65001
+"""
+
+
+@pytest.mark.parametrize("method", ["file", "longest"])
+def test_sfacctd_as_from_networks_file_same_as_pmacct(captures, method, tmp_path,
+                                                       oracle_cache):
+    """With sfacctd_as 'file' and a networks_file, 1.7.7 matches src_as/dst_as against the
+    networks_file's ASN of the sample's addresses, not what the sFlow gateway record
+    says; with 'longest' against the gateway record's."""
+    path, _ = captures["v5"]
+    plugins = {"as": ("tag, tag2, src_host, dst_host", "csv", None)}
+    s = multirun.settings(path, plugins, {"pre_tag_map": "as.map", "sfacctd_as": method,
+                                          "networks_file": "nets.lst"})
+    results = {}
+    for who, binary in (("pmacct", oracle.pmacct_binary("sfacctd")),
+                        ("ours", oracle.our_binary("sfacctd"))):
+        wd = tmp_path / who
+        wd.mkdir()
+        (wd / "as.map").write_text(AS_MAP)
+        (wd / "nets.lst").write_text(NETS)
+        res = oracle.run_daemon(binary, s, wd, output_glob="out-*.txt")
+        oracle.check_run(res, who, strict_log=False)
+        results[who] = res
+    d = multirun.compare(results["pmacct"], results["ours"], plugins)
+    assert not d, d
+    rows = oracle.parse_rows(results["pmacct"].outputs["out-as.txt"], "csv")
+    tags = {r["TAG"] for r in rows}
+    if method == "file":
+        # the file's ASNs; addresses it has no network for read 0
+        assert tags == {"1", "3", "9"}
+        assert {r["TAG2"] for r in rows} >= {"2", "4"}
+    else:
+        # 'longest' (no BGP daemon): the gateway records' ASNs (645xx), as without a file
+        assert tags == {"9"}
