@@ -366,6 +366,7 @@ class SflowDecoder:
             put("sf_in_vlan", smp.in_vlan & 0xFFFF)
         if "sf_out_vlan" in f:
             put("sf_out_vlan", smp.out_vlan & 0xFFFF)
+        self._addr(out, "sf_bgp_nexthop", smp.bgp_nh_af, smp.bgp_nh)
         if "mpls_label_top" in f:
             put("mpls_label_top", smp.mpls_top)
         if "mpls_label_bottom" in f:

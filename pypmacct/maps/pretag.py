@@ -262,8 +262,9 @@ def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
             if daemon == "sfacctd" and key in ("nexthop", "bgp_nexthop"):
                 # 1.7.7 compares the address bytes whatever the sample's family (an IPv4
                 # value: the first four), so 0.0.0.0 matches samples without a next hop
-                rule.matches.append(Match(key, "addr_bytes", ADDR_KEYS[key], net, neg,
-                                          exact=False))
+                # (bgp_nexthop: the gateway record's next hop only, as 1.7.7's)
+                fld = "sf_bgp_nexthop" if key == "bgp_nexthop" else ADDR_KEYS[key]
+                rule.matches.append(Match(key, "addr_bytes", fld, net, neg, exact=False))
             else:
                 rule.matches.append(Match(key, "addr", ADDR_KEYS[key], net, neg, exact=full))
         elif key in MAC_KEYS:

@@ -56,6 +56,7 @@ class SflowParams:
     out_vlan_share: float = 0.0          # switch records with an out (destination) VLAN too
     egress_share: float = 0.0            # samples whose data source is the output interface
     mcast_share: float = 0.0             # frames to a multicast MAC address
+    nexthop6_share: float = 0.0          # router records with an IPv6 next hop
     sub_ids: int = 0                     # > 0: each datagram takes one of this many sub-agent
                                          # ids of its agent (numbered per sub-agent)
     rates: tuple = (1, 64, 256, 1000)
@@ -290,6 +291,8 @@ def _flow_sample(p, rng, pk, ag, version, cap) -> bytes:
         vlan, out_vlan = sv, dv
     if rng.random() < p.router_share:
         nh = "192.0.2.%d" % int(rng.integers(100, 200))
+        if p.nexthop6_share and rng.random() < p.nexthop6_share:
+            nh = "2001:db8:f::%x" % int(rng.integers(1, 5))
         records.append((1002, _addr(nh) + struct.pack("!II", int(rng.choice([8, 16, 24])),
                                                     int(rng.choice([16, 24, 32])))))
     if rng.random() < p.gateway_share:
