@@ -60,7 +60,7 @@ SAMPLE_TYPES = ("flow", "flow-ipv4", "flow-ipv6", "flow-mpls-ipv4", "flow-mpls-i
 SF_IGNORED_KEYS = ("engine_type", "engine_id", "source_id", "nat_event", "cvlan")
 NEGATABLE = set(INT_KEYS) | {"src_net", "dst_net", "nexthop", "bgp_nexthop", "src_mac",
                              "dst_mac", "mpls_vpn_rd", "flowset_id", "is_bi_flow",
-                             "fwdstatus", "sample_type"}
+                             "fwdstatus", "sample_type", "is_multicast"}
 
 
 class MapLineError(ValueError):
@@ -294,7 +294,7 @@ def parse_rule(text: str, lineno: int, daemon: str) -> Rule:
             if value not in ("true", "false"):
                 raise MapLineError("'is_multicast' is true or false")
             rule.matches.append(Match(key, "is_multicast", "dst_mac", value == "true",
-                                      exact=False))
+                                      neg, exact=False))
         else:
             raise MapLineError(f"unknown or unsupported key '{key}'")
     if rule.tag is None and rule.tag2 is None and rule.label_value is None and \

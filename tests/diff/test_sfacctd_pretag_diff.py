@@ -35,7 +35,7 @@ CAPTURES = {
 L2_MAP = """\
 set_tag=1 is_multicast=true jeq=mac
 set_tag=2 src_mac=02:00:00:00:00:03
-set_tag=3 dst_mac=02:00:00:00:00:02 is_multicast=false
+set_tag=3 dst_mac=02:00:00:00:00:02 is_multicast=-true
 set_tag=4 src_mac=-02:00:00:00:00:01 dst_mac=-02:00:00:00:00:0a
 set_label=m1 dst_mac=01:00:5e:00:00:01 label=mac
 set_label=m2 src_mac=02:00:00:00:00:05
@@ -260,3 +260,19 @@ def test_sfacctd_as_from_networks_file_same_as_pmacct(captures, method, tmp_path
     else:
         # 'longest' (no BGP daemon): the gateway records' ASNs (645xx), as without a file
         assert tags == {"9"}
+
+
+def test_sample_type_notation_per_daemon(tmp_path):
+    """<Enterprise>:<Format> is sfacctd's, the keywords nfacctd's (1.7.7 refuses each in
+    the other daemon); set_tos alone is a rule in sfacctd that sets nothing."""
+    from pypmacct.maps.pretag import read_map
+    m = tmp_path / "p.map"
+    m.write_text("set_tag=1 sample_type=0:1\nset_tag=2 sample_type=flow\n"
+                 "set_tos=5 sample_type=-0:3 cvlan=7 engine_type=1\n")
+    nf, nf_problems = read_map(str(m), "nfacctd")
+    assert [r.tag for r in nf] == [2] and len(nf_problems) == 2
+    sf, sf_problems = read_map(str(m), "sfacctd")
+    assert [r.tag for r in sf] == [1, None] and len(sf_problems) == 1
+    last = sf[1]
+    assert last.tos is None and [(x.field, x.value, x.neg) for x in last.matches] == \
+        [("sf_sample_type", 3, True)]
