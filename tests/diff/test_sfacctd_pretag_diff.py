@@ -276,3 +276,29 @@ def test_sample_type_notation_per_daemon(tmp_path):
     last = sf[1]
     assert last.tos is None and [(x.field, x.value, x.neg) for x in last.matches] == \
         [("sf_sample_type", 3, True)]
+
+
+def test_pmacctd_as_from_networks_file_same_as_pmacct(tmp_path):
+    """The same lookup in pmacctd, where 1.7.7 always takes src_as/dst_as from the
+    networks_file (the packets carry no ASN)."""
+    from tests.support import pktgen
+    cap = pktgen.write_capture(tmp_path / "p.pcap",
+                               pktgen.PktParams(seed=3, packets=800, ipv6_share=0))
+    plugins = {"as": ("tag, src_host, dst_host", "csv", None)}
+    s = multirun.settings(cap, plugins, {"pre_tag_map": "as.map",
+                                         "networks_file": "nets.lst"})
+    results = {}
+    for who, binary in (("pmacct", oracle.pmacct_binary("pmacctd")),
+                        ("ours", oracle.our_binary("pmacctd"))):
+        wd = tmp_path / who
+        wd.mkdir()
+        (wd / "as.map").write_text("set_tag=1 src_as=65001\nset_tag=2 dst_as=65002\n"
+                                   "set_tag=3 src_as=-0\n")
+        (wd / "nets.lst").write_text("65001,10.0.0.0/16\n65002,10.1.0.0/16\n")
+        res = oracle.run_daemon(binary, s, wd, output_glob="out-*.txt")
+        oracle.check_run(res, who, strict_log=False)
+        results[who] = res
+    d = multirun.compare(results["pmacct"], results["ours"], plugins)
+    assert not d, d
+    rows = oracle.parse_rows(results["pmacct"].outputs["out-as.txt"], "csv")
+    assert {r["TAG"] for r in rows} == {"0", "1", "2", "3"}
