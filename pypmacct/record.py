@@ -82,6 +82,12 @@ BASE_FIELDS: list[tuple[str, object]] = [
     # (flowset_id), forwardingStatus when exported in one octet (fwdstatus; 0xFFFF when
     # absent), 1 when the template has initiatorOctets and responderOctets (is_bi_flow)
     ("flowset_id", "u2"), ("fwd_status", "u2"), ("bi_flow", "u1"),
+    # ... and sFlow's: the sample's type word (enterprise << 12 | format: 1 flow sample,
+    # 3 expanded), its data source index, the extended switch record's in/out VLANs
+    # (pmacct's in_vlan/out_vlan; the vlan primitive is in_vlan, else out_vlan) and the
+    # extended gateway record's next hop alone (peer_dst_ip may be the router's)
+    ("sf_sample_type", "u4"), ("sf_ds_index", "u4"), ("sf_in_vlan", "u2"),
+    ("sf_out_vlan", "u2"), ("sf_bgp_nexthop", ADDR_DTYPE),
     # sampling: direction is an ASCII letter ('i', 'e', 'u') or 0
     ("sampling_rate", "u4"), ("sampling_direction", "u1"),
     # tagging and classification

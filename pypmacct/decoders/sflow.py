@@ -119,6 +119,7 @@ class _Samples:
         self.mpls_bottom = z(np.int64)
         self.mpls_depth = z(np.int64)
         self.pw_id = z(np.int64)          # extended MPLS VC record: mpls_pw_id
+        self.stype = z(np.int64)          # sample type: FLOW_SAMPLE or FLOW_SAMPLE_EXP
         self.bad = z(bool)
         # VXLAN and the frame inside it (tunnel_* primitives)
         self.vxlan = z(np.int64)
@@ -190,7 +191,7 @@ class SflowDecoder:
         self.fields = frozenset(self.opts.record_dtype.names)
         self._tunnels = any(f in self.fields for f in pkt.TUNNEL_FIELDS)
         # fields of the switch and router records only these primitives use
-        self._vlan_cos = bool(self.fields & {"vlan", "cos"})
+        self._vlan_cos = bool(self.fields & {"vlan", "cos", "sf_in_vlan", "sf_out_vlan"})
         self._router = bool(self.fields & {"peer_dst_ip", "nexthop", "src_mask", "dst_mask"})
         self._cps = tuple(cp for cp in self.opts.packet_ptrs if cp.name in self.fields)
         self._cp_specs = tuple((cp.name, self.opts.record_dtype.fields[cp.name][0])
@@ -362,6 +363,16 @@ class SflowDecoder:
             put("sampling_direction", np.full(smp.n, ord("u")))
         if "mpls_pw_id" in f:
             put("mpls_pw_id", smp.pw_id)
+        # pre_tag_map's sFlow keys (sample_type, direction, vlan)
+        if "sf_sample_type" in f:
+            put("sf_sample_type", smp.stype)
+        if "sf_ds_index" in f:
+            put("sf_ds_index", smp.src_index & 0xFFFFFFFF)
+        if "sf_in_vlan" in f:
+            put("sf_in_vlan", smp.in_vlan & 0xFFFF)
+        if "sf_out_vlan" in f:
+            put("sf_out_vlan", smp.out_vlan & 0xFFFF)
+        self._addr(out, "sf_bgp_nexthop", smp.bgp_nh_af, smp.bgp_nh)
         if "mpls_label_top" in f:
             put("mpls_label_top", smp.mpls_top)
         if "mpls_label_bottom" in f:
@@ -541,8 +552,9 @@ class SflowDecoder:
         f = self.fields
         o = np.where(ex, 4, 0)
         s.rate[:] = b.be32(bs + 8 + o)
+        s.stype[:] = np.where(ex, FLOW_SAMPLE_EXP, FLOW_SAMPLE)
         # what only some primitives or renormalization use is read only for them
-        if self.opts.renormalize:
+        if self.opts.renormalize or "sf_ds_index" in f:
             s.seq[:] = b.be32(bs)
             sid = b.be32(bs + 4).astype(np.int64)
             s.src_class[:] = np.where(ex, sid, sid >> 24)

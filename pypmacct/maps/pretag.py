@@ -55,9 +55,12 @@ BGP_KEYS = ("src_comms", "comms", "src_roa", "dst_roa")
 NF_ONLY_KEYS = ("flowset_id", "is_bi_flow", "fwdstatus")
 SAMPLE_TYPES = ("flow", "flow-ipv4", "flow-ipv6", "flow-mpls-ipv4", "flow-mpls-ipv6",
                 "event", "option")
+# keys 1.7.7's sfacctd reads (checks the value) and then ignores: the rule matches as if
+# they were absent (pretag_handlers.c sets no handler for sFlow)
+SF_IGNORED_KEYS = ("engine_type", "engine_id", "source_id", "nat_event", "cvlan")
 NEGATABLE = set(INT_KEYS) | {"src_net", "dst_net", "nexthop", "bgp_nexthop", "src_mac",
                              "dst_mac", "mpls_vpn_rd", "flowset_id", "is_bi_flow",
-                             "fwdstatus"}
+                             "fwdstatus", "sample_type", "is_multicast"}
 
 
 class MapLineError(ValueError):
@@ -97,6 +100,7 @@ class Rule:
     stack: str | None = None
     ret: bool = False             # return=true (with jeq): emit, clear the tags, go on
     dissect: str | None = None    # tee maps: a key that needs flows split out (DISSECT_KEYS)
+    ignored_set: bool = False     # set_tos outside nfacctd: read, then not applied
 
     @property
     def plain(self) -> bool:
@@ -163,6 +167,17 @@ def _rd(v: str) -> int:
     return (t << 48) | value
 
 
+def _sf_sample_type(v: str) -> int:
+    """sfacctd's sample_type, '<Enterprise>:<Format>' (20 and 12 bits), as the sample's
+    type word: enterprise << 12 | format."""
+    parts = v.split(":")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or \
+            int(parts[0]) > 1048575 or int(parts[1]) > 4095:
+        raise MapLineError(f"'sample_type': {v!r} is not <Enterprise>:<Format> (sfacctd: "
+                           f"0:1 flow samples, 0:3 expanded flow samples, ...)")
+    return int(parts[0]) << 12 | int(parts[1])
+
+
 def parse_rule(text: str, lineno: int, daemon: str, tee: bool = False) -> Rule:
     rule = Rule(lineno)
     try:
@@ -203,6 +218,10 @@ def parse_rule(text: str, lineno: int, daemon: str, tee: bool = False) -> Rule:
             rule.tos = _int(value, key)
             if not 0 <= rule.tos <= 255:
                 raise MapLineError(f"'set_tos': {rule.tos} is out of range 0..255")
+            if daemon == "sfacctd":
+                # 1.7.7 applies set_tos in nfacctd only; elsewhere the rule still
+                # matches and ends the evaluation, setting nothing
+                rule.tos, rule.ignored_set = None, True
         elif key == "label":
             if value == "next":
                 raise MapLineError("label 'next' is reserved")
@@ -237,11 +256,31 @@ def parse_rule(text: str, lineno: int, daemon: str, tee: bool = False) -> Rule:
                 raise MapLineError(f"'stack': {value!r} is not 'sum' or 'or'")
             rule.stack = value
         elif key in INT_KEYS:
-            rule.matches.append(Match(key, "int", INT_KEYS[key], _int(value, key), neg))
+            n = _int(value, key)
+            if key in ("vlan", "cvlan") and not 0 <= n <= 4096:
+                raise MapLineError(f"'{key}': {n} is out of range 0..4096")
+            if daemon == "sfacctd" and key in SF_IGNORED_KEYS:
+                continue
+            if daemon == "sfacctd" and key == "direction":
+                # 1.7.7: 0 matches when the data source is the input interface, 1 when
+                # it is the output interface; other values never match
+                rule.matches.append(Match(key, "sf_direction", "", n, neg, exact=False))
+            elif daemon == "sfacctd" and key == "vlan":
+                # 1.7.7: the sample's in VLAN or its out VLAN
+                rule.matches.append(Match(key, "sf_vlan", "", n, neg, exact=False))
+            else:
+                rule.matches.append(Match(key, "int", INT_KEYS[key], n, neg))
         elif key in ADDR_KEYS:
             net = _addr(value, key)
             full = net.prefixlen == net.max_prefixlen
-            rule.matches.append(Match(key, "addr", ADDR_KEYS[key], net, neg, exact=full))
+            if daemon == "sfacctd" and key in ("nexthop", "bgp_nexthop"):
+                # 1.7.7 compares the address bytes whatever the sample's family (an IPv4
+                # value: the first four), so 0.0.0.0 matches samples without a next hop
+                # (bgp_nexthop: the gateway record's next hop only, as 1.7.7's)
+                fld = "sf_bgp_nexthop" if key == "bgp_nexthop" else ADDR_KEYS[key]
+                rule.matches.append(Match(key, "addr_bytes", fld, net, neg, exact=False))
+            else:
+                rule.matches.append(Match(key, "addr", ADDR_KEYS[key], net, neg, exact=full))
         elif key in MAC_KEYS:
             m = re.fullmatch(r"([0-9A-Fa-f]{1,2}[:\-]){5}[0-9A-Fa-f]{1,2}", value)
             if not m:
@@ -257,19 +296,23 @@ def parse_rule(text: str, lineno: int, daemon: str, tee: bool = False) -> Rule:
                 raise MapLineError(f"'filter': {e}") from None
             rule.matches.append(Match(key, "filter", "", flt, exact=False))
         elif key == "sample_type":
+            if daemon == "sfacctd":
+                rule.matches.append(Match(key, "int", "sf_sample_type",
+                                          _sf_sample_type(value), neg))
+                continue
             if value not in SAMPLE_TYPES:
                 raise MapLineError(f"'sample_type': {value!r} is not one of "
                                    f"{', '.join(SAMPLE_TYPES)}")
-            rule.matches.append(Match(key, "sample_type", "", value, exact=False))
+            rule.matches.append(Match(key, "sample_type", "", value, neg, exact=False))
         elif key == "is_multicast":
             if value not in ("true", "false"):
                 raise MapLineError("'is_multicast' is true or false")
             rule.matches.append(Match(key, "is_multicast", "dst_mac", value == "true",
-                                      exact=False))
+                                      neg, exact=False))
         else:
             raise MapLineError(f"unknown or unsupported key '{key}'")
     if rule.tag is None and rule.tag2 is None and rule.label_value is None and \
-            rule.tos is None and rule.jeq is None:
+            rule.tos is None and rule.jeq is None and not rule.ignored_set:
         raise MapLineError("the rule sets nothing (set_tag, set_tag2, set_label, set_tos)")
     return rule
 
@@ -394,6 +437,21 @@ def _match(cols: _Cols, m: Match) -> np.ndarray:
             ((lo & np.uint64(ml)) == np.uint64(vl))
     elif m.kind == "mac":
         out = cols.mac(m.field) == np.uint64(int.from_bytes(m.value, "big"))
+    elif m.kind == "addr_bytes":
+        _, hi, lo = cols.addr(m.field)
+        _, vh, vl, mh, ml = _net_parts(m.value)
+        out = ((hi & np.uint64(mh)) == np.uint64(vh)) & ((lo & np.uint64(ml)) == np.uint64(vl))
+    elif m.kind == "sf_direction":
+        port = {0: "in_iface", 1: "out_iface"}.get(m.value)
+        out = np.zeros(cols.n, bool) if port is None else \
+            cols.int(port) == cols.int("sf_ds_index")
+    elif m.kind == "sf_vlan":
+        v = np.uint64(m.value)
+        out = (cols.int("sf_in_vlan") == v) | (cols.int("sf_out_vlan") == v)
+    elif m.kind == "net_as":
+        asn, table = m.value
+        found, _, got, *_ = table.lookup(cols.r[m.field])
+        out = np.where(found, got, 0).astype(np.uint64) == np.uint64(asn)
     elif m.kind == "rd":
         out = cols.rd(m.field) == np.uint64(m.value)
     elif m.kind == "filter":
@@ -502,11 +560,15 @@ class _Index:
 
 class PreTagMap:
     def __init__(self, path: str, daemon: str, log=None, max_entries=DEFAULT_MAPS_ENTRIES,
-                 row_len=DEFAULT_ROW_LEN, key="pre_tag_map", tee: bool = False):
+                 row_len=DEFAULT_ROW_LEN, key="pre_tag_map", tee: bool = False,
+                 as_table=None):
         self.path = path
         self.tee = tee
         self.dissect_lines: list[str] = []   # tee maps: lines with keys that split flows
         self.daemon = daemon
+        # a networks_file (NetworksTable) that src_as/dst_as are looked up in, as 1.7.7
+        # does with nfacctd_as/sfacctd_as 'file' (and in pmacctd)
+        self.as_table = as_table
         self.key = key
         self.max_entries = max_entries
         self.row_len = row_len
@@ -528,6 +590,12 @@ class PreTagMap:
 
     def _install(self, rules):
         self.rules = rules
+        if self.as_table is not None:
+            for r in rules:
+                for m in r.matches:
+                    if m.key in ("src_as", "dst_as"):
+                        m.kind, m.field, m.exact = "net_as", m.key[:3] + "_host", False
+                        m.value = (m.value, self.as_table)
         fields = {"tag", "tag2", "label"}
         for r in rules:
             if r.tos is not None:
@@ -543,6 +611,10 @@ class PreTagMap:
                     fields.add("export_proto_version")
                 if m.kind == "sample_type":
                     fields |= {"sample_type", "src_host"}
+                elif m.kind == "sf_direction":
+                    fields |= {"in_iface", "out_iface", "sf_ds_index"}
+                elif m.kind == "sf_vlan":
+                    fields |= {"sf_in_vlan", "sf_out_vlan"}
         from ..record import RECORD_DTYPE
         self.fields = {f for f in fields if f in RECORD_DTYPE.names}
         # steps: ('rule', idx) or ('index', _Index, [idx...])
@@ -807,8 +879,9 @@ def _open_map(cfg_like, daemon, log):
     entries = int(cfg_like.get("maps_entries") or DEFAULT_MAPS_ENTRIES)
     row_len = int(cfg_like.get("maps_row_len") or DEFAULT_ROW_LEN)
     tee = _tee_mode(cfg_like)
+    as_table = _as_table(cfg_like, daemon, log)
     try:
-        m = PreTagMap(path, daemon, log, entries, row_len, tee=tee)
+        m = PreTagMap(path, daemon, log, entries, row_len, tee=tee, as_table=as_table)
     except OSError as e:
         raise ConfigError(f"cannot read pre_tag_map '{path}': {e.strerror}",
                           where=cfg_like.where("pre_tag_map"), key="pre_tag_map") from None
@@ -822,6 +895,23 @@ def _tee_mode(cfg_like) -> bool:
     if plugins is None:
         return getattr(cfg_like, "type", None) == "tee"
     return bool(plugins) and all(getattr(p, "type", "") == "tee" for p in plugins)
+
+
+def _as_table(cfg_like, daemon, log):
+    """The networks_file src_as/dst_as match against (as 1.7.7's pretag_handlers.c: with
+    nfacctd_as/sfacctd_as 'file', or in pmacctd/uacctd, when a networks_file is set),
+    else None: then they match what the exporter sent (also with 'longest', checked)."""
+    nets = cfg_like.get("networks_file")
+    if not nets:
+        return None
+    from .networks import AS_METHODS, NF_NEW, NetworksTable
+    asm = cfg_like.get("nfacctd_as")
+    if daemon in ("nfacctd", "sfacctd") and not (asm and AS_METHODS[asm] & NF_NEW):
+        return None
+    try:
+        return NetworksTable(nets, None)
+    except OSError:
+        return None         # the networks stage reports it
 
 
 def load_global_map(cfg, daemon: str, log):

@@ -52,6 +52,13 @@ class SflowParams:
     vc_share: float = 0.0                # extended MPLS VC records (mpls_pw_id)
     vxlan_share: float = 0.0             # raw headers of VXLAN packets (UDP 4789) around the frame
     ipip_share: float = 0.0              # IPv4 packets inside IPv4 (protocol 4)
+    # (each of these draws from the seed only when not 0, so older captures stay the same)
+    out_vlan_share: float = 0.0          # switch records with an out (destination) VLAN too
+    egress_share: float = 0.0            # samples whose data source is the output interface
+    mcast_share: float = 0.0             # frames to a multicast MAC address
+    nexthop6_share: float = 0.0          # router records with an IPv6 next hop
+    sub_ids: int = 0                     # > 0: each datagram takes one of this many sub-agent
+                                         # ids of its agent (numbered per sub-agent)
     rates: tuple = (1, 64, 256, 1000)
     snaplens: tuple = (128, 128, 96, 256)   # header bytes kept (>= 78: whole TCP headers)
     hosts: int = 12
@@ -81,6 +88,8 @@ class Sample:
     flags: int
     vlan: int
     kind: str                # header / ipv4 / ipv6
+    out_vlan: int = 0        # the switch record's out VLAN
+    expanded: bool = False   # an expanded flow sample
 
 
 @dataclass
@@ -151,8 +160,11 @@ class _Packets:
             frame = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / \
                 Dot1Q(vlan=vlan, prio=int(rng.integers(0, 8))) / ip / l4 / payload
         else:
+            dmac = "02:00:00:00:00:0a"
+            if p.mcast_share and rng.random() < p.mcast_share:
+                dmac = "01:00:5e:00:00:%02x" % int(rng.integers(1, 4))
             frame = Ether(src="02:00:00:00:00:0%d" % (1 + int(rng.integers(0, 8))),
-                          dst="02:00:00:00:00:0a") / ip / l4 / payload
+                          dst=dmac) / ip / l4 / payload
         if rng.random() < p.vxlan_share:
             from scapy.layers.vxlan import VXLAN
             frame = Ether(src="02:00:00:00:00:0b", dst="02:00:00:00:00:0c") / \
@@ -187,7 +199,12 @@ def generate(p: SflowParams) -> Capture:
                            sources={}, boot=int(rng.integers(1000, 10**6))))
     for _ in range(p.datagrams):
         ag = agents[int(rng.integers(0, len(agents)))]
-        ag["seq"] += 1
+        if p.sub_ids:
+            ag["sub"] = int(rng.integers(0, p.sub_ids))
+            seqs = ag.setdefault("seqs", {})
+            seqs[ag["sub"]] = ag["seq"] = seqs.get(ag["sub"], 0) + 1
+        else:
+            ag["seq"] += 1
         version = ag["version"]
         samples = []
         for _ in range(int(rng.integers(*p.samples_per_datagram))):
@@ -226,6 +243,8 @@ def _flow_sample(p, rng, pk, ag, version, cap) -> bytes:
     srcs["seq"] += 1
     srcs["pool"] += rate * int(rng.integers(1, 3))
     in_if, out_if = ifidx, int(rng.integers(1, 32))
+    if p.egress_share and rng.random() < p.egress_share:
+        in_if, out_if = out_if, ifidx
     kind = "header"
     r = rng.random()
     if r < p.sampled_ip_share:
@@ -233,6 +252,7 @@ def _flow_sample(p, rng, pk, ag, version, cap) -> bytes:
     frame_len = len(d["raw"]) + 4         # with the FCS, as agents report it
     records = []
     vlan = d["vlan"]
+    out_vlan = 0
     if kind == "header":
         if version >= 5 or True:
             bare = rng.random() < p.bare_ip_share
@@ -264,10 +284,15 @@ def _flow_sample(p, rng, pk, ag, version, cap) -> bytes:
         frame_len = ipl
     if rng.random() < p.switch_share:
         sv = int(rng.integers(1, 4095))
-        records.append((1001, struct.pack("!IIII", sv, int(rng.integers(0, 8)), 0, 0)))
-        vlan = sv
+        dv = 0
+        if p.out_vlan_share and rng.random() < p.out_vlan_share:
+            dv = sv if rng.random() < 0.3 else int(rng.integers(1, 4095))
+        records.append((1001, struct.pack("!IIII", sv, int(rng.integers(0, 8)), dv, 0)))
+        vlan, out_vlan = sv, dv
     if rng.random() < p.router_share:
         nh = "192.0.2.%d" % int(rng.integers(100, 200))
+        if p.nexthop6_share and rng.random() < p.nexthop6_share:
+            nh = "2001:db8:f::%x" % int(rng.integers(1, 5))
         records.append((1002, _addr(nh) + struct.pack("!II", int(rng.choice([8, 16, 24])),
                                                     int(rng.choice([16, 24, 32])))))
     if rng.random() < p.gateway_share:
@@ -286,10 +311,10 @@ def _flow_sample(p, rng, pk, ag, version, cap) -> bytes:
         records.append((1009, _xdr_opaque(name) + struct.pack("!II", int(rng.integers(1, 1 << 20)), 0)))
     cap.samples.append(Sample(ag["addr"], ag["sub"], version, ag["seq"], src_id, rate, srcs["pool"],
                               srcs["seq"], in_if, out_if, frame_len, d["src"], d["dst"], d["proto"],
-                              d["sport"], d["dport"], d["tos"], d["flags"], vlan, kind))
+                              d["sport"], d["dport"], d["tos"], d["flags"], vlan, kind, out_vlan))
     if version < 5:
         return _flow_sample_v24(records, srcs, src_id, rate, in_if, out_if)
-    expanded = rng.random() < p.expanded_share
+    expanded = cap.samples[-1].expanded = rng.random() < p.expanded_share
     recs = b"".join(_record(t, b) for t, b in records)
     if expanded:
         body = struct.pack("!IIIIIIIIIII", srcs["seq"], 0, src_id, rate, srcs["pool"], 0,
