@@ -11,6 +11,7 @@ _MODULES = {
     "mysql": ("pypmacct.plugins.sql_plugin", "MySQLPlugin"),
     "pgsql": ("pypmacct.plugins.sql_plugin", "PgSQLPlugin"),
     "sqlite3": ("pypmacct.plugins.sql_plugin", "SQLite3Plugin"),
+    "nfprobe": ("pypmacct.plugins.nfprobe_plugin", "NfprobePlugin"),
 }
 
 
