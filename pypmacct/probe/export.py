@@ -322,8 +322,7 @@ class Exporter:
                     tpl, ntpl = self._template_block()
                     count += ntpl
                     if self.options_record:
-                        opt = struct.pack(">HH", OPTIONS_TEMPLATE_ID + 2 + o.probe_index,
-                                          4 + len(self.options_record)) + self.options_record
+                        opt = self._options_set(len(tpl))
                         count += 1
                 if o.version == 9:
                     if count == 0:
@@ -349,14 +348,24 @@ class Exporter:
         self.datagrams += sent
         return sent
 
+    def _options_set(self, tpl_len: int) -> bytes:
+        """The exporter options record's data set; padded to 4 bytes of the datagram
+        (the options template is 22 bytes long, so this one is 30)."""
+        head = 20 if self.o.version == 9 else 16
+        size = 4 + len(self.options_record)
+        pad = (-(head + tpl_len + size)) % 4
+        return struct.pack(">HH", OPTIONS_TEMPLATE_ID + 2 + self.o.probe_index,
+                           size + pad) + self.options_record + bytes(pad)
+
     def _v9_packet(self, d, units, u_af, u_size, k, recs, pos, rlen):
         """Data sets for one datagram from unit ``k`` on: (bytes, next k, records)."""
         o = self.o
         offset = 16 if o.version == 10 else 20
         if self.pkts_until_template <= 0:
-            offset += len(self._template_block()[0])
+            tpl = len(self._template_block()[0])
+            offset += tpl
             if self.options_record:
-                offset += 4 + len(self.options_record)
+                offset += len(self._options_set(tpl))
         parts = []
         nrecs = 0
         n = len(units)

@@ -49,6 +49,23 @@ set_tag2=200 filter='ether dst 02:00:00:00:00:09'
 FIVE = "src_host, dst_host, src_port, dst_port, proto, tos"
 CASES = {f"v{v}-{m}": (v, m) for v in (5, 9, 10) for m in ("direction", "ifindex")}
 CASES.update({"v9-dual": (9, "dual"), "v10-dual": (10, "dual")})
+# other keys, one case each (v4 capture)
+EXTRA = {
+    "v9-static": (9, {"nfprobe_direction[np]": "out", "nfprobe_ifindex[np]": "7",
+                      "nfprobe_engine": "77", "aggregate[np]": FIVE}),
+    "v5-static": (5, {"nfprobe_direction[np]": "in", "nfprobe_ifindex[np]": "70000",
+                      "nfprobe_engine": "3:9"}),
+    "v9-source-ip": (9, {"nfprobe_source_ip": "127.0.0.1", "aggregate[np]": FIVE}),
+    "v10-source-ip": (10, {"nfprobe_source_ip": "127.0.0.1", "aggregate[np]": FIVE + ", tag, tag2",
+                           "pre_tag_map": "ifindex", "nfprobe_direction[np]": "tag",
+                           "nfprobe_ifindex[np]": "tag2"}),
+    "v9-timestamps-secs": (9, {"timestamps_secs": True, "aggregate[np]": FIVE}),
+    "v10-tstamp-usec": (10, {"nfprobe_tstamp_usec": True, "aggregate[np]": FIVE}),
+    "v9-no-aggregate": (9, {}),
+    "v10-masks-as-vlan": (10, {"aggregate[np]": "src_host, dst_host, src_mask, dst_mask, "
+                                                "src_as, dst_as, vlan, src_mac, dst_mac"}),
+}
+CASES.update({k: (v, k) for k, (v, _) in EXTRA.items()})
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +105,21 @@ def _probe_settings(capture, version, mode, workdir) -> dict:
         (workdir / "pretag.map").write_text(IFINDEX_MAP)
         s.update({"pre_tag_map": str(workdir / "pretag.map"), "aggregate[np]": FIVE,
                   "nfprobe_direction[np]": "tag", "nfprobe_ifindex[np]": "tag2"})
-    else:
+    elif mode == "dual":
         s["aggregate[np]"] = FIVE + ", src_mac, dst_mac"
+    else:
+        extra = dict(EXTRA[mode][1])
+        if extra.get("pre_tag_map") == "ifindex":
+            (workdir / "pretag.map").write_text(IFINDEX_MAP)
+            extra["pre_tag_map"] = str(workdir / "pretag.map")
+        s.update(extra)
     return s
 
 
-def _collect(binary, export_pcap, version, workdir) -> list[str]:
+def _collect(binary, export_pcap, version, mode, workdir) -> list[str]:
     agg = FIVE + ", in_iface, out_iface"
-    if version != 5:     # v5 times are relative to the probe's start: not comparable
+    if version != 5 and "timestamps-secs" not in mode:
+        # (v5's and timestamps_secs' times are relative to the probe's start)
         agg += ", timestamp_start, timestamp_end"
     s = oracle.print_settings(export_pcap, agg, "csv")
     res = oracle.run_daemon(binary, s, workdir)
@@ -120,15 +144,19 @@ def test_nfprobe_same_export_as_pmacct(case, captures, tmp_path, pmacct_nfacctd)
 
     # every datagram, byte for byte, but for the clocks
     assert len(ours.datagrams) == len(theirs.datagrams), ours.result.describe()
+    mta, mtb = nfprobe.masked_all(theirs.datagrams), nfprobe.masked_all(ours.datagrams)
     for i, (a, b) in enumerate(zip(theirs.datagrams, ours.datagrams)):
-        assert nfprobe.masked(b) == nfprobe.masked(a), (
-            f"datagram {i} differs:\n1.7.7 {a.hex()}\nours  {b.hex()}")
+        ma, mb = mta[i], mtb[i]
+        at = next((k for k in range(min(len(ma), len(mb))) if ma[k] != mb[k]), min(len(ma), len(mb)))
+        assert mb == ma, (f"datagram {i} differs at byte {at} (lengths {len(a)}, {len(b)}):\n"
+                          f"1.7.7 {a.hex()}\nours  {b.hex()}")
     if version != 5:
         # the template sets of the first datagram, unmasked
         ta, tb = nfprobe.template_sets(theirs.datagrams[0]), nfprobe.template_sets(ours.datagrams[0])
-        assert len(tb) == 4 and tb == ta
+        assert tb == ta
+        assert len(tb) == (5 if "source-ip" in mode else 4)
         ids = [struct.unpack(">H", t[4:6])[0] for t in tb]
-        assert ids == [1024, 1025, 2048, 2049]
+        assert ids == [1024, 1025, 2048, 2049] + ([4098] if "source-ip" in mode else [])
         data_ids = set()
         for d in ours.datagrams:
             off = 20 if version == 9 else 16
@@ -138,18 +166,22 @@ def test_nfprobe_same_export_as_pmacct(case, captures, tmp_path, pmacct_nfacctd)
                     data_ids.add(sid)
                 off += ln
         # egress records (their own templates) exist where a map gives directions
-        if mode in ("direction", "ifindex"):
+        if mode in ("direction", "ifindex", "v10-source-ip"):
             assert 1025 in data_ids and 1024 in data_ids
-        else:
+        elif mode == "dual":
             assert data_ids == {1024, 2048}
+        elif mode == "v9-static":
+            assert data_ids == {1025}
+        if "source-ip" in mode:
+            assert 4098 in data_ids
 
     # the collectors: 1.7.7's nfacctd on both exports, ours on ours
     pa, pb = (tmp_path / "theirs.pcap", tmp_path / "ours.pcap")
     theirs.write_pcap(pa)
     ours.write_pcap(pb)
-    ref = _collect(pmacct_nfacctd, pa, version, tmp_path / "c-theirs")
-    got = _collect(pmacct_nfacctd, pb, version, tmp_path / "c-ours")
-    mine = _collect(oracle.our_binary("nfacctd"), pb, version, tmp_path / "c-ours-ours")
+    ref = _collect(pmacct_nfacctd, pa, version, mode, tmp_path / "c-theirs")
+    got = _collect(pmacct_nfacctd, pb, version, mode, tmp_path / "c-ours")
+    mine = _collect(oracle.our_binary("nfacctd"), pb, version, mode, tmp_path / "c-ours-ours")
     assert got == ref, oracle.diff_message(ref, got)
     assert mine == ref, oracle.diff_message(ref, mine, label_actual="our nfacctd")
     rows = [r.split(",") for r in ref[1:]]
@@ -160,7 +192,7 @@ def test_nfprobe_same_export_as_pmacct(case, captures, tmp_path, pmacct_nfacctd)
         return
     assert sum(int(r[pk]) for r in rows) == packets
     assert sum(int(r[by]) for r in rows) == octets
-    if mode == "ifindex":
+    if mode in ("ifindex", "v10-source-ip"):
         ii, oi = head.index("IN_IFACE"), head.index("OUT_IFACE")
         ifaces = {r[ii] for r in rows} | {r[oi] for r in rows}
         assert {"100", "200"} <= ifaces

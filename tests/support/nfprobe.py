@@ -93,3 +93,34 @@ def template_sets(d: bytes) -> list[bytes]:
             out.append(d[off:off + ln])
         off += ln
     return out
+
+
+def masked_all(datagrams: list) -> list[bytes]:
+    """``masked`` for each datagram, and, for v9 templates that start with the 32-bit
+    uptime-relative LAST/FIRST_SWITCHED (timestamps_secs), those 8 bytes of each record."""
+    rel: dict[int, int] = {}        # template id -> record length, for such templates
+    out = []
+    for d in datagrams:
+        d = bytearray(masked(d))
+        if struct.unpack(">H", d[:2])[0] != 9:
+            out.append(bytes(d))
+            continue
+        off = 20
+        while off + 4 <= len(d):
+            sid, ln = struct.unpack(">HH", d[off:off + 4])
+            if ln < 4:
+                break
+            if sid == 0:
+                tid, cnt = struct.unpack(">HH", d[off + 4:off + 8])
+                fields = [struct.unpack(">HH", d[off + 8 + 4 * i:off + 12 + 4 * i])
+                          for i in range(cnt)]
+                if fields and fields[0][0] == 21:
+                    rel[tid] = sum(f[1] for f in fields)
+            elif sid in rel:
+                n = (ln - 4) // rel[sid]
+                for i in range(n):
+                    at = off + 4 + i * rel[sid]
+                    d[at:at + 8] = bytes(8)
+            off += ln
+        out.append(bytes(d))
+    return out
