@@ -111,7 +111,11 @@ class NfprobePlugin(Plugin):
             raise ConfigError(f"'nfprobe' plugin not supported in '{ctx.daemon}'")
         self.version = int(pcfg.get("nfprobe_version"))
         prims = set(pcfg.get("aggregate")) if pcfg.is_set("aggregate") else set(DEFAULT_PRIMITIVES)
+        from pypmacct.primitives import CUSTOM_PRIMITIVES
         for p in sorted(prims):
+            if p in CUSTOM_PRIMITIVES:
+                raise ConfigError(f"[{self.name}] nfprobe: exporting custom primitives "
+                                  f"('{p}' in aggregate) is not implemented yet")
             if p in BGP_PRIMITIVES:
                 raise ConfigError(f"[{self.name}] 'src_as', 'dst_as' and 'peer_dst_ip' are "
                                   f"currently the only BGP-related primitives supported "
