@@ -30,6 +30,8 @@ IFINDEX_STATIC, IFINDEX_TAG, IFINDEX_TAG2 = 1, 2, 3
 KEY_DTYPE = np.dtype([("af", "u1"), ("a0", "V16"), ("a1", "V16"), ("proto", "u1"),
                       ("p0", ">u2"), ("p1", ">u2"), ("i0", ">u4"), ("i1", ">u4")])
 
+_VKEY = np.dtype((np.void, KEY_DTYPE.itemsize))
+
 
 @dataclass
 class Timeouts:
@@ -112,6 +114,8 @@ class FlowTable:
         self.dont_cache = dont_cache
         self.n = 0
         self.cap = 0
+        self._sk = np.zeros(0, _VKEY)         # keys of the table's flows, sorted
+        self._sr = np.zeros(0, np.int64)      # ... and their rows
         self.c: dict[str, np.ndarray] = {}
         self._grow(1024)
         self.next_seq = 1
@@ -206,25 +210,28 @@ class FlowTable:
             ng = n
             row_of_group = np.full(ng, -1, np.int64)
         else:
-            kv = keys.view(np.dtype((np.void, KEY_DTYPE.itemsize)))
+            kv = keys.view(_VKEY)
             uk, first, grp = np.unique(kv, return_index=True, return_inverse=True)
             grp = grp.reshape(-1)
             ng = len(uk)
-            row_of_group = np.full(ng, -1, np.int64)
-            if self.n:
-                tk = self.c["key"][:self.n].view(np.dtype((np.void, KEY_DTYPE.itemsize)))
-                both = np.concatenate([tk.reshape(-1), uk])
-                _, inv = np.unique(both, return_inverse=True)
-                inv = inv.reshape(-1)
-                table_of = np.full(len(both), -1, np.int64)
-                table_of[inv[:self.n]] = np.arange(self.n)
-                row_of_group = table_of[inv[self.n:]]
+            # the table's flows: a sorted index of their keys
+            pos = np.searchsorted(self._sk, uk)
+            if len(self._sk):
+                pc = np.minimum(pos, len(self._sk) - 1)
+                found = (pos < len(self._sk)) & (self._sk[pc] == uk)
+                row_of_group = np.where(found, self._sr[pc], -1)
+            else:
+                row_of_group = np.full(ng, -1, np.int64)
         new_g = np.nonzero(row_of_group < 0)[0]
         new_g = new_g[np.argsort(first[new_g], kind="stable")]
         nn = len(new_g)
         self._grow(self.n + nn)
         rows_new = np.arange(self.n, self.n + nn)
         row_of_group[new_g] = rows_new
+        if not self.dont_cache and nn:
+            by_key = np.sort(new_g)                 # uk is sorted, so is pos[by_key]
+            self._sk = np.insert(self._sk, pos[by_key], uk[by_key])
+            self._sr = np.insert(self._sr, pos[by_key], row_of_group[by_key])
         c = self.c
         fi = first[new_g]                    # first packet of each new flow
         sf = ndx[fi].astype(np.int64)
@@ -261,20 +268,21 @@ class FlowTable:
         self.n += nn
 
         # per-side sums
+        # (groups are the batch's flows, one row each: sums go by group, then to rows)
         row = row_of_group[grp]
         s = ndx.astype(np.int64)
         cell = row * 2 + s
-        size = 2 * self.n
+        gcell = grp * 2 + s
         for name, vals in (("octets", col("bytes")), ("packets", col("packets"))):
-            add = np.bincount(cell, weights=vals.astype(np.float64), minlength=size)
-            c[name][:self.n] += add.reshape(self.n, 2).astype(np.uint64)
+            add = np.bincount(gcell, weights=vals.astype(np.float64), minlength=2 * ng)
+            c[name][row_of_group] += add.reshape(ng, 2).astype(np.uint64)
         tf = c["tcp_flags"][:self.n].reshape(-1)
         np.bitwise_or.at(tf, cell, col("tcp_flags").astype(np.uint8))
         # the last packet of each flow: its ToS on its side, the other side's cleared
-        lastpos = np.full(self.n, -1, np.int64)
-        np.maximum.at(lastpos, row, np.arange(n))
-        touched = np.nonzero(lastpos >= 0)[0]
-        lp = lastpos[touched]
+        lastpos = np.full(ng, -1, np.int64)
+        np.maximum.at(lastpos, grp, np.arange(n))
+        touched = row_of_group
+        lp = lastpos
         c["tos"][touched] = 0
         # (1.7.7 never sets the ToS of IPv6 flows)
         c["tos"][touched, s[lp]] = np.where(af[lp] == 4, col("tos")[lp], 0)
@@ -371,6 +379,11 @@ class FlowTable:
         keep = np.ones(self.n, bool)
         keep[sel] = False
         idx = np.nonzero(keep)[0]
+        if len(self._sk):
+            newrow = np.cumsum(keep) - 1
+            stay = keep[self._sr]
+            self._sk = self._sk[stay]
+            self._sr = newrow[self._sr[stay]]
         for name in _COLS:
             c[name][:len(idx)] = c[name][idx]
         # clear the freed tail: new flows start from zeros
