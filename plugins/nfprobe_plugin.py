@@ -33,7 +33,7 @@ DEFAULT_PRIMITIVES = ("src_host", "dst_host", "src_port", "dst_port", "proto", "
 # as 1.7.7 ignores it)
 TEMPLATE_PRIMITIVES = {"src_host", "dst_host", "src_port", "dst_port", "proto", "tos",
                        "src_mask", "dst_mask", "src_as", "dst_as", "src_mac", "dst_mac",
-                       "vlan", "mpls_label_top", "tag", "tag2"}
+                       "vlan", "mpls_label_top", "tag", "tag2", "flows"}
 # 1.7.7 exports these too, pypmacct does not yet: refused rather than silently dropped
 NOT_YET = {"class": "flow classes (IE 95 and the class options template)",
            "label": "the label (a variable-length pmacct PEN field)",

@@ -35,7 +35,8 @@ NF5_MAXFLOWS = 30
 V4_TEMPLATE_ID, V6_TEMPLATE_ID, OPTIONS_TEMPLATE_ID = 1024, 2048, 4096
 
 # IE numbers (NetFlow v9 field types)
-IN_BYTES, IN_PKTS, PROTOCOL, SRC_TOS, TCP_FLAGS, L4_SRC_PORT, IPV4_SRC_ADDR = 1, 2, 4, 5, 6, 7, 8
+IN_BYTES, IN_PKTS, FLOWS, PROTOCOL, SRC_TOS, TCP_FLAGS, L4_SRC_PORT, IPV4_SRC_ADDR = \
+    1, 2, 3, 4, 5, 6, 7, 8
 SRC_MASK, INPUT_SNMP, L4_DST_PORT, IPV4_DST_ADDR, DST_MASK, OUTPUT_SNMP = 9, 10, 11, 12, 13, 14
 SRC_AS, DST_AS, LAST_SWITCHED, FIRST_SWITCHED = 16, 17, 21, 22
 IPV6_SRC_ADDR, IPV6_DST_ADDR, IPV6_SRC_MASK, IPV6_DST_MASK = 27, 28, 29, 30
@@ -113,11 +114,7 @@ class _Template:
 
 def build_templates(o: ExportOptions) -> dict:
     """(af, direction) -> _Template, as nf9_init_template builds them."""
-    prims = o.primitives
-    if not prims & {"src_host", "dst_host", "src_port", "dst_port", "proto", "tos"} \
-            and not prims & {"src_mac", "dst_mac", "vlan", "src_as", "dst_as", "src_mask",
-                             "dst_mask", "mpls_label_top", "tag", "tag2"}:
-        prims = frozenset({"src_host", "dst_host", "src_port", "dst_port", "proto", "tos"})
+    prims = o.primitives        # (the plugin puts pmacct's default in when unset)
     out = {}
     for af in (4, 6):
         for d in (DIRECTION_IN, DIRECTION_OUT):
@@ -131,6 +128,10 @@ def build_templates(o: ExportOptions) -> dict:
             f += [(IN_BYTES, 8, None, "bytes"), (IN_PKTS, 8, None, "packets"),
                   (IP_VERSION, 1, None, "ipver"), (INPUT_SNMP, 4, None, "input"),
                   (OUTPUT_SNMP, 4, None, "output"), (DIRECTION, 1, None, "direction")]
+            if "flows" in prims:
+                # 1.7.7 sums pmacctd's flow counter here, which it never runs for an
+                # nfprobe plugin: always 0
+                f.append((FLOWS, 4, None, "flows"))
             alen = 4 if af == 4 else 16
             if "src_host" in prims:
                 f.append((IPV4_SRC_ADDR if af == 4 else IPV6_SRC_ADDR, alen, None, "src"))

@@ -63,6 +63,7 @@ EXTRA = {
     "v9-timestamps-secs": (9, {"timestamps_secs": True, "aggregate[np]": FIVE}),
     "v10-tstamp-usec": (10, {"nfprobe_tstamp_usec": True, "aggregate[np]": FIVE}),
     "v9-no-aggregate": (9, {}),
+    "v9-flows-proto-only": (9, {"aggregate[np]": "proto, flows, tcpflags"}),
     "v10-masks-as-vlan": (10, {"aggregate[np]": "src_host, dst_host, src_mask, dst_mask, "
                                                 "src_as, dst_as, vlan, src_mac, dst_mac"}),
 }
