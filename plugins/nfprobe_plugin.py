@@ -15,6 +15,7 @@ none (or always, with ``nfprobe_ifindex_override``).
 """
 from __future__ import annotations
 
+import errno
 import re
 import socket
 import time
@@ -193,16 +194,23 @@ class NfprobePlugin(Plugin):
                                bool(setting(self.cfg, "nfprobe_ifindex_override", False)),
                                self.dont_cache)
         self.exporter = Exporter(self.opts, self._send)
-        self._connect()
+        self._connect(first=True)
 
-    def _connect(self) -> None:
+    def _connect(self, first: bool = False) -> None:
         try:
             self.sock = udp_sender(self.receiver, self.source_ip, self.hoplimit, self.ipprec)
         except OSError as e:
-            self.log.error(f"cannot open the export socket to {self.receiver[0]}:"
-                           f"{self.receiver[1]}: {e}")
-            self.sock = None
-            return
+            # as 1.7.7: an unreachable network is retried at the next export; anything
+            # else (a source address not on this host, a bad receiver) stops the plugin
+            if not first or e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+                self.log.error(f"cannot open the export socket to {self.receiver[0]}:"
+                               f"{self.receiver[1]}: {e}")
+                self.sock = None
+                return
+            raise OSError(f"cannot open the export socket to {self.receiver[0]}:"
+                          f"{self.receiver[1]}"
+                          f"{' from ' + self.source_ip if self.source_ip else ''}: "
+                          f"{e.strerror or e}") from None
         host, port = self.sock.getpeername()[:2]
         self.log.info(f"Exporting flows to [{host}]:{port}")
 

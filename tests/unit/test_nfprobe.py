@@ -280,3 +280,9 @@ def test_receivers():
     assert parse_receiver("collector") == ("collector", 2100)
     with pytest.raises(ValueError):
         parse_receiver("192.0.2.1:0")
+
+
+def test_a_source_address_not_on_this_host_stops_the_plugin(tmp_path):
+    p = _plugin(tmp_path, "nfprobe_source_ip: 192.0.2.77\nnfprobe_receiver: 127.0.0.1:24003\n")
+    with pytest.raises(OSError, match="from 192.0.2.77"):
+        p.start()
