@@ -31,6 +31,23 @@ KEY_DTYPE = np.dtype([("af", "u1"), ("a0", "V16"), ("a1", "V16"), ("proto", "u1"
                       ("p0", ">u2"), ("p1", ">u2"), ("i0", ">u4"), ("i1", ">u4")])
 
 _VKEY = np.dtype((np.void, KEY_DTYPE.itemsize))
+_M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9)
+
+
+def _key_hash(keys: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each flow key (46 bytes, zero-padded to six words)."""
+    n = len(keys)
+    raw = np.zeros((n, 48), np.uint8)
+    raw[:, :KEY_DTYPE.itemsize] = keys.view(np.uint8).reshape(n, KEY_DTYPE.itemsize)
+    w = raw.view(np.uint64)
+    h = np.zeros(n, np.uint64)
+    with np.errstate(over="ignore"):
+        for i in range(6):
+            h = (h ^ w[:, i]) * _M1
+            h ^= h >> np.uint64(31)
+        h *= _M2
+        h ^= h >> np.uint64(29)
+    return h
 
 
 @dataclass
@@ -114,7 +131,7 @@ class FlowTable:
         self.dont_cache = dont_cache
         self.n = 0
         self.cap = 0
-        self._sk = np.zeros(0, _VKEY)         # keys of the table's flows, sorted
+        self._sh = np.zeros(0, np.uint64)     # key hashes of the table's flows, sorted
         self._sr = np.zeros(0, np.int64)      # ... and their rows
         self.c: dict[str, np.ndarray] = {}
         self._grow(1024)
@@ -210,18 +227,9 @@ class FlowTable:
             ng = n
             row_of_group = np.full(ng, -1, np.int64)
         else:
-            kv = keys.view(_VKEY)
-            uk, first, grp = np.unique(kv, return_index=True, return_inverse=True)
-            grp = grp.reshape(-1)
-            ng = len(uk)
-            # the table's flows: a sorted index of their keys
-            pos = np.searchsorted(self._sk, uk)
-            if len(self._sk):
-                pc = np.minimum(pos, len(self._sk) - 1)
-                found = (pos < len(self._sk)) & (self._sk[pc] == uk)
-                row_of_group = np.where(found, self._sr[pc], -1)
-            else:
-                row_of_group = np.full(ng, -1, np.int64)
+            h = _key_hash(keys)
+            first, grp, row_of_group = self._lookup(keys, h)
+            ng = len(first)
         new_g = np.nonzero(row_of_group < 0)[0]
         new_g = new_g[np.argsort(first[new_g], kind="stable")]
         nn = len(new_g)
@@ -229,9 +237,11 @@ class FlowTable:
         rows_new = np.arange(self.n, self.n + nn)
         row_of_group[new_g] = rows_new
         if not self.dont_cache and nn:
-            by_key = np.sort(new_g)                 # uk is sorted, so is pos[by_key]
-            self._sk = np.insert(self._sk, pos[by_key], uk[by_key])
-            self._sr = np.insert(self._sr, pos[by_key], row_of_group[by_key])
+            hn = h[first[new_g]]
+            o = np.argsort(hn, kind="stable")
+            at = np.searchsorted(self._sh, hn[o])
+            self._sh = np.insert(self._sh, at, hn[o])
+            self._sr = np.insert(self._sr, at, rows_new[o])
         c = self.c
         fi = first[new_g]                    # first packet of each new flow
         sf = ndx[fi].astype(np.int64)
@@ -300,6 +310,42 @@ class FlowTable:
             empty = flat[ucell] == 0
             flat[ucell[empty]] = vals[nz[at[empty]]]
         self._update_expiry(touched)
+
+    def _lookup(self, keys: np.ndarray, h: np.ndarray):
+        """Group the batch by flow and find each group's row (-1: new flow):
+        (first packet of each group, group of each packet, row of each group).
+
+        By key hash: one sort of the batch's hashes and a binary search into the
+        table's sorted hashes, with every match checked on the whole key. Should two
+        keys ever share a hash, the batch is grouped on the whole keys instead."""
+        kv = keys.view(_VKEY).reshape(-1)
+        uh, first, grp = np.unique(h, return_index=True, return_inverse=True)
+        grp = grp.reshape(-1)
+        ok = bool((kv == kv[first[grp]]).all())
+        row_of_group = np.full(len(uh), -1, np.int64)
+        if ok and len(self._sh):
+            pos = np.searchsorted(self._sh, uh)
+            pc = np.minimum(pos, len(self._sh) - 1)
+            hit = (pos < len(self._sh)) & (self._sh[pc] == uh)
+            cand = self._sr[pc[hit]]
+            tk = self.c["key"][cand].view(_VKEY).reshape(-1)
+            ok = bool((tk == kv[first[hit]]).all())
+            row_of_group[hit] = cand
+        if ok:
+            return first, grp, row_of_group
+        # exact grouping on the whole keys (a hash collision)
+        uk, first, grp = np.unique(kv, return_index=True, return_inverse=True)
+        grp = grp.reshape(-1)
+        row_of_group = np.full(len(uk), -1, np.int64)
+        if self.n:
+            tk = self.c["key"][:self.n].view(_VKEY).reshape(-1)
+            both = np.concatenate([tk, uk])
+            _, inv = np.unique(both, return_inverse=True)
+            inv = inv.reshape(-1)
+            table_of = np.full(len(both), -1, np.int64)
+            table_of[inv[:self.n]] = np.arange(self.n)
+            row_of_group = table_of[inv[self.n:]]
+        return first, grp, row_of_group
 
     def _update_expiry(self, rows: np.ndarray) -> None:
         c, t = self.c, self.t
@@ -379,10 +425,10 @@ class FlowTable:
         keep = np.ones(self.n, bool)
         keep[sel] = False
         idx = np.nonzero(keep)[0]
-        if len(self._sk):
+        if len(self._sh):
             newrow = np.cumsum(keep) - 1
             stay = keep[self._sr]
-            self._sk = self._sk[stay]
+            self._sh = self._sh[stay]
             self._sr = newrow[self._sr[stay]]
         for name in _COLS:
             c[name][:len(idx)] = c[name][idx]

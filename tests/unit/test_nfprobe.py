@@ -286,3 +286,40 @@ def test_a_source_address_not_on_this_host_stops_the_plugin(tmp_path):
     p = _plugin(tmp_path, "nfprobe_source_ip: 192.0.2.77\nnfprobe_receiver: 127.0.0.1:24003\n")
     with pytest.raises(OSError, match="from 192.0.2.77"):
         p.start()
+
+
+@pytest.mark.parametrize("weak", [lambda k: np.zeros(len(k), np.uint64),
+                                  lambda k: (k["p0"].astype(np.uint64) % np.uint64(3))])
+def test_hash_collisions_fall_back_to_whole_keys(monkeypatch, weak):
+    from pypmacct.probe import flowtable
+    r = _random_packets(500, 9)
+    good = table(direction="tag2")
+    for chunk in np.array_split(r, 9):
+        good.add(chunk)
+    monkeypatch.setattr(flowtable, "_key_hash", weak)
+    bad = table(direction="tag2")
+    for chunk in np.array_split(r, 9):
+        bad.add(chunk)
+    a, b = good.expire("all"), bad.expire("all")
+    assert len(a) == len(b) > 20
+    for name in a.__dataclass_fields__:
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_forced_expiry_between_batches_keeps_the_index_right():
+    from pypmacct.probe.flowtable import _VKEY
+    r = _random_packets(800, 11)
+    ft = table()
+    octets = packets = 0
+    for chunk in np.array_split(r, 20):
+        ft.add(chunk)
+        keys = ft.c["key"][:ft.n].view(_VKEY).reshape(-1)
+        assert len(np.unique(keys)) == ft.n                 # no flow twice
+        ft.force(ft.n // 3)
+        out = ft.expire("forced")
+        octets += int(out.octets.sum())
+        packets += int(out.packets.sum())
+        assert sorted(ft._sr.tolist()) == list(range(ft.n))
+    out = ft.expire("all")
+    assert octets + int(out.octets.sum()) == int(r["bytes"].sum())
+    assert packets + int(out.packets.sum()) == len(r)
