@@ -12,6 +12,7 @@ _MODULES = {
     "pgsql": ("pypmacct.plugins.sql_plugin", "PgSQLPlugin"),
     "sqlite3": ("pypmacct.plugins.sql_plugin", "SQLite3Plugin"),
     "tee": ("pypmacct.plugins.tee_plugin", "TeePlugin"),
+    "nfprobe": ("pypmacct.plugins.nfprobe_plugin", "NfprobePlugin"),
 }
 
 

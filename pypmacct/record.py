@@ -43,6 +43,9 @@ BASE_FIELDS: list[tuple[str, object]] = [
     ("proto", "u1"), ("tos", "u1"),
     # L4
     ("src_port", "u2"), ("dst_port", "u2"), ("tcp_flags", "u1"),
+    # ICMP/ICMPv6 type and code of pmacctd/uacctd packets (what nfprobe exports as the
+    # destination port)
+    ("icmp_type", "u1"), ("icmp_code", "u1"),
     # L2
     ("src_mac", "V6"), ("dst_mac", "V6"), ("vlan", "u2"), ("cvlan", "u2"),
     ("cos", "u1"), ("etype", "u2"),

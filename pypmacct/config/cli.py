@@ -278,8 +278,8 @@ def _lib_version(names) -> str:
 def version_text(daemon: str) -> str:
     """What -V prints: version, Python runtime, optional libraries, plugins, system."""
     uname = os.uname()
-    plugins = [t for t in PLUGIN_TYPES
-               if t in IMPLEMENTED_PLUGINS and t not in PLUGINS_NOT_IN.get(daemon, ())]
+    # every plugin built in, as 1.7.7 lists them (its nfacctd -V lists nfprobe too)
+    plugins = [t for t in PLUGIN_TYPES if t in IMPLEMENTED_PLUGINS]
     out = [banner(daemon, f"[{BUILD}]"),
            "",
            "Python:",

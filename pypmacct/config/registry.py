@@ -235,10 +235,22 @@ IMPLEMENTED_SPECS: dict[str, Spec] = {
     "tee_max_receivers": Spec(v.Int(1), 32),
     "tee_max_receiver_pools": Spec(v.Int(1), 128),
     "tee_pipe_size": Spec(v.Int(1, 2**31 - 1), None),
-    "nfprobe_source_ip": Spec(v.IPAddress(), None),     # tee_source_ip
-    "nfprobe_ipprec": Spec(v.Int(0, 7), 0),             # tee_ipprec
+    # --- nfprobe plugin (plugins/nfprobe_plugin.py, docs/nfprobe.md) ---
+    "nfprobe_receiver": Spec(v.Text(), "127.0.0.1:2100"),
+    "nfprobe_version": Spec(v.Choice(("5", "9", "10")), "10"),
+    "nfprobe_timeouts": Spec(v.Text(), None),
+    "nfprobe_maxflows": Spec(v.Int(1), 8192),
+    "nfprobe_hoplimit": Spec(v.Int(1, 255), None),
+    "nfprobe_engine": Spec(v.Text(), None),
+    "nfprobe_source_ip": Spec(v.IPAddress(), None),     # also tee_source_ip
+    "nfprobe_ipprec": Spec(v.Int(0, 7), 0),             # also tee_ipprec
+    "nfprobe_direction": Spec(v.Choice(("in", "out", "tag", "tag2")), None),
+    "nfprobe_ifindex": Spec(v.Text(), None),
+    "nfprobe_ifindex_override": Spec(v.Bool(), False),
+    "nfprobe_dont_cache": Spec(v.Bool(), False),
+    "nfprobe_tstamp_usec": Spec(v.Bool(), False),
 }
-IMPLEMENTED_PLUGINS.update({"mysql", "pgsql", "sqlite3", "tee"})
+IMPLEMENTED_PLUGINS.update({"mysql", "pgsql", "sqlite3", "tee", "nfprobe"})
 
 
 def _parse_known(text: str) -> list[tuple[str, frozenset, list[str]]]:

@@ -262,6 +262,10 @@ class FrameDecoder:
             put("dst_port", dport)
         if "tcp_flags" in names:
             put("tcp_flags", np.where(r.proto[sel] == 6, r.tcp_flags[sel], 0))
+        if "icmp_type" in names:
+            put("icmp_type", r.icmp_type[sel])
+        if "icmp_code" in names:
+            put("icmp_code", r.icmp_code[sel])
         smac = r.src_mac if c.src_mac is None else c.src_mac
         dmac = r.dst_mac if c.dst_mac is None else c.dst_mac
         if "src_mac" in names:
