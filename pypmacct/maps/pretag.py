@@ -30,6 +30,7 @@ import numpy as np
 
 from ..filters import FilterError, compile_filter
 from ..record import SAMPLE_EVENT, SAMPLE_FLOW, SAMPLE_FLOW_MPLS, SAMPLE_OPTION
+from . import logical_lines
 
 DEFAULT_MAPS_ENTRIES = 384
 DEFAULT_ROW_LEN = 256
@@ -324,18 +325,8 @@ def read_map(path: str, daemon: str, log=None, max_entries: int = DEFAULT_MAPS_E
     rules, problems = [], []
     with open(path, encoding="utf-8", errors="replace") as f:
         lines = f.read().split("\n")
-    i, n = 0, len(lines)
-    while i < n:
-        start = i
-        text = lines[i].rstrip("\r")
-        i += 1
-        while text.rstrip().endswith("\\") and i < n:
-            text = text.rstrip()[:-1] + " " + lines[i].rstrip("\r")
-            i += 1
-        s = text.strip()
-        if not s or s.startswith("!") or s.startswith("#"):
-            continue
-        where = f"{path}:{start + 1}"
+    for lineno, s in logical_lines(lines):
+        where = f"{path}:{lineno}"
         if len(s) > row_len:
             problems.append(f"{where}: line longer than maps_row_len ({row_len}): skipped")
             continue
@@ -344,7 +335,7 @@ def read_map(path: str, daemon: str, log=None, max_entries: int = DEFAULT_MAPS_E
                             f"the rest of the map is ignored")
             break
         try:
-            rules.append(parse_rule(s, start + 1, daemon, tee))
+            rules.append(parse_rule(s, lineno, daemon, tee))
             if rules[-1].dissect and dissect is not None:
                 dissect.append(f"{where}: '{rules[-1].dissect}'")
         except MapLineError as e:

@@ -27,6 +27,7 @@ import socket
 from dataclasses import dataclass, field
 
 from .tagfilter import TagFilter
+from . import logical_lines
 
 BALANCE_ALGS = ("rr", "hash-agent", "hash-crc32", "hash-tag")
 KNOWN_KEYS = ("id", "ip", "tag", "balance-alg", "src_port")
@@ -106,22 +107,12 @@ def read_receivers(path: str, log=None, max_pools: int = 128, max_receivers: int
         if log is not None:
             log.warn(msg)
 
-    i, n = 0, len(lines)
-    while i < n:
-        start = i
-        text = lines[i].rstrip("\r")
-        i += 1
-        while text.rstrip().endswith("\\") and i < n:
-            text = text.rstrip()[:-1] + " " + lines[i].rstrip("\r")
-            i += 1
-        s = text.strip()
-        if not s or s.startswith("!") or s.startswith("#"):
-            continue
-        where = f"[{path}:{start + 1}]"
+    for lineno, s in logical_lines(lines):
+        where = f"[{path}:{lineno}]"
         if len(pools) >= max_entries:
             warn(f"{where} more than maps_entries ({max_entries}) lines: the rest is ignored")
             break
-        pool = Pool(0, lineno=start + 1)
+        pool = Pool(0, lineno=lineno)
         ok = True
         for part in _split(s):
             key, sep, value = part.partition("=")
