@@ -7,21 +7,19 @@ Needs root, iproute2 and nftables (scripts/bootstrap.sh installs nftables).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-import uuid
 
 import pytest
 
 from tests.support import oracle
+from tests.support.netns import namespace
 
 pytestmark = pytest.mark.diff
 
-NFT = shutil.which("nft") or "/usr/sbin/nft"
 
 TRAFFIC = textwrap.dedent("""
     import socket
@@ -53,17 +51,8 @@ table inet pypmacct_test {
 
 @pytest.fixture
 def netns():
-    if os.geteuid() != 0:
-        pytest.fail("the uacctd test needs root (network namespaces, nftables)", pytrace=False)
-    name = f"pmt-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "netns", "exec", name, NFT, "-f", "-"], input=RULES.encode(),
-                       check=True)
+    with namespace(RULES, "pmt", "the uacctd test") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def _conf(tmp, who, group, **more):

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -19,13 +18,12 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 
 import pytest
 
 from tests.support import nfprobe, oracle
+from tests.support.netns import namespace
 
-NFT = shutil.which("nft") or "/usr/sbin/nft"
 TRAFFIC_PORT = 24501          # this test's range: 24000-24999
 SOURCE_PORT = 24502
 
@@ -176,15 +174,8 @@ table inet pypmacct_nfprobe {
 @pytest.fixture
 def netns():
     _need_root()
-    name = f"pmn-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "netns", "exec", name, NFT, "-f", "-"], input=RULES.encode(),
-                       check=True)
+    with namespace(RULES, "pmn", "the uacctd nfprobe test") as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def _read_datagrams(path) -> list[bytes]:
