@@ -53,6 +53,10 @@ RESET_BOUNDARY = 50              # pmacct's XFLOW_RESET_BOUNDARY
 MAX_SAMPLES = 4096               # per datagram, a sanity bound
 MAX_RECORDS = 256                # per sample
 
+# the record kinds ``_records`` applies, in the order it applies them: a sample whose
+# records come in this order can have all of them applied kind by kind
+_RANK_TAGS = np.array(sorted((REC_HEADER, REC_ETHERNET, REC_IPV4, REC_IPV6, REC_SWITCH,
+                              REC_ROUTER, REC_GATEWAY, REC_MPLS_VC, REC_GATEWAY_V4)), np.int64)
 _HP_KIND = {HP_ETHERNET: pkt.K_ETH, HP_IPV4: pkt.K_IPV4, HP_IPV6: pkt.K_IPV6, HP_MPLS: pkt.K_MPLS}
 
 
@@ -69,65 +73,43 @@ class SflowOptions:
 
 
 class _Samples:
-    """Per flow sample columns, filled as records are read."""
+    """Per flow sample columns, filled as records are read. A column is made (zeros) the
+    first time it is touched, so a run pays only for the columns its records and
+    primitives use; ``columns()`` lists those made so far."""
+
+    _SPEC = {}
+    for _k in ("dg", "seq", "src_class", "src_index", "rate", "pool", "in_if", "out_if",
+               "size", "etype", "proto", "tos", "sport", "dport", "flags", "in_vlan",
+               "out_vlan", "in_prio", "out_prio", "src_mask", "dst_mask", "src_as", "dst_as",
+               "peer_src_as", "peer_dst_as", "local_pref", "as_path", "comms", "mpls_top",
+               "mpls_bottom", "mpls_depth", "pw_id", "vxlan", "tun_proto", "tun_tos",
+               "tun_sport", "tun_dport"):
+        _SPEC[_k] = (np.int64, ())
+    # seq: samplesGenerated; size: sampledPacketSize; as_path, comms: string ids;
+    # pw_id: the extended MPLS VC record's mpls_pw_id; vxlan, tun_*: the frame inside
+    for _k in ("got4", "got6", "bad"):
+        _SPEC[_k] = (bool, ())
+    for _k in ("nh_af", "bgp_nh_af", "tun_af"):
+        _SPEC[_k] = (np.uint8, ())
+    for _k in ("src", "dst", "nh", "bgp_nh", "tun_src", "tun_dst"):
+        _SPEC[_k] = (np.uint8, (16,))
+    for _k in ("src_mac", "dst_mac", "tun_smac", "tun_dmac"):
+        _SPEC[_k] = (np.uint8, (6,))
+    del _k
 
     def __init__(self, n: int):
-        z = lambda dt: np.zeros(n, dt)  # noqa: E731
         self.n = n
-        self.dg = z(np.int64)
-        self.seq = z(np.int64)           # samplesGenerated
-        self.src_class = z(np.int64)
-        self.src_index = z(np.int64)
-        self.rate = z(np.int64)
-        self.pool = z(np.int64)
-        self.in_if = z(np.int64)
-        self.out_if = z(np.int64)
-        self.size = z(np.int64)          # sampledPacketSize
-        self.got4 = z(bool)
-        self.got6 = z(bool)
-        self.etype = z(np.int64)
-        self.src = np.zeros((n, 16), np.uint8)
-        self.dst = np.zeros((n, 16), np.uint8)
-        self.proto = z(np.int64)
-        self.tos = z(np.int64)
-        self.sport = z(np.int64)
-        self.dport = z(np.int64)
-        self.flags = z(np.int64)
-        self.src_mac = np.zeros((n, 6), np.uint8)
-        self.dst_mac = np.zeros((n, 6), np.uint8)
-        self.in_vlan = z(np.int64)
-        self.out_vlan = z(np.int64)
-        self.in_prio = z(np.int64)
-        self.out_prio = z(np.int64)
-        self.src_mask = z(np.int64)
-        self.dst_mask = z(np.int64)
-        self.nh_af = z(np.uint8)
-        self.nh = np.zeros((n, 16), np.uint8)
-        self.bgp_nh_af = z(np.uint8)
-        self.bgp_nh = np.zeros((n, 16), np.uint8)
-        self.src_as = z(np.int64)
-        self.dst_as = z(np.int64)
-        self.peer_src_as = z(np.int64)
-        self.peer_dst_as = z(np.int64)
-        self.local_pref = z(np.int64)
-        self.as_path = z(np.int64)       # string ids
-        self.comms = z(np.int64)
-        self.mpls_top = z(np.int64)
-        self.mpls_bottom = z(np.int64)
-        self.mpls_depth = z(np.int64)
-        self.pw_id = z(np.int64)          # extended MPLS VC record: mpls_pw_id
-        self.bad = z(bool)
-        # VXLAN and the frame inside it (tunnel_* primitives)
-        self.vxlan = z(np.int64)
-        self.tun_af = z(np.uint8)
-        self.tun_src = np.zeros((n, 16), np.uint8)
-        self.tun_dst = np.zeros((n, 16), np.uint8)
-        self.tun_proto = z(np.int64)
-        self.tun_tos = z(np.int64)
-        self.tun_sport = z(np.int64)
-        self.tun_dport = z(np.int64)
-        self.tun_smac = np.zeros((n, 6), np.uint8)
-        self.tun_dmac = np.zeros((n, 6), np.uint8)
+
+    def __getattr__(self, name):
+        spec = _Samples._SPEC.get(name)
+        if spec is None:
+            raise AttributeError(name)
+        v = np.zeros((self.n,) + spec[1], spec[0])
+        setattr(self, name, v)
+        return v
+
+    def columns(self) -> dict:
+        return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
 
 
 class _Agents:
@@ -189,6 +171,13 @@ class SflowDecoder:
         # fields of the switch and router records only these primitives use
         self._vlan_cos = bool(self.fields & {"vlan", "cos"})
         self._router = bool(self.fields & {"peer_dst_ip", "nexthop", "src_mask", "dst_mask"})
+        self._macs = bool(self.fields & {"src_mac", "dst_mac"})
+        self._mpls = bool(self.fields & {"mpls_label_top", "mpls_label_bottom",
+                                         "mpls_stack_depth"})
+        self._proto = bool(self.fields & {"proto", "src_port", "dst_port", "tcp_flags"})
+        # the sampled headers' transport layer (ports, flags, VXLAN, tunnels)
+        self._transport = self._tunnels or bool(
+            self.fields & {"src_port", "dst_port", "tcp_flags", "vxlan"})
 
     # --- bad input, in pmacct's words
     def malformed(self, src: str, port: int, msg: str) -> None:
@@ -485,13 +474,16 @@ class SflowDecoder:
                 self.malformed(ref.src, ref.port, "discarding short sFlow v5 packet")
             left[act[short]] = 0
             act, c = act[~short], c[~short]
-            tag = b.be32(c).astype(np.int64)
+            w = b.words(c, 2)                       # type, length
+            tag = w[:, 0].astype(np.int64)
+            ln = w[:, 1].astype(np.int64)
             # Brocade ACL samples: three words, then the real sample type
             br = tag == BROCADE_ACL_SAMPLE
             if br.any():
                 c = np.where(br, c + 12, c)
-                tag = np.where(br, b.be32(c), tag).astype(np.int64)
-            ln = b.be32(c + 4).astype(np.int64)
+                w = b.words(c[br], 2)
+                tag[br] = w[:, 0]
+                ln[br] = w[:, 1]
             body = c + 8
             bend = body + ln
             over = bend > end[act]
@@ -519,7 +511,9 @@ class SflowDecoder:
         bs = np.concatenate([f[1] for f in flows])
         be = np.concatenate([f[2] for f in flows])
         ex = np.concatenate([f[3] for f in flows])
-        o = np.lexsort((bs, dg))                     # arrival order
+        # arrival order: by datagram, then position (the lists are by position, and a
+        # datagram has one sample at each, so a stable sort by datagram gives it)
+        o = np.argsort(dg, kind="stable")
         dg, bs, be, ex = dg[o], bs[o], be[o], ex[o]
         return self._flow_samples(pk, b, dg, bs, be, ex)
 
@@ -531,41 +525,78 @@ class SflowDecoder:
         short = bs + fixed > be
         s.bad |= short
         f = self.fields
-        o = np.where(ex, 4, 0)
-        s.rate[:] = b.be32(bs + 8 + o)
+        # the fixed part of every sample in one gather: compact (8 words: seq, source
+        # id, rate, pool, drops, input, output, records) or expanded (11: seq, source
+        # class, index, rate, pool, drops, input format, value, output format, value,
+        # records)
+        w = b.words(bs, 11)
+        col = lambda c, e: np.where(ex, w[:, e], w[:, c]).astype(np.int64)  # noqa: E731
+        anyex = bool(ex.any())
+        if not anyex:
+            col = lambda c, e: w[:, c].astype(np.int64)  # noqa: E731
+        s.rate = col(2, 3)
         # what only some primitives or renormalization use is read only for them
         if self.opts.renormalize:
-            s.seq[:] = b.be32(bs)
-            sid = b.be32(bs + 4).astype(np.int64)
-            s.src_class[:] = np.where(ex, sid, sid >> 24)
-            s.src_index[:] = np.where(ex, b.be32(bs + 8), sid & 0xFFFFFF)
-            s.pool[:] = b.be32(bs + 12 + o)
+            s.seq = w[:, 0].astype(np.int64)
+            sid = w[:, 1].astype(np.int64)
+            s.src_class = np.where(ex, sid, sid >> 24)
+            s.src_index = np.where(ex, w[:, 2], sid & 0xFFFFFF).astype(np.int64)
+            s.pool = col(3, 4)
         if "in_iface" in f:
-            s.in_if[:] = b.be32(bs + np.where(ex, 28, 20))
+            s.in_if = col(5, 7)
         if "out_iface" in f:
-            s.out_if[:] = b.be32(bs + np.where(ex, 36, 24))
-        nrec = np.where(short, 0, np.minimum(b.be32(bs + fixed - 4), MAX_RECORDS)).astype(np.int64)
+            s.out_if = col(6, 9)
+        nrec = np.where(short, 0, np.minimum(col(7, 10), MAX_RECORDS))
         cur = bs + fixed
-        while True:
-            act = np.nonzero(nrec > 0)[0]
-            if not len(act):
-                break
+        # walk the records of all samples in lock-step (one step per record position),
+        # keeping where each record is; then apply them kind by kind for the whole batch
+        parts = []
+        last = np.zeros(n, np.int64)               # rank of each sample's latest record
+        odd = np.zeros(n, bool)                     # records out of _RANK order
+        act = np.nonzero(nrec > 0)[0]
+        depth = 0
+        while len(act):
             c = cur[act]
-            over = c + 8 > be[act]
-            s.bad[act[over]] = True
-            nrec[act[over]] = 0
-            act, c = act[~over], c[~over]
-            tag = b.be32(c).astype(np.int64)
-            ln = b.be32(c + 4).astype(np.int64)
-            r0, r1 = c + 8, c + 8 + ln
-            over = r1 > be[act]
-            s.bad[act[over]] = True
-            nrec[act[over]] = 0
-            keep = ~over
-            act, tag, r0, r1 = act[keep], tag[keep], r0[keep], r1[keep]
-            self._records(b, s, act, tag, r0, r1)
+            w = b.words(c, 2)                       # type, length
+            tag = w[:, 0].astype(np.int64)
+            r0 = c + 8
+            r1 = r0 + w[:, 1]
+            over = (r0 > be[act]) | (r1 > be[act])
+            if over.any():
+                s.bad[act[over]] = True
+                nrec[act[over]] = 0
+                keep = ~over
+                act, tag, r0, r1 = act[keep], tag[keep], r0[keep], r1[keep]
+            k = np.minimum(np.searchsorted(_RANK_TAGS, tag), len(_RANK_TAGS) - 1)
+            rank = np.where(_RANK_TAGS[k] == tag, k + 1, 0)
+            known = rank > 0
+            if not known.all():
+                a2, t2, s2, e2, rk = act[known], tag[known], r0[known], r1[known], rank[known]
+            else:
+                a2, t2, s2, e2, rk = act, tag, r0, r1, rank
+            odd[a2[rk <= last[a2]]] = True
+            last[a2] = rk
+            parts.append((a2, t2, s2, e2, np.full(len(a2), depth)))
             cur[act] = r1
             nrec[act] -= 1
+            act = act[nrec[act] > 0]
+            depth += 1
+        if not parts:
+            return s
+        A, T, R0, R1, D = (np.concatenate(x) for x in zip(*parts)) if len(parts) > 1 \
+            else parts[0]
+        if not odd.any():
+            self._records(b, s, A, T, R0, R1)
+            return s
+        # samples whose records come in _RANK order (nearly all) take one pass; the
+        # others have their records applied position by position, as they came
+        sel = ~odd[A]
+        self._records(b, s, A[sel], T[sel], R0[sel], R1[sel])
+        sel = ~sel
+        A, T, R0, R1, D = A[sel], T[sel], R0[sel], R1[sel], D[sel]
+        for d in np.unique(D).tolist():
+            m = D == d
+            self._records(b, s, A[m], T[m], R0[m], R1[m])
         return s
 
     _FIXED = {REC_ETHERNET: 24, REC_IPV4: 32, REC_IPV6: 56, REC_SWITCH: 16}
@@ -579,8 +610,10 @@ class SflowDecoder:
         for t, size in self._FIXED.items():
             bad |= (tag == t) & (ln != size)
         h = tag == REC_HEADER
+        hw = None
         if h.any():
-            hl = b.be32(r0[h] + 12).astype(np.int64)
+            hw = b.words(r0[h], 4)                  # protocol, size, stripped, length
+            hl = hw[:, 3].astype(np.int64)
             bad[h] |= (ln[h] < 16) | (16 + ((hl + 3) & ~3) != ln[h])
         rt = tag == REC_ROUTER
         if rt.any():
@@ -589,10 +622,12 @@ class SflowDecoder:
         if bad.any():
             s.bad[act[bad]] = True
             keep = ~bad
+            if hw is not None:
+                hw = hw[keep[h]]
             act, tag, r0, r1 = act[keep], tag[keep], r0[keep], r1[keep]
         m = tag == REC_HEADER
         if m.any():
-            self._header(b, s, act[m], r0[m], r1[m])
+            self._header(b, s, act[m], r0[m], r1[m], hw)
         m = (tag == REC_ETHERNET) & (r1 - r0 >= 24)
         if m.any():
             i, p = act[m], r0[m]
@@ -662,49 +697,66 @@ class SflowDecoder:
         if m.any():
             self._gateway(b, s, act[m], r0[m], r1[m], next_hop=False)
 
-    def _header(self, b, s, i, p, e) -> None:
-        hp = b.be32(p).astype(np.int64)
-        size = b.be32(p + 4).astype(np.int64)
-        hl = b.be32(p + 12).astype(np.int64)       # v5: protocol, size, stripped, length
+    def _header(self, b, s, i, p, e, w) -> None:
+        """Sampled packet header records at ``p`` (``w``: their first four words:
+        protocol, frame size, bytes stripped, header length)."""
+        hp = w[:, 0].astype(np.int64)
+        hl = w[:, 3].astype(np.int64)
         data = p + 16
         hl = np.maximum(np.minimum(hl, e - data), 0)
-        s.size[i] = size
+        s.size[i] = w[:, 1]
         kind = np.zeros(len(i), np.int64)
         for h, k in _HP_KIND.items():
             kind[hp == h] = k
         known = kind > 0
-        i, data, hl, kind = i[known], data[known], hl[known], kind[known]
-        if not len(i):
-            return
+        if not known.all():
+            i, data, hl, kind = i[known], data[known], hl[known], kind[known]
+            if not len(i):
+                return
+        f = self.fields
         r = pkt.parse(b, data, hl, kind, max_vlan_tags=1, snap=True, min_l4=8,
-                      tunnels=self._tunnels, ipip=True,
-                      macs=bool(self.fields & {"src_mac", "dst_mac"}))
-        eth = kind == pkt.K_ETH
-        s.dst_mac[i[eth]] = r.dst_mac[eth]
-        s.src_mac[i[eth]] = r.src_mac[eth]
-        # the header's VLAN and priority count only if no switch record said otherwise
-        nov = (s.in_vlan[i] == 0) & (s.out_vlan[i] == 0)
-        s.in_vlan[i[nov]] = r.vlan[nov]
-        nop = (s.in_prio[i] == 0) & (s.out_prio[i] == 0)
-        s.in_prio[i[nop]] = np.where(r.vlan_tags[nop] > 0, r.cos[nop], 0)
-        s.etype[i] = r.etype
-        s.mpls_top[i] = r.mpls_top
-        s.mpls_bottom[i] = r.mpls_bottom
-        s.mpls_depth[i] = r.mpls_depth
-        g4 = (r.l3 == 4)
-        g6 = (r.l3 == 6)
-        s.got4[i] = g4
-        s.got6[i] = g6
+                      tunnels=self._tunnels, ipip=True, macs=self._macs,
+                      transport=self._transport)
+        # only what the run's primitives use is written into the samples
+        if self._macs:
+            eth = kind == pkt.K_ETH
+            s.dst_mac[i[eth]] = r.dst_mac[eth]
+            s.src_mac[i[eth]] = r.src_mac[eth]
+        if self._vlan_cos:
+            # the header's VLAN and priority count only if no switch record said otherwise
+            nov = (s.in_vlan[i] == 0) & (s.out_vlan[i] == 0)
+            s.in_vlan[i[nov]] = r.vlan[nov]
+            nop = (s.in_prio[i] == 0) & (s.out_prio[i] == 0)
+            s.in_prio[i[nop]] = np.where(r.vlan_tags[nop] > 0, r.cos[nop], 0)
+        if "etype" in f:
+            s.etype[i] = r.etype
+        if self._mpls:
+            s.mpls_top[i] = r.mpls_top
+            s.mpls_bottom[i] = r.mpls_bottom
+            s.mpls_depth[i] = r.mpls_depth
+        s.got4[i] = r.l3 == 4
+        s.got6[i] = r.l3 == 6
         ip = r.af > 0
-        j = i[ip]
-        s.src[j] = r.src[ip]
-        s.dst[j] = r.dst[ip]
-        s.proto[j] = r.proto[ip]
-        s.tos[j] = np.where(r.af[ip] == 6, r.tos[ip] >> 4, r.tos[ip])
-        s.sport[j] = r.src_port[ip]
-        s.dport[j] = r.dst_port[ip]
-        s.flags[j] = r.tcp_flags[ip]
-        s.vxlan[i] = r.vxlan
+        if ip.all():
+            j, ip = i, slice(None)
+        else:
+            j = i[ip]
+        if "src_host" in f:
+            s.src[j] = r.src[ip]
+        if "dst_host" in f:
+            s.dst[j] = r.dst[ip]
+        if self._proto:
+            s.proto[j] = r.proto[ip]
+        if "tos" in f:
+            s.tos[j] = np.where(r.af[ip] == 6, r.tos[ip] >> 4, r.tos[ip])
+        if "src_port" in f:
+            s.sport[j] = r.src_port[ip]
+        if "dst_port" in f:
+            s.dport[j] = r.dst_port[ip]
+        if "tcp_flags" in f:
+            s.flags[j] = r.tcp_flags[ip]
+        if "vxlan" in f:
+            s.vxlan[i] = r.vxlan
         if r.inner is not None and len(r.inner_rows):
             inn, t = r.inner, i[r.inner_rows]
             s.tun_af[t] = inn.af
@@ -832,9 +884,8 @@ class SflowDecoder:
         if keep.all():
             return s
         out = _Samples(int(keep.sum()))
-        for k, v in vars(s).items():
-            if isinstance(v, np.ndarray):
-                setattr(out, k, v[keep])
+        for k, v in s.columns().items():
+            setattr(out, k, v[keep])
         return out
 
     def _merge(self, a: _Samples, c: _Samples) -> _Samples:
@@ -843,13 +894,11 @@ class SflowDecoder:
         if not c.n:
             return a
         out = _Samples(a.n + c.n)
-        for k, v in vars(a).items():
-            if isinstance(v, np.ndarray):
-                setattr(out, k, np.concatenate([v, getattr(c, k)]))
+        for k in set(a.columns()) | set(c.columns()):
+            setattr(out, k, np.concatenate([getattr(a, k), getattr(c, k)]))
         o = np.argsort(out.dg, kind="stable")
-        for k, v in vars(out).items():
-            if isinstance(v, np.ndarray):
-                setattr(out, k, v[o])
+        for k, v in out.columns().items():
+            setattr(out, k, v[o])
         return out
 
     # --- sfacctd_renormalize: pmacct's effective sampling rate per data source
