@@ -242,7 +242,7 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
     out.etype[:] = np.where(et > 0, et, 0)
 
     # --- MPLS label stacks
-    t = np.nonzero(live & np.isin(et, ETH_MPLS))[0]
+    t = np.nonzero(live & ((et == ETH_MPLS[0]) | (et == ETH_MPLS[1])))[0]
     if len(t):
         p = pos[t].copy()
         e = end[t]
@@ -323,7 +323,7 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         e = end[t]
         ok = np.ones(len(t), bool)
         for _ in range(max_ext):
-            g = np.nonzero(ok & np.isin(nh, (0, 43, 44, 51, 60)))[0]
+            g = np.nonzero(ok & ((nh == 0) | (nh == 43) | (nh == 44) | (nh == 51) | (nh == 60)))[0]
             if not len(g):
                 break
             short = q[g] + 8 > e[g]

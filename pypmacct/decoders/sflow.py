@@ -216,7 +216,7 @@ class SflowDecoder:
         atype = np.where(L >= 8, b.be32(S + 4), 0).astype(np.int64)
         alen = np.where(atype == 1, 4, 16)
         hlen = 8 + alen + np.where(ver == 5, 16, 12)
-        good = np.isin(ver, (2, 4, 5)) & ((atype == 1) | (atype == 2)) & (L >= hlen)
+        good = ((ver == 2) | (ver == 4) | (ver == 5)) & ((atype == 1) | (atype == 2)) & (L >= hlen)
         for i in np.nonzero(~good)[0].tolist():
             ref = pk.ref(i)
             if ver[i] in (2, 4, 5):
@@ -418,13 +418,15 @@ class SflowDecoder:
         status = self.agent_status
         if self.opts.disable_checks:
             # only remember each (agent, sub-agent)'s last sequence number; all are good
-            k = np.stack([agent_txt.ids[idx], sub[idx]], axis=1)
+            # one 64-bit key per datagram: agent id, sub-agent id (32 bits)
+            k = (agent_txt.ids[idx].astype(np.int64) << 32) | (sub[idx] & 0xFFFFFFFF)
             rev = k[::-1]
-            u, last, inv, cnt = np.unique(rev, axis=0, return_index=True, return_inverse=True,
+            u, last, inv, cnt = np.unique(rev, return_index=True, return_inverse=True,
                                           return_counts=True)
             nbytes = np.bincount(inv.ravel(), weights=pk.length[idx][::-1], minlength=len(u))
             lastpos = idx[::-1][last]
-            for (a, sb), i, c, nb in zip(u.tolist(), lastpos.tolist(), cnt.tolist(),
+            pairs = [(int(x) >> 32, int(x) & 0xFFFFFFFF) for x in u.tolist()]
+            for (a, sb), i, c, nb in zip(pairs, lastpos.tolist(), cnt.tolist(),
                                          nbytes.tolist()):
                 key = (agent_txt.names[a], sb)
                 self.seq_state[key] = int(dseq[i])
@@ -463,6 +465,7 @@ class SflowDecoder:
         left = np.minimum(nsamp[idx], MAX_SAMPLES)
         end = E[idx]
         dgi = idx.copy()
+        nflow = np.zeros(len(idx), np.int64)      # flow samples seen so far per datagram
         while True:
             act = np.nonzero(left > 0)[0]
             if not len(act):
@@ -487,7 +490,7 @@ class SflowDecoder:
             body = c + 8
             bend = body + ln
             over = bend > end[act]
-            known = np.isin(tag, (FLOW_SAMPLE, COUNTER_SAMPLE, FLOW_SAMPLE_EXP, COUNTER_SAMPLE_EXP))
+            known = (tag >= FLOW_SAMPLE) & (tag <= COUNTER_SAMPLE_EXP)      # types 1-4
             bad = over | ~known
             for j, o in zip(act[bad].tolist(), over[bad].tolist()):
                 ref = pk.ref(int(dgi[j]))
@@ -497,7 +500,9 @@ class SflowDecoder:
             ok = ~bad
             a2, t2, b2, e2 = act[ok], tag[ok], body[ok], bend[ok]
             fl = (t2 == FLOW_SAMPLE) | (t2 == FLOW_SAMPLE_EXP)
-            flows.append((dgi[a2[fl]], b2[fl], e2[fl], t2[fl] == FLOW_SAMPLE_EXP))
+            af = a2[fl]
+            flows.append((af, nflow[af], b2[fl], e2[fl], t2[fl] == FLOW_SAMPLE_EXP))
+            nflow[af] += 1
             ct = ~fl
             if self.opts.counters and ct.any():
                 cnts.append((dgi[a2[ct]], b2[ct], e2[ct], t2[ct] == COUNTER_SAMPLE_EXP))
@@ -507,15 +512,17 @@ class SflowDecoder:
             self._keep_counters(pk, b, cnts)
         if not flows:
             return _Samples(0)
-        dg = np.concatenate([f[0] for f in flows])
-        bs = np.concatenate([f[1] for f in flows])
-        be = np.concatenate([f[2] for f in flows])
-        ex = np.concatenate([f[3] for f in flows])
-        # arrival order: by datagram, then position (the lists are by position, and a
-        # datagram has one sample at each, so a stable sort by datagram gives it)
-        o = np.argsort(dg, kind="stable")
-        dg, bs, be, ex = dg[o], bs[o], be[o], ex[o]
-        return self._flow_samples(pk, b, dg, bs, be, ex)
+        # arrival order (by datagram, then position): each flow sample's place is the
+        # number of flow samples of the datagrams before its own plus its rank in its own
+        # (``idx`` is in datagram order)
+        j, rank, bs, be, ex = (np.concatenate(x) for x in zip(*flows))
+        base = np.cumsum(nflow) - nflow
+        dest = base[j] + rank
+        n = len(dest)
+        dg, bs2, be2, ex2 = (np.empty(n, np.int64), np.empty(n, np.int64),
+                             np.empty(n, np.int64), np.empty(n, bool))
+        dg[dest], bs2[dest], be2[dest], ex2[dest] = dgi[j], bs, be, ex
+        return self._flow_samples(pk, b, dg, bs2, be2, ex2)
 
     def _flow_samples(self, pk, b, dg, bs, be, ex) -> _Samples:
         n = len(dg)
