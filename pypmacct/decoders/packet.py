@@ -155,9 +155,12 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         i = np.nonzero(m)[0]
         s = start[i]
         if macs:
-            out.dst_mac[i] = b.rows(s, 6)
-            out.src_mac[i] = b.rows(s + 6, 6)
-        et[i] = b.be16(s + 12)
+            h = b.rows(s, 14)                        # the whole header in one gather
+            out.dst_mac[i] = h[:, :6]
+            out.src_mac[i] = h[:, 6:12]
+            et[i] = h.view(">u2")[:, 6]
+        else:
+            et[i] = b.be16(s + 12)
         pos[i] = s + 14
         live[i] = True
     for k, hl, eo, halen_at, addr_at in ((K_SLL, 16, 14, 4, 6), (K_SLL2, 20, 0, 11, 12)):
@@ -218,13 +221,14 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         short = pos[t] + 4 > end[t]
         live[t[short]] = False
         t = t[~short]
-        tci = b.be16(pos[t])
+        tag = b.rows(pos[t], 4).view(">u2")          # TCI, next type
+        tci = tag[:, 0]
         first = out.vlan_tags[t] == 0
         f = t[first]
         out.vlan[f] = tci[first] & 0x0FFF
         out.cos[f] = tci[first] >> 13
         out.vlan_tags[t] += 1
-        et[t] = b.be16(pos[t] + 2)
+        et[t] = tag[:, 1]
         pos[t] += 4
     # --- 802.3 with LLC (sFlow's decoder)
     if snap:
@@ -292,18 +296,20 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         p = pos[t]
         out.af[t] = 4
         out.ip_off[t] = p
-        ihl = (b.u8(p) & 0x0F).astype(np.int64) * 4
-        out.tos[t] = b.u8(p + 1)
-        out.ip_len[t] = b.be16(p + 2)
-        fo = b.be16(p + 6)
-        out.frag_id[t] = b.be16(p + 4)
+        h = b.rows(p, 20)                            # the fixed header in one gather
+        h16 = h.view(">u2")
+        ihl = (h[:, 0] & 0x0F).astype(np.int64) * 4
+        out.tos[t] = h[:, 1]
+        out.ip_len[t] = h16[:, 1]
+        fo = h16[:, 3]
+        out.frag_id[t] = h16[:, 2]
         out.frag[t] = (fo & 0x1FFF) != 0
         out.more_frags[t] = (fo & 0x2000) != 0
-        pr = b.u8(p + 9)
+        pr = h[:, 9]
         out.proto[t] = pr
         proto[t] = pr
-        out.src[t, :4] = b.rows(p + 12, 4)
-        out.dst[t, :4] = b.rows(p + 16, 4)
+        out.src[t, :4] = h[:, 12:16]
+        out.dst[t, :4] = h[:, 16:20]
         first = (fo & 0x1FFF) == 0
         l4pos[t[first]] = p[first] + ihl[first]
 
@@ -313,12 +319,12 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         p = pos[t]
         out.af[t] = 6
         out.ip_off[t] = p
-        w = b.be32(p)
-        out.tos[t] = (w >> 20) & 0xFF
-        out.ip_len[t] = b.be16(p + 4).astype(np.int64) + 40
-        out.src[t] = b.rows(p + 8, 16)
-        out.dst[t] = b.rows(p + 24, 16)
-        nh = b.u8(p + 6).astype(np.int64)
+        h = b.rows(p, 40)                            # the fixed header in one gather
+        out.tos[t] = ((h[:, 0] & 0x0F) << 4) | (h[:, 1] >> 4)
+        out.ip_len[t] = h.view(">u2")[:, 2].astype(np.int64) + 40
+        out.src[t] = h[:, 8:24]
+        out.dst[t] = h[:, 24:40]
+        nh = h[:, 6].astype(np.int64)
         q = p + 40
         e = end[t]
         ok = np.ones(len(t), bool)
@@ -352,23 +358,28 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         p = l4pos[t]
         pr = proto[t]
         room = np.where(end[t] - p >= min_l4, end[t] - p, 0)
+        # the first 16 transport bytes in one gather (ports, TCP flags, ICMP type and
+        # code, the VXLAN header): bytes past a packet's end are read but not used
+        h = b.rows(p, 16)
+        h16 = h.view(">u2")
         ports = ((pr == 6) | (pr == 17) | (pr == 132)) & (room >= 4)
         i = t[ports]
-        out.src_port[i] = b.be16(p[ports])
-        out.dst_port[i] = b.be16(p[ports] + 2)
+        out.src_port[i] = h16[ports, 0]
+        out.dst_port[i] = h16[ports, 1]
         tcp = (pr == 6) & (room >= 14)
-        out.tcp_flags[t[tcp]] = b.u8(p[tcp] + 13)
+        out.tcp_flags[t[tcp]] = h[tcp, 13]
         icmp = ((pr == 1) | (pr == 58)) & (room >= 2)
-        out.icmp_type[t[icmp]] = b.u8(p[icmp])
-        out.icmp_code[t[icmp]] = b.u8(p[icmp] + 1)
+        out.icmp_type[t[icmp]] = h[icmp, 0]
+        out.icmp_code[t[icmp]] = h[icmp, 1]
         out.l4[t] = np.where(pr == 6, room >= 20, np.where(pr == 17, room >= 8, room >= 4))
         out.l4_off[t] = p
-        vx = (pr == 17) & (out.dst_port[t] == 4789) & (room >= 16) & ((b.u8(p + 8) & 0x08) != 0)
+        vx = (pr == 17) & (out.dst_port[t] == 4789) & (room >= 16) & ((h[:, 8] & 0x08) != 0)
         inner_rows, inner_at, inner_kind = [], [], []
         if vx.any():
             i, q = t[vx], p[vx]
-            out.vxlan[i] = (b.u8(q + 12).astype(np.uint32) << 16) | \
-                (b.u8(q + 13).astype(np.uint32) << 8) | b.u8(q + 14)
+            hv = h[vx]
+            out.vxlan[i] = (hv[:, 12].astype(np.uint32) << 16) | \
+                (hv[:, 13].astype(np.uint32) << 8) | hv[:, 14]
             inner_rows.append(i)
             inner_at.append(q + 16)
             inner_kind.append(np.full(len(i), K_ETH))
