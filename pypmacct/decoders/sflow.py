@@ -1037,17 +1037,23 @@ class SflowDecoder:
                         p += (8 if u32(p) == 1 else 20) + 8
                     elif et == 3:
                         if version == 2:
+                            # v2: AS, source AS, source peer AS, then the destination
+                            # path as a plain list of AS numbers (no segments, no
+                            # communities, no local preference). pmacct 1.7.7 keeps only
+                            # the source AS and source peer AS of it: laid out as a v4
+                            # record with an empty path
                             n_ = u32(p + 12)
                             p += 16 + 4 * n_
-                        else:
-                            p += 12
-                            nseg = u32(p)
-                            p += 4
-                            for _ in range(nseg):
-                                p += 8 + 4 * u32(p + 4)
-                            p += 4 + 4 * u32(p) + 4
-                        if version == 2:
-                            continue                 # v2 gateway: not kept (see docs)
+                            if p > e:
+                                raise ValueError("short")
+                            recs.append((REC_GATEWAY_V4, raw[q:q + 12] + bytes(12)))
+                            continue
+                        p += 12
+                        nseg = u32(p)
+                        p += 4
+                        for _ in range(nseg):
+                            p += 8 + 4 * u32(p + 4)
+                        p += 4 + 4 * u32(p) + 4
                         recs.append((REC_GATEWAY_V4, raw[q:p]))     # no BGP next hop
                         continue
                     elif et in (4, 5):
