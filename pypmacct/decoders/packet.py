@@ -83,16 +83,24 @@ class _Buf:
     the buffer (one element per byte offset): one gather per value instead of one per
     byte."""
 
-    def __init__(self, buf):
+    def __init__(self, buf, used: int | None = None):
+        """``used``: if given, no byte at or past it is read as data; a buffer with
+        room for the padding past ``used`` (a savefile read holding the batch's
+        datagrams) is used as it is, without the padded copy."""
         if isinstance(buf, _Buf):              # already padded: share it
             self.size, self.a, self.limit = buf.size, buf.a, buf.limit
             self._views = buf._views
             return
         raw = np.frombuffer(buf, np.uint8) if not isinstance(buf, np.ndarray) else buf
+        self._views = {}
+        if used is not None and len(raw) - used >= _PAD:
+            self.size = used
+            self.a = raw
+            self.limit = len(raw) - 8
+            return
         self.size = len(raw)
         self.a = np.concatenate([raw, np.zeros(_PAD, np.uint8)])
         self.limit = self.size + _PAD - 8
-        self._views = {}
 
     def _view(self, dt):
         v = self._views.get(dt)

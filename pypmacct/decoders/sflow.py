@@ -209,9 +209,9 @@ class SflowDecoder:
         dtype = self.opts.record_dtype
         if not n:
             return np.zeros(0, dtype)
-        b = _Buf(pk.buf)
         S, L = pk.start, pk.length
         E = S + L
+        b = _Buf(pk.buf, used=int(E.max()))
         ver = np.where(L >= 4, b.be32(S), 0).astype(np.int64)
         atype = np.where(L >= 8, b.be32(S + 4), 0).astype(np.int64)
         alen = np.where(atype == 1, 4, 16)

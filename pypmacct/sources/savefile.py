@@ -663,7 +663,7 @@ class _Batcher:
                 sel = bid == b
                 lo = int(off[sel].min())
                 hi = int((off[sel] + length[sel]).max())
-                pieces.append(self.bufs[b][lo:hi])
+                pieces.append(memoryview(self.bufs[b])[lo:hi])     # copied once, by join
                 start[sel] = off[sel] - lo + base
                 base += hi - lo
             buf = b"".join(pieces)
