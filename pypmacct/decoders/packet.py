@@ -153,13 +153,15 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
     b = _Buf(buf)
     end = start + np.maximum(length, 0)
     kind = np.broadcast_to(np.asarray(kind, np.int64), (n,))
+    # which first layers occur: a layer no packet has costs nothing
+    has = np.bincount(np.clip(kind, 0, K_PPP + 1), minlength=K_PPP + 2) > 0
     pos = start.copy()
     et = np.zeros(n, np.int64)          # ethertype to follow; -1: IP, sniff the version
     live = np.zeros(n, bool)
 
     # --- link layers
-    m = (kind == K_ETH) & (length >= 14)
-    if m.any():
+    m = (kind == K_ETH) & (length >= 14) if has[K_ETH] else None
+    if m is not None and m.any():
         i = np.nonzero(m)[0]
         s = start[i]
         if macs:
@@ -172,6 +174,8 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         pos[i] = s + 14
         live[i] = True
     for k, hl, eo, halen_at, addr_at in ((K_SLL, 16, 14, 4, 6), (K_SLL2, 20, 0, 11, 12)):
+        if not has[k]:
+            continue
         m = (kind == k) & (length >= hl)
         if m.any():
             i = np.nonzero(m)[0]
@@ -183,12 +187,13 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
             if macs:
                 j = i[hal == 6]
                 out.src_mac[j] = b.rows(start[j] + addr_at, 6)
-    m = (kind == K_IP) | (kind == K_IPV4) | (kind == K_IPV6)
-    if m.any():
+    if has[K_IP] or has[K_IPV4] or has[K_IPV6]:
+        m = (kind == K_IP) | (kind == K_IPV4) | (kind == K_IPV6)
         et[m] = -1
         live[m] = True
-    m = ((kind == K_NULL) | (kind == K_LOOP)) & (length >= 4)
-    if m.any():
+    m = ((kind == K_NULL) | (kind == K_LOOP)) & (length >= 4) if has[K_NULL] or has[K_LOOP] \
+        else None
+    if m is not None and m.any():
         i = np.nonzero(m)[0]
         be = b.be32(start[i]).astype(np.int64)
         le = ((be & 0xFF) << 24) | ((be & 0xFF00) << 8) | ((be >> 8) & 0xFF00) | (be >> 24)
@@ -197,15 +202,15 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         et[i[ok]] = -1
         pos[i[ok]] = start[i[ok]] + 4
         live[i[ok]] = True
-    m = kind == K_MPLS
-    if m.any():
+    m = kind == K_MPLS if has[K_MPLS] else None
+    if m is not None and m.any():
         et[m] = ETH_MPLS[0]
         live[m] = True
     # PPP (DLT_PPP, DLT_PPP_SERIAL), as 1.7.7's ppp_handler: 4 bytes at least; an
     # optional ff 03 (address, control); a protocol of one byte when odd, else two;
     # PPP's IPv4/IPv6/MPLS numbers or an Ethernet type
-    m = (kind == K_PPP) & (length >= 4)
-    if m.any():
+    m = (kind == K_PPP) & (length >= 4) if has[K_PPP] else None
+    if m is not None and m.any():
         i = np.nonzero(m)[0]
         p = start[i].copy()
         hdlc = (b.u8(p) == 0xFF) & (b.u8(p + 1) == 0x03)

@@ -58,6 +58,9 @@ MAX_RECORDS = 256                # per sample
 _RANK_TAGS = np.array(sorted((REC_HEADER, REC_ETHERNET, REC_IPV4, REC_IPV6, REC_SWITCH,
                               REC_ROUTER, REC_GATEWAY, REC_MPLS_VC, REC_GATEWAY_V4)), np.int64)
 _HP_KIND = {HP_ETHERNET: pkt.K_ETH, HP_IPV4: pkt.K_IPV4, HP_IPV6: pkt.K_IPV6, HP_MPLS: pkt.K_MPLS}
+_HP_LUT = np.zeros(16, np.int64)             # header protocol -> parser kind (0: not parsed)
+for _h, _k in _HP_KIND.items():
+    _HP_LUT[_h] = _k
 
 
 @dataclass
@@ -212,8 +215,12 @@ class SflowDecoder:
         S, L = pk.start, pk.length
         E = S + L
         b = _Buf(pk.buf, used=int(E.max()))
-        ver = np.where(L >= 4, b.be32(S), 0).astype(np.int64)
-        atype = np.where(L >= 8, b.be32(S + 4), 0).astype(np.int64)
+        # the datagram headers in one gather: version, agent address type and address,
+        # (v5) sub-agent id, sequence number, uptime, sample count
+        hd = b.rows(S, 48)
+        hw = hd.view(">u4")
+        ver = np.where(L >= 4, hw[:, 0], 0).astype(np.int64)
+        atype = np.where(L >= 8, hw[:, 1], 0).astype(np.int64)
         alen = np.where(atype == 1, 4, 16)
         hlen = 8 + alen + np.where(ver == 5, 16, 12)
         good = ((ver == 2) | (ver == 4) | (ver == 5)) & ((atype == 1) | (atype == 2)) & (L >= hlen)
@@ -225,14 +232,15 @@ class SflowDecoder:
                 self.malformed(ref.src, ref.port, "discarding unknown sFlow packet")
         # per datagram header columns
         agent_af = np.where(atype == 1, 4, 6).astype(np.uint8)
-        agent = b.rows(S + 8, 16)
+        agent = hd[:, 8:24].copy()
         agent[atype == 1, 4:] = 0
-        p = S + 8 + alen
-        sub = np.where(ver == 5, b.be32(p), 0).astype(np.int64)
-        p = p + np.where(ver == 5, 4, 0)
-        dseq = b.be32(p).astype(np.int64)
-        nsamp = b.be32(p + 8).astype(np.int64)
-        first = p + 12
+        k = 2 + alen // 4                           # word of the sub-agent id (v5)
+        rows = np.arange(len(S))
+        sub = np.where(ver == 5, hw[rows, k], 0).astype(np.int64)
+        k = k + (ver == 5)
+        dseq = hw[rows, k].astype(np.int64)
+        nsamp = hw[rows, k + 2].astype(np.int64)
+        first = S + 4 * (k + 3)
         agent_txt = self._agent_texts(agent_af, agent, good)
         self._sequences(pk, np.nonzero(good)[0], agent_txt, sub, dseq)
 
@@ -712,9 +720,7 @@ class SflowDecoder:
         data = p + 16
         hl = np.maximum(np.minimum(hl, e - data), 0)
         s.size[i] = w[:, 1]
-        kind = np.zeros(len(i), np.int64)
-        for h, k in _HP_KIND.items():
-            kind[hp == h] = k
+        kind = _HP_LUT[np.minimum(hp, len(_HP_LUT) - 1)]
         known = kind > 0
         if not known.all():
             i, data, hl, kind = i[known], data[known], hl[known], kind[known]
