@@ -790,11 +790,18 @@ class SflowDecoder:
             ok, af, raw, size = np.ones(n, bool), np.zeros(n, np.uint8), np.zeros((n, 16), np.uint8), 0
         q = p + size
         ok &= q + 16 <= e
-        s.bgp_nh_af[i[ok]] = af[ok]
-        s.bgp_nh[i[ok]] = raw[ok]
-        s.src_as[i[ok]] = b.be32(q[ok] + 4)
-        s.peer_src_as[i[ok]] = b.be32(q[ok] + 8)
-        nseg = np.where(ok, b.be32(q + 12), 0).astype(np.int64)
+        f = self.fields
+        # every record is walked (a malformed one drops its sample); what it says is
+        # kept only for the primitives the run uses
+        w = b.words(q, 4)                   # AS, source AS, source peer AS, segments
+        if "peer_dst_ip" in f:
+            s.bgp_nh_af[i[ok]] = af[ok]
+            s.bgp_nh[i[ok]] = raw[ok]
+        if "src_as" in f:
+            s.src_as[i[ok]] = w[ok, 1]
+        if "peer_src_as" in f:
+            s.peer_src_as[i[ok]] = w[ok, 2]
+        nseg = np.where(ok, w[:, 3], 0).astype(np.int64)
         cur = q + 16
         path_start = cur.copy()
         first_as = np.zeros(n, np.int64)
@@ -825,9 +832,12 @@ class SflowDecoder:
         lp = np.where(ok, b.be32(cur + 4 + 4 * nc), 0)
         ok &= cur + 8 + 4 * nc == e                   # the record holds nothing else
         j = i[ok]
-        s.dst_as[j] = last_as[ok]
-        s.peer_dst_as[j] = first_as[ok]
-        s.local_pref[j] = lp[ok]
+        if "dst_as" in f:
+            s.dst_as[j] = last_as[ok]
+        if "peer_dst_as" in f:
+            s.peer_dst_as[j] = first_as[ok]
+        if "local_pref" in f:
+            s.local_pref[j] = lp[ok]
         s.bad[i[~ok]] = True
         if "as_path" in self.fields or "std_comm" in self.fields:
             self._gateway_texts(b, s, j, path_start[ok], path_end[ok], nseg[ok], comm_start[ok],
