@@ -467,55 +467,51 @@ class SflowDecoder:
 
     # --- sFlow v5: samples and their records
     def _walk_v5(self, pk, b, idx, first, E, nsamp) -> _Samples:
-        flows = []         # (dg, body start, body end, expanded)
+        flows = []         # (datagram position in idx, rank in it, body start, end, expanded)
         cnts = []
         cur = first[idx].copy()
         left = np.minimum(nsamp[idx], MAX_SAMPLES)
         end = E[idx]
         dgi = idx.copy()
         nflow = np.zeros(len(idx), np.int64)      # flow samples seen so far per datagram
-        while True:
-            act = np.nonzero(left > 0)[0]
-            if not len(act):
-                break
+        act = np.nonzero(left > 0)[0]
+        while len(act):
             c = cur[act]
-            short = c + 8 > end[act]
-            for j in act[short].tolist():
-                ref = pk.ref(int(dgi[j]))
-                self.malformed(ref.src, ref.port, "discarding short sFlow v5 packet")
-            left[act[short]] = 0
-            act, c = act[~short], c[~short]
+            e = end[act]
             w = b.words(c, 2)                       # type, length
             tag = w[:, 0].astype(np.int64)
             ln = w[:, 1].astype(np.int64)
+            short = c + 8 > e
             # Brocade ACL samples: three words, then the real sample type
             br = tag == BROCADE_ACL_SAMPLE
             if br.any():
+                br &= ~short
                 c = np.where(br, c + 12, c)
                 w = b.words(c[br], 2)
                 tag[br] = w[:, 0]
                 ln[br] = w[:, 1]
-            body = c + 8
-            bend = body + ln
-            over = bend > end[act]
-            known = (tag >= FLOW_SAMPLE) & (tag <= COUNTER_SAMPLE_EXP)      # types 1-4
-            bad = over | ~known
-            for j, o in zip(act[bad].tolist(), over[bad].tolist()):
-                ref = pk.ref(int(dgi[j]))
-                self.malformed(ref.src, ref.port, "discarding short sFlow v5 packet" if o
-                               else "discarding unknown v5 sample")
-            left[act[bad]] = 0
-            ok = ~bad
-            a2, t2, b2, e2 = act[ok], tag[ok], body[ok], bend[ok]
-            fl = (t2 == FLOW_SAMPLE) | (t2 == FLOW_SAMPLE_EXP)
-            af = a2[fl]
-            flows.append((af, nflow[af], b2[fl], e2[fl], t2[fl] == FLOW_SAMPLE_EXP))
+            bend = c + 8 + ln
+            over = short | (bend > e)
+            bad = over | (tag < FLOW_SAMPLE) | (tag > COUNTER_SAMPLE_EXP)   # types 1-4
+            if bad.any():
+                for j, o in zip(act[bad].tolist(), over[bad].tolist()):
+                    ref = pk.ref(int(dgi[j]))
+                    self.malformed(ref.src, ref.port, "discarding short sFlow v5 packet" if o
+                                   else "discarding unknown v5 sample")
+                left[act[bad]] = 0
+                ok = ~bad
+                act, tag, c, bend = act[ok], tag[ok], c[ok], bend[ok]
+            fl = (tag == FLOW_SAMPLE) | (tag == FLOW_SAMPLE_EXP)
+            af = act[fl]
+            flows.append((af, nflow[af], c[fl] + 8, bend[fl], tag[fl] == FLOW_SAMPLE_EXP))
             nflow[af] += 1
-            ct = ~fl
-            if self.opts.counters and ct.any():
-                cnts.append((dgi[a2[ct]], b2[ct], e2[ct], t2[ct] == COUNTER_SAMPLE_EXP))
-            cur[a2] = e2
-            left[a2] -= 1
+            if self.opts.counters:
+                ct = ~fl
+                if ct.any():
+                    cnts.append((dgi[act[ct]], c[ct] + 8, bend[ct], tag[ct] == COUNTER_SAMPLE_EXP))
+            cur[act] = bend
+            left[act] -= 1
+            act = act[left[act] > 0]
         if cnts:
             self._keep_counters(pk, b, cnts)
         if not flows:
