@@ -531,7 +531,7 @@ class SflowDecoder:
     def _flow_samples(self, pk, b, dg, bs, be, ex) -> _Samples:
         n = len(dg)
         s = _Samples(n)
-        s.dg[:] = dg
+        s.dg = dg
         fixed = np.where(ex, 44, 32)
         short = bs + fixed > be
         s.bad |= short
@@ -545,8 +545,9 @@ class SflowDecoder:
         anyex = bool(ex.any())
         if not anyex:
             col = lambda c, e: w[:, c].astype(np.int64)  # noqa: E731
-        s.rate = col(2, 3)
         # what only some primitives or renormalization use is read only for them
+        if self.opts.renormalize or "sampling_rate" in f:
+            s.rate = col(2, 3)
         if self.opts.renormalize:
             s.seq = w[:, 0].astype(np.int64)
             sid = w[:, 1].astype(np.int64)
