@@ -539,8 +539,8 @@ class SflowDecoder:
         # the fixed part of every sample in one gather: compact (8 words: seq, source
         # id, rate, pool, drops, input, output, records) or expanded (11: seq, source
         # class, index, rate, pool, drops, input format, value, output format, value,
-        # records)
-        w = b.words(bs, 11)
+        # records), and the first record's type and length behind it
+        w = b.words(bs, 13)
         col = lambda c, e: np.where(ex, w[:, e], w[:, c]).astype(np.int64)  # noqa: E731
         anyex = bool(ex.any())
         if not anyex:
@@ -569,10 +569,16 @@ class SflowDecoder:
         depth = 0
         while len(act):
             c = cur[act]
-            w = b.words(c, 2)                       # type, length
-            tag = w[:, 0].astype(np.int64)
+            if depth == 0:                          # type, length: gathered above
+                e0 = ex[act]
+                tag = np.where(e0, w[act, 11], w[act, 8]).astype(np.int64)
+                ln = np.where(e0, w[act, 12], w[act, 9])
+            else:
+                rw = b.words(c, 2)                  # type, length
+                tag = rw[:, 0].astype(np.int64)
+                ln = rw[:, 1]
             r0 = c + 8
-            r1 = r0 + w[:, 1]
+            r1 = r0 + ln
             over = (r0 > be[act]) | (r1 > be[act])
             if over.any():
                 s.bad[act[over]] = True
