@@ -129,7 +129,8 @@ def _reader_decoder(daemon, cfg, log, dtype):
     coll = cls(cfg, log, dtype)
     coll.open()
     coll.source.delay = 0
-    return coll, iter(coll.source.batches(SAVEFILE_DATAGRAMS)), coll._decode
+    size = getattr(coll, "SAVEFILE_BATCH", SAVEFILE_DATAGRAMS)
+    return coll, iter(coll.source.batches(size)), coll._decode
 
 
 def stages(capture: Path, agg: list[str], keys: int, profile: cProfile.Profile | None = None,

@@ -21,6 +21,7 @@ SAVEFILE_DATAGRAMS = 2048    # per batch read from a savefile
 
 class NetflowCollector(Collector):
     PROTO = "NetFlow/IPFIX"        # for log lines
+    SAVEFILE_BATCH = SAVEFILE_DATAGRAMS
 
     def __init__(self, cfg, log, record_dtype=RECORD_DTYPE):
         super().__init__(cfg, log, record_dtype)
@@ -76,7 +77,7 @@ class NetflowCollector(Collector):
         if isinstance(self.source, SavefileSource):
             # the delay before each replay should end early on a stop signal
             self.source._sleep = lambda seconds: wait_or_stop(core, seconds)
-            for dgrams in self.source.batches(SAVEFILE_DATAGRAMS):
+            for dgrams in self.source.batches(self.SAVEFILE_BATCH):
                 yield self._next(dgrams), True
                 if core.stopping:
                     return

@@ -21,6 +21,10 @@ DAEMON = "sfacctd"
 
 class SflowCollector(NetflowCollector):
     PROTO = "sFlow"
+    # an sFlow datagram carries a few samples where a NetFlow one carries ~30 records:
+    # 4096 datagrams (~22k samples) make a batch closer to a NetFlow one, so the
+    # decoder's per-batch work is spread over as many records
+    SAVEFILE_BATCH = 4096
 
     def __init__(self, cfg, log, record_dtype=RECORD_DTYPE):
         super().__init__(cfg, log, record_dtype)

@@ -89,16 +89,24 @@ class _Buf:
     the buffer (one element per byte offset): one gather per value instead of one per
     byte."""
 
-    def __init__(self, buf):
+    def __init__(self, buf, used: int | None = None):
+        """``used``: if given, no byte at or past it is read as data; a buffer with
+        room for the padding past ``used`` (a savefile read holding the batch's
+        datagrams) is used as it is, without the padded copy."""
         if isinstance(buf, _Buf):              # already padded: share it
             self.size, self.a, self.limit = buf.size, buf.a, buf.limit
             self._views = buf._views
             return
         raw = np.frombuffer(buf, np.uint8) if not isinstance(buf, np.ndarray) else buf
+        self._views = {}
+        if used is not None and len(raw) - used >= _PAD:
+            self.size = used
+            self.a = raw
+            self.limit = len(raw) - 8
+            return
         self.size = len(raw)
         self.a = np.concatenate([raw, np.zeros(_PAD, np.uint8)])
         self.limit = self.size + _PAD - 8
-        self._views = {}
 
     def _view(self, dt):
         v = self._views.get(dt)
@@ -117,6 +125,13 @@ class _Buf:
     def be32(self, p):
         return self._view(">u4")[np.minimum(p, self.limit)].astype(np.uint32)
 
+    def words(self, p, k: int):
+        """``k`` consecutive big-endian 32-bit words at each ``p``: an (n, k) array of
+        '>u4' gathered in one pass over the buffer (one row copy per position instead of
+        one gather per word: the buffer's cache lines are touched once)."""
+        p = np.minimum(p, self.limit + 8 - 4 * k)
+        return self._view(f"V{4 * k}")[p].view(">u4").reshape(len(p), k)
+
     def rows(self, p, width: int):
         p = np.minimum(p, self.limit + 8 - width)
         return self._view(f"V{width}")[p].view(np.uint8).reshape(len(p), width)
@@ -124,7 +139,7 @@ class _Buf:
 
 def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = False,
           max_mpls: int = 16, max_ext: int = 8, min_l4: int = 4, tunnels: bool = False,
-          ipip: bool = False, macs: bool = True) -> Parsed:
+          ipip: bool = False, macs: bool = True, transport: bool = True) -> Parsed:
     """Parse packets whose bytes are ``buf[start[i]:start[i] + length[i]]``; ``kind`` is
     a K_* value (scalar or per packet). ``max_vlan_tags``: how many 802.1Q tags are
     walked (sFlow's decoder takes one); ``snap``: 802.3 frames with LLC/SNAP or the IP
@@ -132,7 +147,9 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
     ports and flags are read (sFlow's decoder wants 8); ``tunnels``: the Ethernet frame
     inside VXLAN (UDP port 4789, I flag set) is parsed too (``inner``, ``inner_rows``), and
     with ``ipip`` the IPv4 packet inside IP protocols 4 and 94. ``macs=False`` leaves the
-    outer frames' MAC addresses zero (for callers that do not use them)."""
+    outer frames' MAC addresses zero (for callers that do not use them); ``transport=False``
+    stops at the IP header: no ports, flags, ICMP type, ``l4``, VXLAN or tunnels (for
+    callers that use none of them)."""
     start = np.asarray(start, np.int64)
     length = np.asarray(length, np.int64)
     n = len(start)
@@ -142,22 +159,29 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
     b = _Buf(buf)
     end = start + np.maximum(length, 0)
     kind = np.broadcast_to(np.asarray(kind, np.int64), (n,))
+    # which first layers occur: a layer no packet has costs nothing
+    has = np.bincount(np.clip(kind, 0, K_PPP + 1), minlength=K_PPP + 2) > 0
     pos = start.copy()
     et = np.zeros(n, np.int64)          # ethertype to follow; -1: IP, sniff the version
     live = np.zeros(n, bool)
 
     # --- link layers
-    m = (kind == K_ETH) & (length >= 14)
-    if m.any():
+    m = (kind == K_ETH) & (length >= 14) if has[K_ETH] else None
+    if m is not None and m.any():
         i = np.nonzero(m)[0]
         s = start[i]
         if macs:
-            out.dst_mac[i] = b.rows(s, 6)
-            out.src_mac[i] = b.rows(s + 6, 6)
-        et[i] = b.be16(s + 12)
+            h = b.rows(s, 14)                        # the whole header in one gather
+            out.dst_mac[i] = h[:, :6]
+            out.src_mac[i] = h[:, 6:12]
+            et[i] = h.view(">u2")[:, 6]
+        else:
+            et[i] = b.be16(s + 12)
         pos[i] = s + 14
         live[i] = True
     for k, hl, eo, halen_at, addr_at in ((K_SLL, 16, 14, 4, 6), (K_SLL2, 20, 0, 11, 12)):
+        if not has[k]:
+            continue
         m = (kind == k) & (length >= hl)
         if m.any():
             i = np.nonzero(m)[0]
@@ -169,12 +193,13 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
             if macs:
                 j = i[hal == 6]
                 out.src_mac[j] = b.rows(start[j] + addr_at, 6)
-    m = (kind == K_IP) | (kind == K_IPV4) | (kind == K_IPV6)
-    if m.any():
+    if has[K_IP] or has[K_IPV4] or has[K_IPV6]:
+        m = (kind == K_IP) | (kind == K_IPV4) | (kind == K_IPV6)
         et[m] = -1
         live[m] = True
-    m = ((kind == K_NULL) | (kind == K_LOOP)) & (length >= 4)
-    if m.any():
+    m = ((kind == K_NULL) | (kind == K_LOOP)) & (length >= 4) if has[K_NULL] or has[K_LOOP] \
+        else None
+    if m is not None and m.any():
         i = np.nonzero(m)[0]
         be = b.be32(start[i]).astype(np.int64)
         le = ((be & 0xFF) << 24) | ((be & 0xFF00) << 8) | ((be >> 8) & 0xFF00) | (be >> 24)
@@ -183,15 +208,15 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         et[i[ok]] = -1
         pos[i[ok]] = start[i[ok]] + 4
         live[i[ok]] = True
-    m = kind == K_MPLS
-    if m.any():
+    m = kind == K_MPLS if has[K_MPLS] else None
+    if m is not None and m.any():
         et[m] = ETH_MPLS[0]
         live[m] = True
     # PPP (DLT_PPP, DLT_PPP_SERIAL), as 1.7.7's ppp_handler: 4 bytes at least; an
     # optional ff 03 (address, control); a protocol of one byte when odd, else two;
     # PPP's IPv4/IPv6/MPLS numbers or an Ethernet type
-    m = (kind == K_PPP) & (length >= 4)
-    if m.any():
+    m = (kind == K_PPP) & (length >= 4) if has[K_PPP] else None
+    if m is not None and m.any():
         i = np.nonzero(m)[0]
         p = start[i].copy()
         hdlc = (b.u8(p) == 0xFF) & (b.u8(p + 1) == 0x03)
@@ -215,7 +240,8 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         short = pos[t] + 4 > end[t]
         live[t[short]] = False
         t = t[~short]
-        tci = b.be16(pos[t])
+        tag = b.rows(pos[t], 4).view(">u2")          # TCI, next type
+        tci = tag[:, 0]
         first = out.vlan_tags[t] == 0
         f = t[first]
         out.vlan_off[f] = pos[f]
@@ -224,7 +250,7 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         second = out.vlan_tags[t] == 1
         out.cvlan[t[second]] = tci[second] & 0x0FFF
         out.vlan_tags[t] += 1
-        et[t] = b.be16(pos[t] + 2)
+        et[t] = tag[:, 1]
         pos[t] += 4
     # --- 802.3 with LLC (sFlow's decoder)
     if snap:
@@ -242,7 +268,7 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
     out.etype[:] = np.where(et > 0, et, 0)
 
     # --- MPLS label stacks
-    t = np.nonzero(live & np.isin(et, ETH_MPLS))[0]
+    t = np.nonzero(live & ((et == ETH_MPLS[0]) | (et == ETH_MPLS[1])))[0]
     if len(t):
         out.mpls_off[t] = pos[t]
         p = pos[t].copy()
@@ -293,18 +319,20 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         p = pos[t]
         out.af[t] = 4
         out.ip_off[t] = p
-        ihl = (b.u8(p) & 0x0F).astype(np.int64) * 4
-        out.tos[t] = b.u8(p + 1)
-        out.ip_len[t] = b.be16(p + 2)
-        fo = b.be16(p + 6)
-        out.frag_id[t] = b.be16(p + 4)
+        h = b.rows(p, 20)                            # the fixed header in one gather
+        h16 = h.view(">u2")
+        ihl = (h[:, 0] & 0x0F).astype(np.int64) * 4
+        out.tos[t] = h[:, 1]
+        out.ip_len[t] = h16[:, 1]
+        fo = h16[:, 3]
+        out.frag_id[t] = h16[:, 2]
         out.frag[t] = (fo & 0x1FFF) != 0
         out.more_frags[t] = (fo & 0x2000) != 0
-        pr = b.u8(p + 9)
+        pr = h[:, 9]
         out.proto[t] = pr
         proto[t] = pr
-        out.src[t, :4] = b.rows(p + 12, 4)
-        out.dst[t, :4] = b.rows(p + 16, 4)
+        out.src[t, :4] = h[:, 12:16]
+        out.dst[t, :4] = h[:, 16:20]
         first = (fo & 0x1FFF) == 0
         l4pos[t[first]] = p[first] + ihl[first]
         out.l4_at[t] = p + ihl
@@ -315,17 +343,17 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         p = pos[t]
         out.af[t] = 6
         out.ip_off[t] = p
-        w = b.be32(p)
-        out.tos[t] = (w >> 20) & 0xFF
-        out.ip_len[t] = b.be16(p + 4).astype(np.int64) + 40
-        out.src[t] = b.rows(p + 8, 16)
-        out.dst[t] = b.rows(p + 24, 16)
-        nh = b.u8(p + 6).astype(np.int64)
+        h = b.rows(p, 40)                            # the fixed header in one gather
+        out.tos[t] = ((h[:, 0] & 0x0F) << 4) | (h[:, 1] >> 4)
+        out.ip_len[t] = h.view(">u2")[:, 2].astype(np.int64) + 40
+        out.src[t] = h[:, 8:24]
+        out.dst[t] = h[:, 24:40]
+        nh = h[:, 6].astype(np.int64)
         q = p + 40
         e = end[t]
         ok = np.ones(len(t), bool)
         for _ in range(max_ext):
-            g = np.nonzero(ok & np.isin(nh, (0, 43, 44, 51, 60)))[0]
+            g = np.nonzero(ok & ((nh == 0) | (nh == 43) | (nh == 44) | (nh == 51) | (nh == 60)))[0]
             if not len(g):
                 break
             short = q[g] + 8 > e[g]
@@ -350,28 +378,33 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
         out.l4_at[t[ok]] = q[ok]
 
     # --- transport
-    t = np.nonzero(l4pos >= 0)[0]
+    t = np.nonzero(l4pos >= 0)[0] if transport else ()
     if len(t):
         p = l4pos[t]
         pr = proto[t]
         room = np.where(end[t] - p >= min_l4, end[t] - p, 0)
+        # the first 16 transport bytes in one gather (ports, TCP flags, ICMP type and
+        # code, the VXLAN header): bytes past a packet's end are read but not used
+        h = b.rows(p, 16)
+        h16 = h.view(">u2")
         ports = ((pr == 6) | (pr == 17) | (pr == 132)) & (room >= 4)
         i = t[ports]
-        out.src_port[i] = b.be16(p[ports])
-        out.dst_port[i] = b.be16(p[ports] + 2)
+        out.src_port[i] = h16[ports, 0]
+        out.dst_port[i] = h16[ports, 1]
         tcp = (pr == 6) & (room >= 14)
-        out.tcp_flags[t[tcp]] = b.u8(p[tcp] + 13)
+        out.tcp_flags[t[tcp]] = h[tcp, 13]
         icmp = ((pr == 1) | (pr == 58)) & (room >= 2)
-        out.icmp_type[t[icmp]] = b.u8(p[icmp])
-        out.icmp_code[t[icmp]] = b.u8(p[icmp] + 1)
+        out.icmp_type[t[icmp]] = h[icmp, 0]
+        out.icmp_code[t[icmp]] = h[icmp, 1]
         out.l4[t] = np.where(pr == 6, room >= 20, np.where(pr == 17, room >= 8, room >= 4))
         out.l4_off[t] = p
-        vx = (pr == 17) & (out.dst_port[t] == 4789) & (room >= 16) & ((b.u8(p + 8) & 0x08) != 0)
+        vx = (pr == 17) & (out.dst_port[t] == 4789) & (room >= 16) & ((h[:, 8] & 0x08) != 0)
         inner_rows, inner_at, inner_kind = [], [], []
         if vx.any():
             i, q = t[vx], p[vx]
-            out.vxlan[i] = (b.u8(q + 12).astype(np.uint32) << 16) | \
-                (b.u8(q + 13).astype(np.uint32) << 8) | b.u8(q + 14)
+            hv = h[vx]
+            out.vxlan[i] = (hv[:, 12].astype(np.uint32) << 16) | \
+                (hv[:, 13].astype(np.uint32) << 8) | hv[:, 14]
             inner_rows.append(i)
             inner_at.append(q + 16)
             inner_kind.append(np.full(len(i), K_ETH))

@@ -53,7 +53,14 @@ RESET_BOUNDARY = 50              # pmacct's XFLOW_RESET_BOUNDARY
 MAX_SAMPLES = 4096               # per datagram, a sanity bound
 MAX_RECORDS = 256                # per sample
 
+# the record kinds ``_records`` applies, in the order it applies them: a sample whose
+# records come in this order can have all of them applied kind by kind
+_RANK_TAGS = np.array(sorted((REC_HEADER, REC_ETHERNET, REC_IPV4, REC_IPV6, REC_SWITCH,
+                              REC_ROUTER, REC_GATEWAY, REC_MPLS_VC, REC_GATEWAY_V4)), np.int64)
 _HP_KIND = {HP_ETHERNET: pkt.K_ETH, HP_IPV4: pkt.K_IPV4, HP_IPV6: pkt.K_IPV6, HP_MPLS: pkt.K_MPLS}
+_HP_LUT = np.zeros(16, np.int64)             # header protocol -> parser kind (0: not parsed)
+for _h, _k in _HP_KIND.items():
+    _HP_LUT[_h] = _k
 
 
 @dataclass
@@ -70,68 +77,49 @@ class SflowOptions:
 
 
 class _Samples:
-    """Per flow sample columns, filled as records are read."""
+    """Per flow sample columns, filled as records are read. A column is made (zeros) the
+    first time it is touched, so a run pays only for the columns its records and
+    primitives use; ``columns()`` lists those made so far."""
+
+    _SPEC = {}
+    for _k in ("dg", "seq", "src_class", "src_index", "rate", "pool", "in_if", "out_if",
+               "size", "etype", "proto", "tos", "sport", "dport", "flags", "in_vlan",
+               "out_vlan", "in_prio", "out_prio", "src_mask", "dst_mask", "src_as", "dst_as",
+               "peer_src_as", "peer_dst_as", "local_pref", "as_path", "comms", "mpls_top",
+               "mpls_bottom", "mpls_depth", "pw_id", "vxlan", "tun_proto", "tun_tos",
+               "tun_sport", "tun_dport", "stype"):
+        _SPEC[_k] = (np.int64, ())
+    # seq: samplesGenerated; size: sampledPacketSize; as_path, comms: string ids;
+    # pw_id: the extended MPLS VC record's mpls_pw_id; vxlan, tun_*: the frame inside;
+    # stype: the sample's type (FLOW_SAMPLE or FLOW_SAMPLE_EXP)
+    for _k in ("got4", "got6", "bad"):
+        _SPEC[_k] = (bool, ())
+    for _k in ("nh_af", "bgp_nh_af", "tun_af"):
+        _SPEC[_k] = (np.uint8, ())
+    for _k in ("src", "dst", "nh", "bgp_nh", "tun_src", "tun_dst"):
+        _SPEC[_k] = (np.uint8, (16,))
+    for _k in ("src_mac", "dst_mac", "tun_smac", "tun_dmac"):
+        _SPEC[_k] = (np.uint8, (6,))
+    del _k
 
     def __init__(self, n: int, custom=()):
-        z = lambda dt: np.zeros(n, dt)  # noqa: E731
         self.n = n
-        for name, dt in custom:          # packet_ptr custom primitives: record field types
-            setattr(self, "cp_" + name, np.zeros(n, dt))
-        self.dg = z(np.int64)
-        self.seq = z(np.int64)           # samplesGenerated
-        self.src_class = z(np.int64)
-        self.src_index = z(np.int64)
-        self.rate = z(np.int64)
-        self.pool = z(np.int64)
-        self.in_if = z(np.int64)
-        self.out_if = z(np.int64)
-        self.size = z(np.int64)          # sampledPacketSize
-        self.got4 = z(bool)
-        self.got6 = z(bool)
-        self.etype = z(np.int64)
-        self.src = np.zeros((n, 16), np.uint8)
-        self.dst = np.zeros((n, 16), np.uint8)
-        self.proto = z(np.int64)
-        self.tos = z(np.int64)
-        self.sport = z(np.int64)
-        self.dport = z(np.int64)
-        self.flags = z(np.int64)
-        self.src_mac = np.zeros((n, 6), np.uint8)
-        self.dst_mac = np.zeros((n, 6), np.uint8)
-        self.in_vlan = z(np.int64)
-        self.out_vlan = z(np.int64)
-        self.in_prio = z(np.int64)
-        self.out_prio = z(np.int64)
-        self.src_mask = z(np.int64)
-        self.dst_mask = z(np.int64)
-        self.nh_af = z(np.uint8)
-        self.nh = np.zeros((n, 16), np.uint8)
-        self.bgp_nh_af = z(np.uint8)
-        self.bgp_nh = np.zeros((n, 16), np.uint8)
-        self.src_as = z(np.int64)
-        self.dst_as = z(np.int64)
-        self.peer_src_as = z(np.int64)
-        self.peer_dst_as = z(np.int64)
-        self.local_pref = z(np.int64)
-        self.as_path = z(np.int64)       # string ids
-        self.comms = z(np.int64)
-        self.mpls_top = z(np.int64)
-        self.mpls_bottom = z(np.int64)
-        self.mpls_depth = z(np.int64)
-        self.pw_id = z(np.int64)          # extended MPLS VC record: mpls_pw_id
-        self.stype = z(np.int64)          # sample type: FLOW_SAMPLE or FLOW_SAMPLE_EXP
-        self.bad = z(bool)
-        # VXLAN and the frame inside it (tunnel_* primitives)
-        self.vxlan = z(np.int64)
-        self.tun_af = z(np.uint8)
-        self.tun_src = np.zeros((n, 16), np.uint8)
-        self.tun_dst = np.zeros((n, 16), np.uint8)
-        self.tun_proto = z(np.int64)
-        self.tun_tos = z(np.int64)
-        self.tun_sport = z(np.int64)
-        self.tun_dport = z(np.int64)
-        self.tun_smac = np.zeros((n, 6), np.uint8)
-        self.tun_dmac = np.zeros((n, 6), np.uint8)
+        # packet_ptr custom primitives: (name, record field dtype), columns "cp_<name>"
+        self._custom = {"cp_" + name: dt for name, dt in custom}
+
+    def __getattr__(self, name):
+        spec = _Samples._SPEC.get(name)
+        if spec is None:
+            dt = self.__dict__.get("_custom", {}).get(name)
+            if dt is None:
+                raise AttributeError(name)
+            spec = (dt, ())
+        v = np.zeros((self.n,) + spec[1], spec[0])
+        setattr(self, name, v)
+        return v
+
+    def columns(self) -> dict:
+        return {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
 
 
 class _Agents:
@@ -196,6 +184,13 @@ class SflowDecoder:
         self._cps = tuple(cp for cp in self.opts.packet_ptrs if cp.name in self.fields)
         self._cp_specs = tuple((cp.name, self.opts.record_dtype.fields[cp.name][0])
                                for cp in self._cps)
+        self._macs = bool(self.fields & {"src_mac", "dst_mac"})
+        self._mpls = bool(self.fields & {"mpls_label_top", "mpls_label_bottom",
+                                         "mpls_stack_depth"})
+        self._proto = bool(self.fields & {"proto", "src_port", "dst_port", "tcp_flags"})
+        # the sampled headers' transport layer (ports, flags, VXLAN, tunnels)
+        self._transport = self._tunnels or bool(
+            self.fields & {"src_port", "dst_port", "tcp_flags", "vxlan"})
 
     # --- bad input, in pmacct's words
     def malformed(self, src: str, port: int, msg: str) -> None:
@@ -227,14 +222,18 @@ class SflowDecoder:
         dtype = self.opts.record_dtype
         if not n:
             return np.zeros(0, dtype)
-        b = _Buf(pk.buf)
         S, L = pk.start, pk.length
         E = S + L
-        ver = np.where(L >= 4, b.be32(S), 0).astype(np.int64)
-        atype = np.where(L >= 8, b.be32(S + 4), 0).astype(np.int64)
+        b = _Buf(pk.buf, used=int(E.max()))
+        # the datagram headers in one gather: version, agent address type and address,
+        # (v5) sub-agent id, sequence number, uptime, sample count
+        hd = b.rows(S, 48)
+        hw = hd.view(">u4")
+        ver = np.where(L >= 4, hw[:, 0], 0).astype(np.int64)
+        atype = np.where(L >= 8, hw[:, 1], 0).astype(np.int64)
         alen = np.where(atype == 1, 4, 16)
         hlen = 8 + alen + np.where(ver == 5, 16, 12)
-        good = np.isin(ver, (2, 4, 5)) & ((atype == 1) | (atype == 2)) & (L >= hlen)
+        good = ((ver == 2) | (ver == 4) | (ver == 5)) & ((atype == 1) | (atype == 2)) & (L >= hlen)
         for i in np.nonzero(~good)[0].tolist():
             ref = pk.ref(i)
             if ver[i] in (2, 4, 5):
@@ -243,14 +242,15 @@ class SflowDecoder:
                 self.malformed(ref.src, ref.port, "discarding unknown sFlow packet")
         # per datagram header columns
         agent_af = np.where(atype == 1, 4, 6).astype(np.uint8)
-        agent = b.rows(S + 8, 16)
+        agent = hd[:, 8:24].copy()
         agent[atype == 1, 4:] = 0
-        p = S + 8 + alen
-        sub = np.where(ver == 5, b.be32(p), 0).astype(np.int64)
-        p = p + np.where(ver == 5, 4, 0)
-        dseq = b.be32(p).astype(np.int64)
-        nsamp = b.be32(p + 8).astype(np.int64)
-        first = p + 12
+        k = 2 + alen // 4                           # word of the sub-agent id (v5)
+        rows = np.arange(len(S))
+        sub = np.where(ver == 5, hw[rows, k], 0).astype(np.int64)
+        k = k + (ver == 5)
+        dseq = hw[rows, k].astype(np.int64)
+        nsamp = hw[rows, k + 2].astype(np.int64)
+        first = S + 4 * (k + 3)
         agent_txt = self._agent_texts(agent_af, agent, good)
         self._sequences(pk, np.nonzero(good)[0], agent_txt, sub, dseq)
 
@@ -448,13 +448,15 @@ class SflowDecoder:
         status = self.agent_status
         if self.opts.disable_checks:
             # only remember each (agent, sub-agent)'s last sequence number; all are good
-            k = np.stack([agent_txt.ids[idx], sub[idx]], axis=1)
+            # one 64-bit key per datagram: agent id, sub-agent id (32 bits)
+            k = (agent_txt.ids[idx].astype(np.int64) << 32) | (sub[idx] & 0xFFFFFFFF)
             rev = k[::-1]
-            u, last, inv, cnt = np.unique(rev, axis=0, return_index=True, return_inverse=True,
+            u, last, inv, cnt = np.unique(rev, return_index=True, return_inverse=True,
                                           return_counts=True)
             nbytes = np.bincount(inv.ravel(), weights=pk.length[idx][::-1], minlength=len(u))
             lastpos = idx[::-1][last]
-            for (a, sb), i, c, nb in zip(u.tolist(), lastpos.tolist(), cnt.tolist(),
+            pairs = [(int(x) >> 32, int(x) & 0xFFFFFFFF) for x in u.tolist()]
+            for (a, sb), i, c, nb in zip(pairs, lastpos.tolist(), cnt.tolist(),
                                          nbytes.tolist()):
                 key = (agent_txt.names[a], sb)
                 self.seq_state[key] = int(dseq[i])
@@ -487,105 +489,155 @@ class SflowDecoder:
 
     # --- sFlow v5: samples and their records
     def _walk_v5(self, pk, b, idx, first, E, nsamp) -> _Samples:
-        flows = []         # (dg, body start, body end, expanded)
+        flows = []         # (datagram position in idx, rank in it, body start, end, expanded)
         cnts = []
         cur = first[idx].copy()
         left = np.minimum(nsamp[idx], MAX_SAMPLES)
         end = E[idx]
         dgi = idx.copy()
-        while True:
-            act = np.nonzero(left > 0)[0]
-            if not len(act):
-                break
+        nflow = np.zeros(len(idx), np.int64)      # flow samples seen so far per datagram
+        act = np.nonzero(left > 0)[0]
+        while len(act):
             c = cur[act]
-            short = c + 8 > end[act]
-            for j in act[short].tolist():
-                ref = pk.ref(int(dgi[j]))
-                self.malformed(ref.src, ref.port, "discarding short sFlow v5 packet")
-            left[act[short]] = 0
-            act, c = act[~short], c[~short]
-            tag = b.be32(c).astype(np.int64)
+            e = end[act]
+            w = b.words(c, 2)                       # type, length
+            tag = w[:, 0].astype(np.int64)
+            ln = w[:, 1].astype(np.int64)
+            short = c + 8 > e
             # Brocade ACL samples: three words, then the real sample type
             br = tag == BROCADE_ACL_SAMPLE
             if br.any():
+                br &= ~short
                 c = np.where(br, c + 12, c)
-                tag = np.where(br, b.be32(c), tag).astype(np.int64)
-            ln = b.be32(c + 4).astype(np.int64)
-            body = c + 8
-            bend = body + ln
-            over = bend > end[act]
-            known = np.isin(tag, (FLOW_SAMPLE, COUNTER_SAMPLE, FLOW_SAMPLE_EXP, COUNTER_SAMPLE_EXP))
-            bad = over | ~known
-            for j, o in zip(act[bad].tolist(), over[bad].tolist()):
-                ref = pk.ref(int(dgi[j]))
-                self.malformed(ref.src, ref.port, "discarding short sFlow v5 packet" if o
-                               else "discarding unknown v5 sample")
-            left[act[bad]] = 0
-            ok = ~bad
-            a2, t2, b2, e2 = act[ok], tag[ok], body[ok], bend[ok]
-            fl = (t2 == FLOW_SAMPLE) | (t2 == FLOW_SAMPLE_EXP)
-            flows.append((dgi[a2[fl]], b2[fl], e2[fl], t2[fl] == FLOW_SAMPLE_EXP))
-            ct = ~fl
-            if self.opts.counters and ct.any():
-                cnts.append((dgi[a2[ct]], b2[ct], e2[ct], t2[ct] == COUNTER_SAMPLE_EXP))
-            cur[a2] = e2
-            left[a2] -= 1
+                w = b.words(c[br], 2)
+                tag[br] = w[:, 0]
+                ln[br] = w[:, 1]
+            bend = c + 8 + ln
+            over = short | (bend > e)
+            bad = over | (tag < FLOW_SAMPLE) | (tag > COUNTER_SAMPLE_EXP)   # types 1-4
+            if bad.any():
+                for j, o in zip(act[bad].tolist(), over[bad].tolist()):
+                    ref = pk.ref(int(dgi[j]))
+                    self.malformed(ref.src, ref.port, "discarding short sFlow v5 packet" if o
+                                   else "discarding unknown v5 sample")
+                left[act[bad]] = 0
+                ok = ~bad
+                act, tag, c, bend = act[ok], tag[ok], c[ok], bend[ok]
+            fl = (tag == FLOW_SAMPLE) | (tag == FLOW_SAMPLE_EXP)
+            af = act[fl]
+            flows.append((af, nflow[af], c[fl] + 8, bend[fl], tag[fl] == FLOW_SAMPLE_EXP))
+            nflow[af] += 1
+            if self.opts.counters:
+                ct = ~fl
+                if ct.any():
+                    cnts.append((dgi[act[ct]], c[ct] + 8, bend[ct], tag[ct] == COUNTER_SAMPLE_EXP))
+            cur[act] = bend
+            left[act] -= 1
+            act = act[left[act] > 0]
         if cnts:
             self._keep_counters(pk, b, cnts)
         if not flows:
             return _Samples(0, self._cp_specs)
-        dg = np.concatenate([f[0] for f in flows])
-        bs = np.concatenate([f[1] for f in flows])
-        be = np.concatenate([f[2] for f in flows])
-        ex = np.concatenate([f[3] for f in flows])
-        o = np.lexsort((bs, dg))                     # arrival order
-        dg, bs, be, ex = dg[o], bs[o], be[o], ex[o]
-        return self._flow_samples(pk, b, dg, bs, be, ex)
+        # arrival order (by datagram, then position): each flow sample's place is the
+        # number of flow samples of the datagrams before its own plus its rank in its own
+        # (``idx`` is in datagram order)
+        j, rank, bs, be, ex = (np.concatenate(x) for x in zip(*flows))
+        base = np.cumsum(nflow) - nflow
+        dest = base[j] + rank
+        n = len(dest)
+        dg, bs2, be2, ex2 = (np.empty(n, np.int64), np.empty(n, np.int64),
+                             np.empty(n, np.int64), np.empty(n, bool))
+        dg[dest], bs2[dest], be2[dest], ex2[dest] = dgi[j], bs, be, ex
+        return self._flow_samples(pk, b, dg, bs2, be2, ex2)
 
     def _flow_samples(self, pk, b, dg, bs, be, ex) -> _Samples:
         n = len(dg)
         s = _Samples(n, self._cp_specs)
-        s.dg[:] = dg
+        s.dg = dg
         fixed = np.where(ex, 44, 32)
         short = bs + fixed > be
         s.bad |= short
         f = self.fields
-        o = np.where(ex, 4, 0)
-        s.rate[:] = b.be32(bs + 8 + o)
-        s.stype[:] = np.where(ex, FLOW_SAMPLE_EXP, FLOW_SAMPLE)
+        # the fixed part of every sample in one gather: compact (8 words: seq, source
+        # id, rate, pool, drops, input, output, records) or expanded (11: seq, source
+        # class, index, rate, pool, drops, input format, value, output format, value,
+        # records), and the first record's type and length behind it
+        w = b.words(bs, 13)
+        col = lambda c, e: np.where(ex, w[:, e], w[:, c]).astype(np.int64)  # noqa: E731
+        anyex = bool(ex.any())
+        if not anyex:
+            col = lambda c, e: w[:, c].astype(np.int64)  # noqa: E731
         # what only some primitives or renormalization use is read only for them
+        if self.opts.renormalize or "sampling_rate" in f:
+            s.rate = col(2, 3)
+        s.stype = np.where(ex, FLOW_SAMPLE_EXP, FLOW_SAMPLE)
         if self.opts.renormalize or "sf_ds_index" in f:
-            s.seq[:] = b.be32(bs)
-            sid = b.be32(bs + 4).astype(np.int64)
-            s.src_class[:] = np.where(ex, sid, sid >> 24)
-            s.src_index[:] = np.where(ex, b.be32(bs + 8), sid & 0xFFFFFF)
-            s.pool[:] = b.be32(bs + 12 + o)
+            s.seq = w[:, 0].astype(np.int64)
+            sid = w[:, 1].astype(np.int64)
+            s.src_class = np.where(ex, sid, sid >> 24)
+            s.src_index = np.where(ex, w[:, 2], sid & 0xFFFFFF).astype(np.int64)
+            s.pool = col(3, 4)
         if "in_iface" in f:
-            s.in_if[:] = b.be32(bs + np.where(ex, 28, 20))
+            s.in_if = col(5, 7)
         if "out_iface" in f:
-            s.out_if[:] = b.be32(bs + np.where(ex, 36, 24))
-        nrec = np.where(short, 0, np.minimum(b.be32(bs + fixed - 4), MAX_RECORDS)).astype(np.int64)
+            s.out_if = col(6, 9)
+        nrec = np.where(short, 0, np.minimum(col(7, 10), MAX_RECORDS))
         cur = bs + fixed
-        while True:
-            act = np.nonzero(nrec > 0)[0]
-            if not len(act):
-                break
+        # walk the records of all samples in lock-step (one step per record position),
+        # keeping where each record is; then apply them kind by kind for the whole batch
+        parts = []
+        last = np.zeros(n, np.int64)               # rank of each sample's latest record
+        odd = np.zeros(n, bool)                     # records out of _RANK order
+        act = np.nonzero(nrec > 0)[0]
+        depth = 0
+        while len(act):
             c = cur[act]
-            over = c + 8 > be[act]
-            s.bad[act[over]] = True
-            nrec[act[over]] = 0
-            act, c = act[~over], c[~over]
-            tag = b.be32(c).astype(np.int64)
-            ln = b.be32(c + 4).astype(np.int64)
-            r0, r1 = c + 8, c + 8 + ln
-            over = r1 > be[act]
-            s.bad[act[over]] = True
-            nrec[act[over]] = 0
-            keep = ~over
-            act, tag, r0, r1 = act[keep], tag[keep], r0[keep], r1[keep]
-            self._records(b, s, act, tag, r0, r1)
+            if depth == 0:                          # type, length: gathered above
+                e0 = ex[act]
+                tag = np.where(e0, w[act, 11], w[act, 8]).astype(np.int64)
+                ln = np.where(e0, w[act, 12], w[act, 9])
+            else:
+                rw = b.words(c, 2)                  # type, length
+                tag = rw[:, 0].astype(np.int64)
+                ln = rw[:, 1]
+            r0 = c + 8
+            r1 = r0 + ln
+            over = (r0 > be[act]) | (r1 > be[act])
+            if over.any():
+                s.bad[act[over]] = True
+                nrec[act[over]] = 0
+                keep = ~over
+                act, tag, r0, r1 = act[keep], tag[keep], r0[keep], r1[keep]
+            k = np.minimum(np.searchsorted(_RANK_TAGS, tag), len(_RANK_TAGS) - 1)
+            rank = np.where(_RANK_TAGS[k] == tag, k + 1, 0)
+            known = rank > 0
+            if not known.all():
+                a2, t2, s2, e2, rk = act[known], tag[known], r0[known], r1[known], rank[known]
+            else:
+                a2, t2, s2, e2, rk = act, tag, r0, r1, rank
+            odd[a2[rk <= last[a2]]] = True
+            last[a2] = rk
+            parts.append((a2, t2, s2, e2, np.full(len(a2), depth)))
             cur[act] = r1
             nrec[act] -= 1
+            act = act[nrec[act] > 0]
+            depth += 1
+        if not parts:
+            return s
+        A, T, R0, R1, D = (np.concatenate(x) for x in zip(*parts)) if len(parts) > 1 \
+            else parts[0]
+        if not odd.any():
+            self._records(b, s, A, T, R0, R1)
+            return s
+        # samples whose records come in _RANK order (nearly all) take one pass; the
+        # others have their records applied position by position, as they came
+        sel = ~odd[A]
+        self._records(b, s, A[sel], T[sel], R0[sel], R1[sel])
+        sel = ~sel
+        A, T, R0, R1, D = A[sel], T[sel], R0[sel], R1[sel], D[sel]
+        for d in np.unique(D).tolist():
+            m = D == d
+            self._records(b, s, A[m], T[m], R0[m], R1[m])
         return s
 
     _FIXED = {REC_ETHERNET: 24, REC_IPV4: 32, REC_IPV6: 56, REC_SWITCH: 16}
@@ -599,8 +651,10 @@ class SflowDecoder:
         for t, size in self._FIXED.items():
             bad |= (tag == t) & (ln != size)
         h = tag == REC_HEADER
+        hw = None
         if h.any():
-            hl = b.be32(r0[h] + 12).astype(np.int64)
+            hw = b.words(r0[h], 4)                  # protocol, size, stripped, length
+            hl = hw[:, 3].astype(np.int64)
             bad[h] |= (ln[h] < 16) | (16 + ((hl + 3) & ~3) != ln[h])
         rt = tag == REC_ROUTER
         if rt.any():
@@ -609,10 +663,12 @@ class SflowDecoder:
         if bad.any():
             s.bad[act[bad]] = True
             keep = ~bad
+            if hw is not None:
+                hw = hw[keep[h]]
             act, tag, r0, r1 = act[keep], tag[keep], r0[keep], r1[keep]
         m = tag == REC_HEADER
         if m.any():
-            self._header(b, s, act[m], r0[m], r1[m])
+            self._header(b, s, act[m], r0[m], r1[m], hw)
         m = (tag == REC_ETHERNET) & (r1 - r0 >= 24)
         if m.any():
             i, p = act[m], r0[m]
@@ -682,49 +738,64 @@ class SflowDecoder:
         if m.any():
             self._gateway(b, s, act[m], r0[m], r1[m], next_hop=False)
 
-    def _header(self, b, s, i, p, e) -> None:
-        hp = b.be32(p).astype(np.int64)
-        size = b.be32(p + 4).astype(np.int64)
-        hl = b.be32(p + 12).astype(np.int64)       # v5: protocol, size, stripped, length
+    def _header(self, b, s, i, p, e, w) -> None:
+        """Sampled packet header records at ``p`` (``w``: their first four words:
+        protocol, frame size, bytes stripped, header length)."""
+        hp = w[:, 0].astype(np.int64)
+        hl = w[:, 3].astype(np.int64)
         data = p + 16
         hl = np.maximum(np.minimum(hl, e - data), 0)
-        s.size[i] = size
-        kind = np.zeros(len(i), np.int64)
-        for h, k in _HP_KIND.items():
-            kind[hp == h] = k
+        s.size[i] = w[:, 1]
+        kind = _HP_LUT[np.minimum(hp, len(_HP_LUT) - 1)]
         known = kind > 0
-        i, data, hl, kind = i[known], data[known], hl[known], kind[known]
-        if not len(i):
-            return
+        if not known.all():
+            i, data, hl, kind = i[known], data[known], hl[known], kind[known]
+            if not len(i):
+                return
+        f = self.fields
         r = pkt.parse(b, data, hl, kind, max_vlan_tags=1, snap=True, min_l4=8,
-                      tunnels=self._tunnels, ipip=True,
-                      macs=bool(self.fields & {"src_mac", "dst_mac"}))
-        eth = kind == pkt.K_ETH
-        s.dst_mac[i[eth]] = r.dst_mac[eth]
-        s.src_mac[i[eth]] = r.src_mac[eth]
-        # the header's VLAN and priority count only if no switch record said otherwise
-        nov = (s.in_vlan[i] == 0) & (s.out_vlan[i] == 0)
-        s.in_vlan[i[nov]] = r.vlan[nov]
-        nop = (s.in_prio[i] == 0) & (s.out_prio[i] == 0)
-        s.in_prio[i[nop]] = np.where(r.vlan_tags[nop] > 0, r.cos[nop], 0)
-        s.etype[i] = r.etype
-        s.mpls_top[i] = r.mpls_top
-        s.mpls_bottom[i] = r.mpls_bottom
-        s.mpls_depth[i] = r.mpls_depth
-        g4 = (r.l3 == 4)
-        g6 = (r.l3 == 6)
-        s.got4[i] = g4
-        s.got6[i] = g6
+                      tunnels=self._tunnels, ipip=True, macs=self._macs,
+                      transport=self._transport)
+        # only what the run's primitives use is written into the samples
+        if self._macs:
+            eth = kind == pkt.K_ETH
+            s.dst_mac[i[eth]] = r.dst_mac[eth]
+            s.src_mac[i[eth]] = r.src_mac[eth]
+        if self._vlan_cos:
+            # the header's VLAN and priority count only if no switch record said otherwise
+            nov = (s.in_vlan[i] == 0) & (s.out_vlan[i] == 0)
+            s.in_vlan[i[nov]] = r.vlan[nov]
+            nop = (s.in_prio[i] == 0) & (s.out_prio[i] == 0)
+            s.in_prio[i[nop]] = np.where(r.vlan_tags[nop] > 0, r.cos[nop], 0)
+        if "etype" in f:
+            s.etype[i] = r.etype
+        if self._mpls:
+            s.mpls_top[i] = r.mpls_top
+            s.mpls_bottom[i] = r.mpls_bottom
+            s.mpls_depth[i] = r.mpls_depth
+        s.got4[i] = r.l3 == 4
+        s.got6[i] = r.l3 == 6
         ip = r.af > 0
-        j = i[ip]
-        s.src[j] = r.src[ip]
-        s.dst[j] = r.dst[ip]
-        s.proto[j] = r.proto[ip]
-        s.tos[j] = np.where(r.af[ip] == 6, r.tos[ip] >> 4, r.tos[ip])
-        s.sport[j] = r.src_port[ip]
-        s.dport[j] = r.dst_port[ip]
-        s.flags[j] = r.tcp_flags[ip]
-        s.vxlan[i] = r.vxlan
+        if ip.all():
+            j, ip = i, slice(None)
+        else:
+            j = i[ip]
+        if "src_host" in f:
+            s.src[j] = r.src[ip]
+        if "dst_host" in f:
+            s.dst[j] = r.dst[ip]
+        if self._proto:
+            s.proto[j] = r.proto[ip]
+        if "tos" in f:
+            s.tos[j] = np.where(r.af[ip] == 6, r.tos[ip] >> 4, r.tos[ip])
+        if "src_port" in f:
+            s.sport[j] = r.src_port[ip]
+        if "dst_port" in f:
+            s.dport[j] = r.dst_port[ip]
+        if "tcp_flags" in f:
+            s.flags[j] = r.tcp_flags[ip]
+        if "vxlan" in f:
+            s.vxlan[i] = r.vxlan
         if self._cps:
             self._packet_ptrs(b, s, i, data, hl, kind, r)
         if r.inner is not None and len(r.inner_rows):
@@ -765,11 +836,18 @@ class SflowDecoder:
             ok, af, raw, size = np.ones(n, bool), np.zeros(n, np.uint8), np.zeros((n, 16), np.uint8), 0
         q = p + size
         ok &= q + 16 <= e
-        s.bgp_nh_af[i[ok]] = af[ok]
-        s.bgp_nh[i[ok]] = raw[ok]
-        s.src_as[i[ok]] = b.be32(q[ok] + 4)
-        s.peer_src_as[i[ok]] = b.be32(q[ok] + 8)
-        nseg = np.where(ok, b.be32(q + 12), 0).astype(np.int64)
+        f = self.fields
+        # every record is walked (a malformed one drops its sample); what it says is
+        # kept only for the primitives the run uses
+        w = b.words(q, 4)                   # AS, source AS, source peer AS, segments
+        if f & {"peer_dst_ip", "sf_bgp_nexthop"}:
+            s.bgp_nh_af[i[ok]] = af[ok]
+            s.bgp_nh[i[ok]] = raw[ok]
+        if "src_as" in f:
+            s.src_as[i[ok]] = w[ok, 1]
+        if "peer_src_as" in f:
+            s.peer_src_as[i[ok]] = w[ok, 2]
+        nseg = np.where(ok, w[:, 3], 0).astype(np.int64)
         cur = q + 16
         path_start = cur.copy()
         first_as = np.zeros(n, np.int64)
@@ -800,9 +878,12 @@ class SflowDecoder:
         lp = np.where(ok, b.be32(cur + 4 + 4 * nc), 0)
         ok &= cur + 8 + 4 * nc == e                   # the record holds nothing else
         j = i[ok]
-        s.dst_as[j] = last_as[ok]
-        s.peer_dst_as[j] = first_as[ok]
-        s.local_pref[j] = lp[ok]
+        if "dst_as" in f:
+            s.dst_as[j] = last_as[ok]
+        if "peer_dst_as" in f:
+            s.peer_dst_as[j] = first_as[ok]
+        if "local_pref" in f:
+            s.local_pref[j] = lp[ok]
         s.bad[i[~ok]] = True
         if "as_path" in self.fields or "std_comm" in self.fields:
             self._gateway_texts(b, s, j, path_start[ok], path_end[ok], nseg[ok], comm_start[ok],
@@ -872,9 +953,8 @@ class SflowDecoder:
         if keep.all():
             return s
         out = _Samples(int(keep.sum()), self._cp_specs)
-        for k, v in vars(s).items():
-            if isinstance(v, np.ndarray):
-                setattr(out, k, v[keep])
+        for k, v in s.columns().items():
+            setattr(out, k, v[keep])
         return out
 
     def _merge(self, a: _Samples, c: _Samples) -> _Samples:
@@ -883,13 +963,11 @@ class SflowDecoder:
         if not c.n:
             return a
         out = _Samples(a.n + c.n, self._cp_specs)
-        for k, v in vars(a).items():
-            if isinstance(v, np.ndarray):
-                setattr(out, k, np.concatenate([v, getattr(c, k)]))
+        for k in set(a.columns()) | set(c.columns()):
+            setattr(out, k, np.concatenate([getattr(a, k), getattr(c, k)]))
         o = np.argsort(out.dg, kind="stable")
-        for k, v in vars(out).items():
-            if isinstance(v, np.ndarray):
-                setattr(out, k, v[o])
+        for k, v in out.columns().items():
+            setattr(out, k, v[o])
         return out
 
     # --- sfacctd_renormalize: pmacct's effective sampling rate per data source
@@ -1021,17 +1099,23 @@ class SflowDecoder:
                         p += (8 if u32(p) == 1 else 20) + 8
                     elif et == 3:
                         if version == 2:
+                            # v2: AS, source AS, source peer AS, then the destination
+                            # path as a plain list of AS numbers (no segments, no
+                            # communities, no local preference). pmacct 1.7.7 keeps only
+                            # the source AS and source peer AS of it: laid out as a v4
+                            # record with an empty path
                             n_ = u32(p + 12)
                             p += 16 + 4 * n_
-                        else:
-                            p += 12
-                            nseg = u32(p)
-                            p += 4
-                            for _ in range(nseg):
-                                p += 8 + 4 * u32(p + 4)
-                            p += 4 + 4 * u32(p) + 4
-                        if version == 2:
-                            continue                 # v2 gateway: not kept (see docs)
+                            if p > e:
+                                raise ValueError("short")
+                            recs.append((REC_GATEWAY_V4, raw[q:q + 12] + bytes(12)))
+                            continue
+                        p += 12
+                        nseg = u32(p)
+                        p += 4
+                        for _ in range(nseg):
+                            p += 8 + 4 * u32(p + 4)
+                        p += 4 + 4 * u32(p) + 4
                         recs.append((REC_GATEWAY_V4, raw[q:p]))     # no BGP next hop
                         continue
                     elif et in (4, 5):

@@ -51,6 +51,7 @@ _PCAPNG_SHB = 0x0A0D0D0A
 
 _MAX_FRAG_CONTEXTS = 1024
 _READ_CHUNK = 1 << 22
+_TAIL = bytes(64)
 
 _u16 = struct.Struct("!H")
 
@@ -663,9 +664,12 @@ class _Batcher:
                 sel = bid == b
                 lo = int(off[sel].min())
                 hi = int((off[sel] + length[sel]).max())
-                pieces.append(self.bufs[b][lo:hi])
+                pieces.append(memoryview(self.bufs[b])[lo:hi])     # copied once, by join
                 start[sel] = off[sel] - lo + base
                 base += hi - lo
+            # zeros past the last datagram: room for the decoders' padding (they
+            # read such a buffer in place)
+            pieces.append(_TAIL)
             buf = b"".join(pieces)
         live = set(_distinct(rest[0]).tolist()) if self.n else set()
         for b in list(self.bufs):

@@ -31,8 +31,8 @@ PLUGINS = {
 CAPTURES = {
     "v5": sflowgen.SflowParams(seed=11, datagrams=400),
     "v4v5": sflowgen.SflowParams(seed=12, datagrams=300, versions=(4, 5)),
-    # v2 gateway records have another layout: none in this capture
-    "v2": sflowgen.SflowParams(seed=15, datagrams=150, versions=(2,), gateway_share=0),
+    # v2 gateway records have their own layout (a plain AS list, no communities)
+    "v2": sflowgen.SflowParams(seed=15, datagrams=150, versions=(2,), gateway_share=0.4),
     # with extended MPLS VC records too (pmacct 1.7.7 reads them but prints mpls_pw_id 0:
     # not compared here, see test_sflow_decoder.py)
     "v5-vxlan": sflowgen.SflowParams(seed=16, datagrams=200, vxlan_share=0.4, snaplens=(256,),

@@ -301,10 +301,15 @@ def _flow_sample(p, rng, pk, ag, version, cap) -> bytes:
         if version >= 5:
             gw += _addr("192.0.2.%d" % int(rng.integers(200, 250)))
         gw += struct.pack("!III", 65000, int(rng.integers(64500, 64600)), int(rng.integers(64500, 64600)))
-        gw += struct.pack("!III", 1, 2, len(path)) + b"".join(struct.pack("!I", a) for a in path)
         comms = [int(x) for x in rng.integers(0, 2**32, int(rng.integers(0, 3)), dtype=np.uint64)]
-        gw += struct.pack("!I", len(comms)) + b"".join(struct.pack("!I", c) for c in comms)
-        gw += struct.pack("!I", 100)
+        if version == 2:
+            # sFlow v2: the destination AS path is a plain list of AS numbers; no
+            # segments, communities or local preference (those came with v4)
+            gw += struct.pack("!I", len(path)) + b"".join(struct.pack("!I", a) for a in path)
+        else:
+            gw += struct.pack("!III", 1, 2, len(path)) + b"".join(struct.pack("!I", a) for a in path)
+            gw += struct.pack("!I", len(comms)) + b"".join(struct.pack("!I", c) for c in comms)
+            gw += struct.pack("!I", 100)
         records.append((1003, gw))
     if rng.random() < p.vc_share:
         name = b"vc-%d" % int(rng.integers(0, 1000))

@@ -189,3 +189,26 @@ def test_sequence_checks_per_agent_and_sub_agent():
     dec2, _, _ = decode(dgs)                     # sfacctd_disable_checks defaults to true
     assert dec2.stats.exporter("192.0.2.9").seq_errors == 0
     assert dec2.seq_state[("192.0.2.9", 0)] == 12 and dec2.seq_state[("192.0.2.9", 1)] == 6
+
+
+def _v2_datagram(gateway: bytes, agent="192.0.2.9", seq=1):
+    frame = bytes(ETH / TCP4)
+    sample = struct.pack("!8I", 1, 1, 3, 100, 1000, 0, 3, 4)          # flow sample, 7 words
+    sample += struct.pack("!4I", 1, 1, len(frame) + 4, len(frame)) + frame + bytes(-len(frame) % 4)
+    sample += struct.pack("!II", 1, 3) + gateway                      # one extended record
+    return struct.pack("!I", 2) + _addr(agent) + struct.pack("!III", seq, 1000, 1) + sample
+
+
+def test_v2_gateway_records_give_the_source_ases_as_pmacct_does():
+    # v2 layout: AS, source AS, source peer AS, then a plain list of AS numbers
+    good = struct.pack("!6I", 65000, 64501, 64502, 2, 64510, 64520)
+    # a path count that runs past the datagram: counted as malformed, not fatal
+    short = struct.pack("!6I", 65000, 64501, 64502, 50, 64510, 64520)
+    dec, r, strings = decode([_v2_datagram(good), _v2_datagram(short, seq=2)])
+    assert len(r) == 1
+    x = r[0]
+    assert addr(x, "src_host") == "10.0.0.1"
+    # pmacct 1.7.7 keeps only these two of a v2 gateway record
+    assert (x["src_as"], x["peer_src_as"], x["dst_as"], x["peer_dst_as"]) == (64501, 64502, 0, 0)
+    assert strings[x["as_path"]] == ""
+    assert dec.stats.exporter("192.0.2.9").bad_datagrams == 1
