@@ -230,6 +230,8 @@ class NetworksStage:
         net = pcfg.get("nfacctd_net")
         asm = pcfg.get("nfacctd_as")
         pm = daemon not in ("nfacctd", "sfacctd")
+        # 1.7.7 checks the primitives' sources for the other plugins only
+        probe = getattr(pcfg, "type", None) in ("nfprobe", "sfprobe")
         if pm:
             # 1.7.7's pmacctd/uacctd warn about 'netflow'/'sflow' (and the legacy 'false')
             # and ignore the key: a packet carries no mask or ASN to keep
@@ -255,7 +257,7 @@ class NetworksStage:
         else:
             # pmacctd/uacctd: 'file' and 'mask' when a networks_file / networks_mask is set
             self.net = (NF_NEW if self.path else 0) | (NF_STATIC if self.networks_mask else 0)
-        if pm and agg & _NET_PRIMS and not self.net:
+        if pm and not probe and agg & _NET_PRIMS and not self.net:
             # 1.7.7's pmacctd/uacctd refuse to start here
             raise ConfigError(f"network aggregation selected but none of '{daemon}_net', "
                               "'networks_file', 'networks_mask' is specified",
@@ -271,7 +273,7 @@ class NetworksStage:
             # pmacctd/uacctd: no ASNs at all unless pmacctd_as/uacctd_as says 'file' or
             # 'longest' (checked against 1.7.7: a networks_file alone leaves them 0)
             self.asm = 0 if pm else NF_KEEP
-        if pm and agg & _AS_PRIMS and not self.path:
+        if pm and not probe and agg & _AS_PRIMS and not self.path:
             raise ConfigError(f"AS aggregation selected but no 'networks_file' is specified "
                               f"(and {daemon}_as is not 'bgp')", key="networks_file")
         self.table = None
