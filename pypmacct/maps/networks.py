@@ -15,6 +15,8 @@ for the source side, then the destination side:
 4. nfacctd_as 'file': src_as/dst_as (and peer_src_as/peer_dst_as) from the matched
    entry; 'longest': when the entry's prefix is at least as long as the mask of step 3;
 5. destination only: peer_dst_ip from the entry's next hop (net method 'file'/'longest').
+pmacctd/uacctd defaults (1.7.7's): net method 'file' with a networks_file plus 'mask' with
+a networks_mask; AS method none, so a networks_file alone leaves the ASNs at 0.
 src_net/dst_net are then the addresses under the final masks (the plugin computes them).
 
 Longest-prefix match is vectorised: the prefixes are flattened at load time into sorted,
