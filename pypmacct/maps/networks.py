@@ -15,6 +15,8 @@ for the source side, then the destination side:
 4. nfacctd_as 'file': src_as/dst_as (and peer_src_as/peer_dst_as) from the matched
    entry; 'longest': when the entry's prefix is at least as long as the mask of step 3;
 5. destination only: peer_dst_ip from the entry's next hop (net method 'file'/'longest').
+pmacctd/uacctd defaults (1.7.7's): net method 'file' with a networks_file plus 'mask' with
+a networks_mask; AS method none, so a networks_file alone leaves the ASNs at 0.
 src_net/dst_net are then the addresses under the final masks (the plugin computes them).
 
 Longest-prefix match is vectorised: the prefixes are flattened at load time into sorted,
@@ -229,6 +231,18 @@ class NetworksStage:
         self.no_lpm = bool(pcfg.get("networks_file_no_lpm"))
         net = pcfg.get("nfacctd_net")
         asm = pcfg.get("nfacctd_as")
+        pm = daemon not in ("nfacctd", "sfacctd")
+        # 1.7.7 checks the primitives' sources for the other plugins only
+        probe = getattr(pcfg, "type", None) in ("nfprobe", "sfprobe")
+        if pm:
+            # 1.7.7's pmacctd/uacctd warn about 'netflow'/'sflow' (and the legacy 'false')
+            # and ignore the key: a packet carries no mask or ASN to keep
+            if net in ("netflow", "sflow"):
+                self._warn(f"{daemon}_net: invalid value '{net}' in {daemon}: ignored")
+                net = None
+            if asm in ("netflow", "sflow", "false"):
+                self._warn(f"{daemon}_as: invalid value '{asm}' in {daemon}: ignored")
+                asm = None
         if net:
             self.net = NET_METHODS[net]
             need = {NF_NEW: self.path, NF_STATIC: self.networks_mask}
@@ -245,6 +259,11 @@ class NetworksStage:
         else:
             # pmacctd/uacctd: 'file' and 'mask' when a networks_file / networks_mask is set
             self.net = (NF_NEW if self.path else 0) | (NF_STATIC if self.networks_mask else 0)
+        if pm and not probe and agg & _NET_PRIMS and not self.net:
+            # 1.7.7's pmacctd/uacctd refuse to start here
+            raise ConfigError(f"network aggregation selected but none of '{daemon}_net', "
+                              "'networks_file', 'networks_mask' is specified",
+                              key=f"{daemon}_net")
         if asm:
             self.asm = AS_METHODS[asm]
             if self.asm & NF_NEW and not self.path and agg & _AS_PRIMS:
@@ -253,8 +272,12 @@ class NetworksStage:
             if self.asm & NF_FALLBACK and self.path:
                 self.asm |= NF_NEW
         else:
-            self.asm = NF_KEEP if daemon in ("nfacctd", "sfacctd") else \
-                (NF_NEW if self.path else 0)
+            # pmacctd/uacctd: no ASNs at all unless pmacctd_as/uacctd_as says 'file' or
+            # 'longest' (checked against 1.7.7: a networks_file alone leaves them 0)
+            self.asm = 0 if pm else NF_KEEP
+        if pm and not probe and agg & _AS_PRIMS and not self.path:
+            raise ConfigError(f"AS aggregation selected but no 'networks_file' is specified "
+                              f"(and {daemon}_as is not 'bgp')", key="networks_file")
         self.table = None
         if self.path:
             try:
@@ -276,6 +299,10 @@ class NetworksStage:
                             "dst_as", "peer_src_as", "peer_dst_as", "peer_dst_ip"}
         if self.ports is not None:
             self.fields |= {"src_port", "dst_port"}
+
+    def _warn(self, msg: str) -> None:
+        if self.log is not None:
+            self.log.warn(msg)
 
     @property
     def active_nets(self) -> bool:
