@@ -152,7 +152,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--only", choices=["pmacct", "ours"])
+    ap.add_argument("--pipe-size", type=int, default=0,
+                    help="nfacctd_pipe_size (SO_RCVBUF) for both daemons; default: the "
+                         "kernel's default receive buffer")
     a = ap.parse_args(argv)
+    if a.pipe_size:
+        LIVE_BUFFERS["nfacctd_pipe_size"] = a.pipe_size
     pool = udp_sender.build_pool(20_000 if a.smoke else 200_000)
     ceiling = udp_sender.max_rate(pool)["rate"]
     print(f"sender ceiling: {ceiling:,.0f} datagrams/s ({pool.records_per_datagram:.1f} records each)")
