@@ -19,6 +19,16 @@ lasts (a few ms at 10k datagrams/s) would lose datagrams, while the thread, bloc
 one buffer (``recvfrom_into``), queued as a ``DatagramBatch`` the decoder takes packed, as
 it does a savefile's. The queue is bounded (``max_queued_bytes``); a burst beyond it is
 dropped and counted in ``dropped``, and the next ``read`` logs the count.
+
+With ``reader="process"`` (what nfacctd and sfacctd use; ``reader="thread"`` is the
+above, ``threaded=True`` its old spelling) the reader is a forked process instead, so it
+never waits for the core's GIL: started on the first ``read`` too, it ignores the
+signals the core handles, dies with the core (PR_SET_PDEATHSIG, and a getppid() check),
+and receives straight into the slots of a shared-memory ``BurstRing``: a slot is
+published at once when the core has caught up, and filled further while the core is
+busy. ``read`` takes slots as one ``DatagramBatch``; a full ring drops (counted in the
+ring's shared counters, copied to ``dropped`` and logged by ``read``). ``close`` stops
+and reaps it; if it exits unexpectedly ``read`` logs it and falls back to the thread.
 """
 from __future__ import annotations
 
