@@ -50,9 +50,13 @@ class NetflowCollector(Collector):
             self.source = UdpSource(ip, port, rcvbuf=cfg.get("nfacctd_pipe_size"), log=self.log,
                                     ipv6_only=bool(cfg.get("nfacctd_ipv6_only")),
                                     mcast_groups=cfg.get("nfacctd_mcast_groups") or (),
-                                    threaded=True)
+                                    reader="process", title=self._reader_title())
             host, bound = self.source.address
             self.log.info(f"waiting for {self.PROTO} data on {host}:{bound}")
+
+    def _reader_title(self) -> str:
+        daemon = "sfacctd" if self.PROTO == "sFlow" else DAEMON
+        return f"{daemon}: UDP Reader [{self.cfg.get('core_proc_name') or 'default'}]"
 
     def fds(self):
         return [self.source.fileno()] if isinstance(self.source, UdpSource) else []

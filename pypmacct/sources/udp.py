@@ -19,11 +19,24 @@ lasts (a few ms at 10k datagrams/s) would lose datagrams, while the thread, bloc
 one buffer (``recvfrom_into``), queued as a ``DatagramBatch`` the decoder takes packed, as
 it does a savefile's. The queue is bounded (``max_queued_bytes``); a burst beyond it is
 dropped and counted in ``dropped``, and the next ``read`` logs the count.
+
+With ``reader="process"`` (what nfacctd and sfacctd use; ``reader="thread"`` is the
+above, ``threaded=True`` its old spelling) the reader is a forked process instead, so it
+never waits for the core's GIL: started on the first ``read`` too, it ignores the
+signals the core handles, dies with the core (PR_SET_PDEATHSIG, and a getppid() check),
+and receives straight into the slots of a shared-memory ``BurstRing``: a slot is
+published at once when the core has caught up, and filled further while the core is
+busy. ``read`` takes slots as one ``DatagramBatch``; a full ring drops (counted in the
+ring's shared counters, copied to ``dropped`` and logged by ``read``). ``close`` stops
+and reaps it; if it exits unexpectedly ``read`` logs it and falls back to the thread.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
+import os
 import select
+import signal
 import socket
 import sys
 import threading
@@ -71,7 +84,9 @@ def _is_v6(ip: str) -> bool:
 class UdpSource:
     def __init__(self, ip: str | None = None, port: int = 2100, rcvbuf: int | None = None,
                  log=None, ipv6_only: bool = False, mcast_groups=(), reuseport: bool = True,
-                 threaded: bool = False, max_queued_bytes: int = MAX_QUEUED_BYTES):
+                 threaded: bool = False, max_queued_bytes: int = MAX_QUEUED_BYTES,
+                 reader: str | None = None, title: str | None = None,
+                 slot_datagrams: int | None = None):
         self.log = log
         self.rcvbuf = None
         family = socket.AF_INET6
@@ -113,7 +128,17 @@ class UdpSource:
         self.received = 0
         self.dropped = 0                 # by the reader thread's queue bound
         self._logged_drops = 0
-        self.threaded = threaded
+        if reader is None:
+            reader = "thread" if threaded else None
+        if reader not in (None, "thread", "process"):
+            raise ValueError(f"UdpSource reader: {reader!r} (process, thread or None)")
+        self.reader = reader
+        self.threaded = reader is not None
+        self.title = title               # the reader process's title
+        self._ring = None
+        self._pid = 0
+        self._slot_datagrams = slot_datagrams   # per ring slot (default BURST_MAX)
+        self._pending = None             # a slot's datagrams beyond the last batch limit
         self._max_queued = max(int(max_queued_bytes), int(self.rcvbuf or 0))
         self._queue: list = []
         self._queued_bytes = 0
@@ -152,11 +177,108 @@ class UdpSource:
 
     def read(self, max_datagrams: int = 1024, timeout: float | None = 1.0) -> list[Datagram]:
         """Up to ``max_datagrams`` datagrams; an empty list when none came in time."""
+        if self.reader == "process":
+            return self._read_ring(max_datagrams, timeout)
         if self.threaded:
             return self._read_queued(max_datagrams, timeout)
         out = self._drain(max_datagrams, timeout)
         self.received += len(out)
         return out
+
+    # ---- the reader process --------------------------------------------------------
+    def _read_ring(self, max_datagrams: int, timeout: float | None):
+        """Up to ``max_datagrams`` of what the reader process put in the ring, as one
+        ``DatagramBatch`` (several slots are joined; a slot is split if need be)."""
+        if self._ring is None:
+            self._start_process()
+        max_datagrams = max(1, max_datagrams)
+        got, n = [], 0
+        for attempt in (0, 1):
+            while n < max_datagrams:
+                b = self._pending
+                self._pending = None
+                if b is None:
+                    slot = self._ring.read_burst()
+                    if slot is None:
+                        break
+                    buf, lengths, exps, ports, tss, names = slot
+                    starts = np.cumsum(lengths) - lengths
+                    b = DatagramBatch(buf, starts, lengths, exps, names, ports, tss)
+                room = max_datagrams - n
+                if len(b) > room:
+                    self._pending = _part(b, room, len(b))
+                    b = _part(b, 0, room)
+                got.append(b)
+                n += len(b)
+            if got or attempt:
+                break
+            if not self._ring.wait(timeout):
+                self._reader_gone()
+                return self._read_queued(max_datagrams, 0)
+        self.received += n
+        dropped = self._ring.dropped_records
+        self.dropped = dropped
+        if dropped != self._logged_drops:
+            self._log("warn", f"UDP reader ring full ({self._ring.nslots} slots of "
+                              f"{self._ring.slot_size} bytes): "
+                              f"{dropped - self._logged_drops} datagrams dropped "
+                              f"({dropped} in all).")
+            self._logged_drops = dropped
+        if not got:
+            return []
+        return got[0] if len(got) == 1 else _join(got)
+
+    def _start_process(self) -> None:
+        from ..ring import BURST_MAX, BurstRing
+        ring = self._ring = BurstRing(self._max_queued, "udp-reader",
+                                      self._slot_datagrams or BURST_MAX)
+        pid = os.fork()
+        if pid == 0:                                    # the reader process
+            code = 1
+            try:
+                code = _reader_process(self.sock, ring, self.title)
+            except BaseException:
+                pass
+            finally:
+                os._exit(code)
+        self._pid = pid
+        os.close(ring.wfd)                              # the core keeps the read end
+        ring.wfd = -1
+
+    def _reader_gone(self) -> None:
+        """The reader process exited (its end of the wake-up pipe closed) though the
+        core did not ask: go on reading in a thread."""
+        status = self._reap(0.5)
+        self._log("error", f"UDP reader process (PID {self._pid}) exited unexpectedly "
+                           f"({status}); reading in a thread instead.")
+        self._pid = 0
+        self.reader = "thread"
+
+    def _reap(self, wait: float):
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                pid, status = os.waitpid(self._pid, os.WNOHANG)
+            except ChildProcessError:
+                return "reaped by the core"
+            if pid:
+                return f"wait status {status}"
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+
+    def _stop_process(self) -> None:
+        ring = self._ring
+        if self._pid:
+            ring.request_stop()
+            if self._reap(1.0) is None:
+                try:
+                    os.kill(self._pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self._reap(2.0)
+            self._pid = 0
+        ring.close_fds()
 
     def _read_queued(self, max_datagrams: int, timeout: float | None):
         """Up to ``max_datagrams`` of the reader thread's queued datagrams, as one
@@ -292,6 +414,8 @@ class UdpSource:
         return out
 
     def close(self) -> None:
+        if self._ring is not None:
+            self._stop_process()
         if self._thread is not None:
             self._closing = True
             self._thread.join(2.0)
@@ -306,3 +430,106 @@ class UdpSource:
 
     def __exit__(self, *exc):
         self.close()
+
+
+PR_SET_PDEATHSIG = 1
+POLL_MS = 250
+HOLD_MS = 1            # holding unpublished datagrams: look at the core this often
+
+
+def _reader_process(sock, ring, title) -> int:
+    """The reader process's body: block until the socket has datagrams, receive them
+    straight into the ring's next free slot, publish it; a full ring drops (and counts)
+    the burst. The core handles the signals; this process dies with it."""
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        signal.set_wakeup_fd(-1)
+    except (ValueError, OSError):
+        pass
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass                                     # getppid() below still notices
+    if os.getppid() != parent:
+        return 0
+    keep = {0, 1, 2, sock.fileno(), ring.wfd}
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    ring.rfd = -1
+    if title:
+        from ..runtime.process import set_title
+        set_title(title)
+    from ..ring import BURST_PAYLOAD
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    recv_into = sock.recvfrom_into
+    scratch = memoryview(bytearray(MAX_DATAGRAM))
+    limit = BURST_PAYLOAD - MAX_DATAGRAM
+    clean = UdpSource._clean
+    now = time.time_ns
+    lengths, exps, ports, tss = [], [], [], []
+    names: dict = {}
+    off = 0            # bytes in the open slot (the next free one, not yet published)
+    while not ring.stop_requested:
+        try:
+            if not poller.poll(HOLD_MS if lengths else POLL_MS):
+                if lengths and ring.backlog() == 0:
+                    ring.publish(lengths, exps, ports, tss, [clean(a) for a in names], off)
+                    ring.wake()
+                    lengths, exps, ports, tss, names, off = [], [], [], [], {}, 0
+                elif os.getppid() != parent:
+                    return 0
+                continue
+        except InterruptedError:
+            continue
+        if not lengths and ring.full():
+            n = 0                                # the core is that far behind: count it
+            while True:
+                try:
+                    recv_into(scratch, MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except ConnectionRefusedError:
+                    continue
+                n += 1
+            if n:
+                ring._drop(n)
+            time.sleep(BURST_NAP)
+            continue
+        view = ring.free_slot()
+        got = len(lengths)
+        while off <= limit and len(lengths) < ring.burst_max:
+            try:
+                n, addr = recv_into(view[off:], MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                break
+            except ConnectionRefusedError:      # ICMP errors surfacing on a UDP socket
+                continue
+            tss.append(now() // 1000)
+            e = names.get(addr[0])
+            if e is None:
+                e = names[addr[0]] = len(names)
+            lengths.append(n)
+            exps.append(e)
+            ports.append(addr[1])
+            off += n
+        del view
+        got = len(lengths) - got
+        # publish at once if the core is waiting for data, or the slot is full; while the
+        # core is busy with earlier slots, keep filling this one (slots are not wasted on
+        # a datagram or two each)
+        if lengths and (ring.backlog() == 0 or off > limit or len(lengths) >= ring.burst_max):
+            ring.publish(lengths, exps, ports, tss, [clean(a) for a in names], off)
+            ring.wake()
+            lengths, exps, ports, tss, names, off = [], [], [], [], {}, 0
+        if got < BURST_NAP_BELOW:
+            time.sleep(BURST_NAP)                # a trickle: fewer wake-ups
+    return 0

@@ -1,7 +1,9 @@
 """UDP source: dual-stack listening, SO_REUSEPORT, SO_RCVBUF, batching, timeouts."""
 from __future__ import annotations
 
+import os
 import select
+import signal
 import socket
 import sys
 import time
@@ -119,8 +121,9 @@ def payloads_of(n, size):
     return [i.to_bytes(4, "big") + b"x" * (size - 4) for i in range(n)]
 
 
-def test_threaded_reader_queues_in_order_and_honours_batch_limit():
-    with UdpSource("127.0.0.1", 0, threaded=True) as src:
+@pytest.mark.parametrize("reader", ["thread", "process"])
+def test_reader_queues_in_order_and_honours_batch_limit(reader):
+    with UdpSource("127.0.0.1", 0, reader=reader) as src:
         assert src.read(10, timeout=0.05) == []           # starts the thread, nothing yet
         paced_send(src.port, 300, 16).wait()
         got = []
@@ -134,12 +137,13 @@ def test_threaded_reader_queues_in_order_and_honours_batch_limit():
         assert src.received == 300 and src.dropped == 0
 
 
-def test_threaded_reader_keeps_up_while_the_core_is_busy():
+@pytest.mark.parametrize("reader", ["thread", "process"])
+def test_reader_keeps_up_while_the_core_is_busy(reader):
     """A core busy in Python (holding the GIL) for longer than the receive buffer lasts
     loses nothing: 3,000 datagrams of 1,000 bytes in about 0.6 s, while a 1 MB buffer
     keeps about 450 of them (90 ms' worth: slack enough for a loaded test machine), and
     the core reads none of them until the sender is done."""
-    with UdpSource("127.0.0.1", 0, threaded=True, rcvbuf=1 << 20) as src:
+    with UdpSource("127.0.0.1", 0, reader=reader, rcvbuf=1 << 20) as src:
         src.read(1, timeout=0.01)
         sender = paced_send(src.port, 3000, 1000, burst=5)
         end = time.monotonic() + 0.5
@@ -163,3 +167,81 @@ def test_threaded_reader_counts_and_logs_drops_beyond_its_bound():
         # delivered or counted
         assert 0 < len(got) <= 10 and len(got) + src.dropped == 50
         assert any(f"datagrams dropped ({src.dropped} in all)" in line for line in sink.lines)
+
+
+def test_reader_process_counts_and_logs_drops_when_its_ring_is_full():
+    """A ring of 4 slots of at most 2 datagrams each, never read while 50 datagrams come
+    one by one: at most 8 are kept, every other one is counted as dropped and logged."""
+    sink = CaptureSink()
+    with UdpSource("127.0.0.1", 0, reader="process", max_queued_bytes=10_000,
+                   slot_datagrams=2, log=Logger("default", "core", sink)) as src:
+        src.read(1, timeout=0.01)
+        assert src._ring.nslots == 4
+        paced_send(src.port, 50, 100, burst=1).wait()
+        deadline = time.time() + 5
+        while src._ring.dropped_records + src._ring.written_records < 50 \
+                and time.time() < deadline:
+            time.sleep(0.05)
+        got = read_all(src, 50, timeout=1)
+        assert 0 < len(got) <= 8 and len(got) + src.dropped == 50
+        # what was kept is the start of the stream, in order
+        assert [d.payload for d in got] == payloads_of(50, 100)[:len(got)]
+        assert any(f"datagrams dropped ({src.dropped} in all)" in line for line in sink.lines)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ", 1)[1][0] != "Z"
+
+
+def test_reader_process_ignores_signals_has_its_title_and_is_reaped_on_close():
+    src = UdpSource("127.0.0.1", 0, reader="process", title="nfacctd: UDP Reader [t]")
+    try:
+        src.read(1, timeout=0.01)
+        pid = src._pid
+        assert pid and pid != os.getpid()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
+                    signal.SIGHUP):
+            os.kill(pid, sig)
+        send([b"after signals"], src.port)
+        got = read_all(src, 1)
+        assert [d.payload for d in got] == [b"after signals"] and _alive(pid)
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[0].startswith(b"nfacctd: UDP Reader [t]")
+    finally:
+        src.close()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)                 # reaped by close()
+
+
+def test_reader_process_dies_with_its_parent():
+    """The reader of a core that is killed does not linger (PR_SET_PDEATHSIG)."""
+    import subprocess
+    code = ("import sys, time; from pypmacct.sources.udp import UdpSource; "
+            "s = UdpSource('127.0.0.1', 0, reader='process'); s.read(1, timeout=0.01); "
+            "print(s._pid, flush=True); time.sleep(60)")
+    core = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    pid = int(core.stdout.readline())
+    assert _alive(pid)
+    core.kill()
+    core.wait()
+    deadline = time.time() + 5
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+
+
+def test_reader_process_gone_falls_back_to_a_thread():
+    sink = CaptureSink()
+    with UdpSource("127.0.0.1", 0, reader="process", log=Logger("default", "core", sink)) as src:
+        src.read(1, timeout=0.01)
+        os.kill(src._pid, signal.SIGKILL)
+        assert src.read(1, timeout=2) == []
+        assert src.reader == "thread"
+        assert any("exited unexpectedly" in line for line in sink.lines)
+        send([b"still here"], src.port)
+        assert [d.payload for d in read_all(src, 1)] == [b"still here"]
