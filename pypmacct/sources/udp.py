@@ -232,15 +232,24 @@ class UdpSource:
         from ..ring import BURST_MAX, BurstRing
         ring = self._ring = BurstRing(self._max_queued, "udp-reader",
                                       self._slot_datagrams or BURST_MAX)
-        pid = os.fork()
+        # the core's signals stay blocked across the fork, so that one arriving before
+        # the reader has set them to SIG_IGN cannot kill it (the reader unblocks them
+        # once ignored; the core right after the fork, its pending ones then delivered)
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _CORE_SIGNALS)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            raise
         if pid == 0:                                    # the reader process
             code = 1
             try:
-                code = _reader_process(self.sock, ring, self.title)
+                code = _reader_process(self.sock, ring, self.title, old_mask)
             except BaseException:
                 pass
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         self._pid = pid
         os.close(ring.wfd)                              # the core keeps the read end
         ring.wfd = -1
@@ -437,12 +446,17 @@ POLL_MS = 250
 HOLD_MS = 1            # holding unpublished datagrams: look at the core this often
 
 
-def _reader_process(sock, ring, title) -> int:
+_CORE_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
+
+
+def _reader_process(sock, ring, title, mask=None) -> int:
     """The reader process's body: block until the socket has datagrams, receive them
     straight into the ring's next free slot, publish it; a full ring drops (and counts)
     the burst. The core handles the signals; this process dies with it."""
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
+    for s in _CORE_SIGNALS:
         signal.signal(s, signal.SIG_IGN)
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     try:
         signal.set_wakeup_fd(-1)
