@@ -180,44 +180,13 @@ def _uacctd_conf(d, group, extra):
 
 @pytest.mark.parametrize("uacctd_as", [None, "file"])
 def test_uacctd_networks_same_as_pmacct(uacctd_as, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from tests.support.netns import namespace
+    from tests.support.netns import namespace, run_uacctd_pair
 
     extra = {"uacctd_as": uacctd_as} if uacctd_as else {}
     theirs = _uacctd_conf(tmp_path / "pmacct", 21, extra)
     ours = _uacctd_conf(tmp_path / "ours", 22, extra)
     with namespace(U_RULES, "pmn", "the uacctd networks test") as ns:
-        procs = [subprocess.Popen(["ip", "netns", "exec", ns, str(b), "-f",
-                                   str(d / "uacctd.conf")], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
-                 for b, d in ((oracle.pmacct_binary("uacctd"), theirs),
-                              (oracle.our_binary("uacctd"), ours))]
-        try:
-            end = time.monotonic() + 20
-            while time.monotonic() < end and not all(
-                    (d / "log").exists() and any(w in (d / "log").read_text() for w in
-                                                 ("NFLOG", "link type", "cache entries"))
-                    for d in (theirs, ours)):
-                time.sleep(0.1)
-            time.sleep(1.5)            # pmacct binds its group after the plugins start
-            subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", U_TRAFFIC],
-                           check=True, timeout=60)
-            time.sleep(2.5)
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    os.killpg(p.pid, signal.SIGINT)
-            for p in procs:
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-    time.sleep(0.5)
+        run_uacctd_pair(ns, theirs, ours, U_TRAFFIC)
     for name in ("as.txt", "nets.txt", "peer.txt"):
         want = (theirs / name).read_text()
         got = (ours / name).read_text()

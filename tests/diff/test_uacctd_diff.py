@@ -6,17 +6,12 @@ Needs root, iproute2 and nftables (scripts/bootstrap.sh installs nftables).
 """
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
 
 from tests.support import oracle
-from tests.support.netns import namespace
+from tests.support.netns import namespace, run_uacctd_pair
 
 pytestmark = pytest.mark.diff
 
@@ -75,33 +70,7 @@ def test_uacctd_same_output_as_pmacct_in_a_namespace(netns, tmp_path):
     # flushes the rest after its 1 s timeout), so one read holds many messages
     theirs = _conf(tmp_path, "pmacct", 11)
     ours = _conf(tmp_path, "ours", 12, uacctd_threshold=16)
-    procs = []
-    for binary, d in ((oracle.pmacct_binary("uacctd"), theirs), (oracle.our_binary("uacctd"), ours)):
-        procs.append(subprocess.Popen(["ip", "netns", "exec", netns, str(binary), "-f",
-                                       str(d / "uacctd.conf")], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, start_new_session=True))
-    try:
-        end = time.monotonic() + 20
-        while time.monotonic() < end and not all(
-                (d / "log").exists() and ("NFLOG" in (d / "log").read_text()
-                                          or "link type" in (d / "log").read_text()
-                                          or "cache entries" in (d / "log").read_text())
-                for d in (theirs, ours)):
-            time.sleep(0.1)
-        time.sleep(1.5)                # pmacct binds its group after the plugins start
-        subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", TRAFFIC], check=True,
-                       timeout=60)
-        time.sleep(2.5)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-    time.sleep(0.5)
+    run_uacctd_pair(netns, theirs, ours, TRAFFIC)
     for name, fmt in (("a.txt", "csv"), ("b.txt", "json")):
         want = (theirs / name).read_text()
         got = (ours / name).read_text()

@@ -5,16 +5,12 @@ l3, l4 and payload pointers (the layers pypmacct's uacctd takes); identical CSV.
 Needs root, iproute2 and nftables."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
 from tests.diff.test_uacctd_diff import TRAFFIC, netns  # noqa: F401 (fixture)
 from tests.support import oracle
+from tests.support.netns import run_uacctd_pair
 
 pytestmark = pytest.mark.diff
 
@@ -45,32 +41,7 @@ def _conf(tmp, who, group, **more):
 def test_uacctd_packet_ptr_same_as_pmacct(netns, tmp_path):  # noqa: F811
     theirs = _conf(tmp_path, "pmacct", 11)
     ours = _conf(tmp_path, "ours", 12, uacctd_threshold=16)
-    procs = []
-    for binary, d in ((oracle.pmacct_binary("uacctd"), theirs),
-                      (oracle.our_binary("uacctd"), ours)):
-        procs.append(subprocess.Popen(["ip", "netns", "exec", netns, str(binary), "-f",
-                                       str(d / "uacctd.conf")], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, start_new_session=True))
-    try:
-        end = time.monotonic() + 20
-        while time.monotonic() < end and not all(
-                (d / "log").exists() and "cache entries" in (d / "log").read_text()
-                for d in (theirs, ours)):
-            time.sleep(0.1)
-        time.sleep(1.5)                # pmacct binds its group after the plugins start
-        subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", TRAFFIC],
-                       check=True, timeout=60)
-        time.sleep(2.5)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-    time.sleep(0.5)
+    run_uacctd_pair(netns, theirs, ours, TRAFFIC)
     want = (theirs / "a.txt").read_text()
     got = (ours / "a.txt").read_text()
     d = oracle.diff_message(oracle.normalise(want, "csv"), oracle.normalise(got, "csv"))
