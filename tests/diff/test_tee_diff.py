@@ -16,7 +16,8 @@ from __future__ import annotations
 import pytest
 
 from tests.support import flowgen, oracle, sflowgen
-from tests.support.teerun import Background, Receivers, udp_queue_empty
+from tests.support.teerun import (Background, receivers,  # noqa: F401 (fixture)
+                                  savefile_settings, udp_queue_empty)
 
 pytestmark = pytest.mark.diff
 
@@ -27,30 +28,11 @@ TAG_MAP = ("set_tag=100 ip=203.0.113.1\n"
            "set_tag=999 ip=203.0.113.4 filter='tcp'\n")
 
 
-@pytest.fixture
-def receivers():
-    made = []
-
-    def make(n, host="127.0.0.1"):
-        r = Receivers(n, host)
-        made.append(r)
-        return r
-    yield make
-    for r in made:
-        r.close()
-
-
 def _capture(tmp_path, **kw):
     params = dict(version=10, records=500, exporters=4, seed=21)
     params.update(kw)
     export = flowgen.generate(flowgen.GenParams(**params))
     return export, export.write_pcap(tmp_path / "in.pcap")
-
-
-def _settings(capture, **extra):
-    s = {"daemonize": False, "pcap_savefile": str(capture), "logfile": "daemon.log"}
-    s.update(extra)
-    return s
 
 
 def _run_both(tmp_path, make_receivers, n, lst, settings, daemon="nfacctd", expect=None):
@@ -83,7 +65,7 @@ def _pools(r):
 @pytest.mark.parametrize("transparent", [False, True], ids=["proxy", "transparent"])
 def test_each_receiver_gets_what_pmacct_sends(tmp_path, receivers, transparent):
     export, cap = _capture(tmp_path)
-    settings = _settings(cap, plugins="tee[a]", pre_tag_map="pretag.map",
+    settings = savefile_settings(cap, plugins="tee[a]", pre_tag_map="pretag.map",
                          tee_transparent=transparent) | {"tee_receivers[a]": "r.lst"}
     # each datagram: exactly one of pools 1, 2, 4 (by tag), the hash-tag pool, pool 5
     total = 3 * len(export.datagrams)
@@ -108,7 +90,7 @@ def test_sfacctd_same_as_pmacct(tmp_path, receivers):
     def lst(r):
         return (f"id=1 ip={r.addr(0)} tag=7\n"
                 f"id=2 ip={r.addr(1)},{r.addr(2)} tag=-7 balance-alg=rr\n")
-    settings = _settings(path, plugins="tee[s]", pre_tag_map="sf.map",
+    settings = savefile_settings(path, plugins="tee[s]", pre_tag_map="sf.map",
                          tee_transparent=True) | {"tee_receivers[s]": "r.lst"}
     got = []
     for who, binary in (("pmacct", oracle.pmacct_binary("sfacctd")),
@@ -156,7 +138,7 @@ def test_receivers_print_what_a_direct_collector_prints(tmp_path, receivers):
         (tmp_path / "tee" / "r.lst").write_text(
             f"id=1 ip=127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}\n")
         res = oracle.run_daemon(oracle.our_binary("nfacctd"),
-                                _settings(cap, plugins="tee[t]", tee_transparent=True)
+                                savefile_settings(cap, plugins="tee[t]", tee_transparent=True)
                                 | {"tee_receivers[t]": "r.lst"}, tmp_path / "tee",
                                 timeout=120)
         assert res.returncode == 0, res.describe()
@@ -191,7 +173,7 @@ def test_hash_agent_difference(tmp_path, receivers):
     pool's end): nothing reaches the pool and it logs the af error; ours hashes the
     address modulo the pool size and delivers every datagram."""
     export, cap = _capture(tmp_path, version=5)
-    settings = _settings(cap, plugins="tee[h]", tee_transparent=True) \
+    settings = savefile_settings(cap, plugins="tee[h]", tee_transparent=True) \
         | {"tee_receivers[h]": "r.lst"}
 
     def lst(r):
@@ -214,7 +196,7 @@ def test_hash_crc32_same_as_pmacct(tmp_path, receivers, family):
     to the receiver 1.7.7 picks."""
     export, cap = _capture(tmp_path, version=9, exporters=7, exporter_family=family)
     host = "::1" if family == "6" else "127.0.0.1"
-    settings = _settings(cap, plugins="tee[c]") | {"tee_receivers[c]": "r.lst"}
+    settings = savefile_settings(cap, plugins="tee[c]") | {"tee_receivers[c]": "r.lst"}
     got = []
     for who, binary in (("pmacct", oracle.pmacct_binary("nfacctd")),
                         ("ours", oracle.our_binary("nfacctd"))):
@@ -247,7 +229,7 @@ def test_flows_split_like_pmacct(tmp_path, receivers, version):
     # v9/IPFIX with sampling: options templates and options data sets are broadcast too
     export, cap = _capture(tmp_path, version=version, records=200, exporters=3, seed=31,
                            template_every=4, sampling=0 if version == 5 else 10)
-    settings = _settings(cap, plugins="tee[a], tee[b]", tee_transparent=True) | {
+    settings = savefile_settings(cap, plugins="tee[a], tee[b]", tee_transparent=True) | {
         "tee_receivers[a]": "a.lst", "tee_receivers[b]": "b.lst", "pre_tag_map[a]": "s.map"}
     got = []
     for who, binary in (("pmacct", oracle.pmacct_binary("nfacctd")),
@@ -281,7 +263,7 @@ def test_sflow_samples_split_like_pmacct(tmp_path, receivers):
     cap = sflowgen.generate(sflowgen.SflowParams(seed=9, datagrams=80, agents=3,
                                                  ipv6_agent=True))
     path = cap.write_pcap(tmp_path / "sflow.pcap")
-    settings = _settings(path, plugins="tee[a], tee[b]") | {
+    settings = savefile_settings(path, plugins="tee[a], tee[b]") | {
         "tee_receivers[a]": "a.lst", "tee_receivers[b]": "b.lst", "pre_tag_map[a]": "s.map"}
     got = []
     for who, binary in (("pmacct", oracle.pmacct_binary("sfacctd")),

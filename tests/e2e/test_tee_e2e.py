@@ -8,23 +8,10 @@ import ipaddress
 import pytest
 
 from tests.support import flowgen, oracle, sflowgen
-from tests.support.teerun import Receivers
+from tests.support.teerun import receivers, savefile_settings  # noqa: F401 (fixture)
 
 OURS = oracle.our_binary("nfacctd")
 OURS_SF = oracle.our_binary("sfacctd")
-
-
-@pytest.fixture
-def receivers():
-    made = []
-
-    def make(n, host="127.0.0.1"):
-        r = Receivers(n, host)
-        made.append(r)
-        return r
-    yield make
-    for r in made:
-        r.close()
 
 
 def netflow_capture(tmp_path, **kw):
@@ -35,12 +22,6 @@ def netflow_capture(tmp_path, **kw):
     sent = [(export.exporters[ex].address, export.exporters[ex].port, p)
             for _, ex, p in export.datagrams]
     return path, sent
-
-
-def tee_settings(capture, **extra):
-    s = {"daemonize": False, "pcap_savefile": str(capture), "logfile": "daemon.log"}
-    s.update(extra)
-    return s
 
 
 def run_tee(binary, settings, workdir):
@@ -68,7 +49,7 @@ def test_pools_by_tag_and_round_robin(tmp_path, receivers):
         f"! every datagram, then only the ones tagged 100 or 300\n"
         f"id=10 ip={r.addr(4)}\n"
         f"id=11 ip={r.addr(5)} tag=-200,0-99,101-299,300\n")
-    run_tee(OURS, tee_settings(cap, plugins="tee[a], tee[b]", pre_tag_map="pretag.map")
+    run_tee(OURS, savefile_settings(cap, plugins="tee[a], tee[b]", pre_tag_map="pretag.map")
             | {"tee_receivers[a]": "a.lst", "tee_receivers[b]": "b.lst"}, tmp_path)
     tag = {"203.0.113.1": 100, "203.0.113.2": 200, "203.0.113.3": 300}
     by_tag = lambda *tags: [p for a, _, p in sent if tag.get(a, 0) in tags]  # noqa: E731
@@ -88,7 +69,7 @@ def test_transparent_keeps_the_exporters_address(tmp_path, receivers):
     r4 = receivers(1)
     r6 = receivers(1, "::1")
     (tmp_path / "r.lst").write_text(f"id=1 ip={r4.addr(0)}\nid=2 ip={r6.addr(0)}\n")
-    res = run_tee(OURS, tee_settings(cap, plugins="tee[t]", tee_transparent=True,
+    res = run_tee(OURS, savefile_settings(cap, plugins="tee[t]", tee_transparent=True,
                                      tee_ipprec=5) | {"tee_receivers[t]": "r.lst"}, tmp_path)
     v4 = [(a, port, p) for a, port, p in sent if ":" not in a]
     v6 = [(a, port, p) for a, port, p in sent if ":" in a]
@@ -108,7 +89,7 @@ def test_hash_agent_and_hash_tag(tmp_path, receivers):
     (tmp_path / "r.lst").write_text(
         f"id=1 ip={r.addr(0)},{r.addr(1)},{r.addr(2)} balance-alg=hash-agent\n"
         f"id=2 ip={r.addr(3)},{r.addr(4)},{r.addr(5)} balance-alg=hash-tag\n")
-    run_tee(OURS, tee_settings(cap, plugins="tee[h]", pre_tag_map="pretag.map")
+    run_tee(OURS, savefile_settings(cap, plugins="tee[h]", pre_tag_map="pretag.map")
             | {"tee_receivers[h]": "r.lst"}, tmp_path)
     tag = {"203.0.113.1": 100, "203.0.113.2": 200, "203.0.113.3": 300}
     want = [[] for _ in range(6)]
@@ -130,7 +111,7 @@ def test_sfacctd_replicates_sflow_by_agent_tag(tmp_path, receivers):
     (tmp_path / "pretag.map").write_text(f"set_tag=7 ip={agents[0]}\n")
     (tmp_path / "r.lst").write_text(f"id=1 ip={r.addr(0)} tag=7\n"
                                     f"id=2 ip={r.addr(1)} tag=-7\n")
-    run_tee(OURS_SF, tee_settings(path, plugins="tee[s]", pre_tag_map="pretag.map")
+    run_tee(OURS_SF, savefile_settings(path, plugins="tee[s]", pre_tag_map="pretag.map")
             | {"tee_receivers[s]": "r.lst"}, tmp_path)
     want0 = [p for a, p in cap.datagrams if a == agents[0]]
     want1 = [p for a, p in cap.datagrams if a != agents[0]]
@@ -154,7 +135,7 @@ def test_refused_at_start_up(tmp_path, extra, files, message):
     (tmp_path / "in.pcap").write_bytes(b"")
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    res = oracle.run_daemon(OURS, tee_settings(tmp_path / "in.pcap", **{}) | extra, tmp_path,
+    res = oracle.run_daemon(OURS, savefile_settings(tmp_path / "in.pcap", **{}) | extra, tmp_path,
                             timeout=60)
     assert res.returncode == 1
     assert message in res.log + res.stderr, res.describe()
@@ -163,7 +144,7 @@ def test_refused_at_start_up(tmp_path, extra, files, message):
 def test_pmacctd_refuses_tee(tmp_path):
     (tmp_path / "in.pcap").write_bytes(b"")
     res = oracle.run_daemon(oracle.our_binary("pmacctd"),
-                            tee_settings(tmp_path / "in.pcap", plugins="tee[a]"), tmp_path,
+                            savefile_settings(tmp_path / "in.pcap", plugins="tee[a]"), tmp_path,
                             timeout=60)
     assert res.returncode == 1
     assert "tee" in res.log + res.stderr
@@ -259,7 +240,7 @@ def test_source_ip_src_port_and_plugin_maps(tmp_path, receivers):
     (tmp_path / "a.lst").write_text(f"id=1 ip={r.addr(0)} src_port={sport}\n"
                                     f"id=2 ip={r.addr(1)} tag=5\n")
     (tmp_path / "b.lst").write_text(f"id=1 ip={r.addr(2)} tag=0\n")
-    run_tee(OURS, tee_settings(cap, plugins="tee[a], tee[b]", tee_source_ip="127.0.0.9")
+    run_tee(OURS, savefile_settings(cap, plugins="tee[a], tee[b]", tee_source_ip="127.0.0.9")
             | {"tee_receivers[a]": "a.lst", "tee_receivers[b]": "b.lst",
                "pre_tag_map[a]": "own.map"}, tmp_path)
     every = [p for _, _, p in sent]
@@ -275,7 +256,7 @@ def test_datagram_larger_than_plugin_buffer_size(tmp_path, receivers):
     r = receivers(1)
     (tmp_path / "r.lst").write_text(f"id=1 ip={r.addr(0)}\n")
     small = [p for _, _, p in sent if len(p) + 54 <= 600]
-    res = run_tee(OURS, tee_settings(cap, plugins="tee[a]", plugin_buffer_size=600)
+    res = run_tee(OURS, savefile_settings(cap, plugins="tee[a]", plugin_buffer_size=600)
                   | {"tee_receivers[a]": "r.lst"}, tmp_path)
     assert len(small) < len(sent)
     r.wait_total(len(small))

@@ -1,6 +1,10 @@
 """Helpers for the tee plugin's tests: UDP receivers that keep every datagram with its
 source address, and daemons run in the background as live collectors.
 
+``receivers`` is the fixture both tee test modules import: ``receivers(n)`` makes a
+``Receivers`` closed at teardown. ``savefile_settings`` is the daemon configuration both
+start from (a savefile replay in the foreground, logging to ``daemon.log``).
+
 ``Receivers(n)`` binds ``n`` UDP sockets on 127.0.0.1 (free ports) and a thread that
 stores, per socket, every datagram as ``(src_ip, src_port, payload)``. ``wait_total``
 waits until a number of datagrams has arrived (or fails after a bound).
@@ -16,7 +20,28 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from .oracle import render_config
+
+
+@pytest.fixture
+def receivers():
+    made = []
+
+    def make(n, host="127.0.0.1"):
+        r = Receivers(n, host)
+        made.append(r)
+        return r
+    yield make
+    for r in made:
+        r.close()
+
+
+def savefile_settings(capture, **extra) -> dict:
+    s = {"daemonize": False, "pcap_savefile": str(capture), "logfile": "daemon.log"}
+    s.update(extra)
+    return s
 
 
 class Receivers:
