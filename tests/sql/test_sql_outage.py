@@ -4,6 +4,7 @@ test stops (the shared servers are never touched); SQLite by a test that holds t
 database file locked. With sql_recovery_backup_host, rows land on the backup instead."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import sqlite3
 import subprocess
@@ -82,30 +83,33 @@ def _totals(ex):
     return int(ex.truth["packets"].sum()), int(ex.truth["bytes"].sum())
 
 
-def _net_db(engine, tmp):
+@contextlib.contextmanager
+def _behind_proxy(engine, tmp):
+    """A fresh default table on the engine's local server, and the daemon settings that
+    reach it through a TCP proxy the test can take away; dropped afterwards."""
+    target = 3306 if engine == "mysql" else 5432
+    proxy = TcpProxy("127.0.0.1", target).start()
     db = sqlrun.Database(engine, f"pypm_outage_{sqlrun.unique_tag()}", tmp)
     db.load_default(1)
-    return db
+    try:
+        s = db.settings()
+        s["sql_host"], s["sql_port"] = "127.0.0.1", proxy.port
+        yield db, s, proxy, target
+    finally:
+        proxy.stop()
+        db.drop()
 
 
 @pytest.mark.parametrize("engine", ["mysql", "pgsql"])
 def test_server_away_for_seconds_loses_nothing(engine, tmp_path, request):
     need_server(request, engine)
-    target = 3306 if engine == "mysql" else 5432
-    proxy = TcpProxy("127.0.0.1", target).start()
-    db = _net_db(engine, tmp_path)
-    try:
-        s = db.settings()
-        s["sql_host"], s["sql_port"] = "127.0.0.1", proxy.port
+    with _behind_proxy(engine, tmp_path) as (db, s, proxy, target):
         ex, log = _run_with_outage(tmp_path, engine, s, proxy.stop, proxy.start, outage=6)
         assert "retrying them with this purge" in log, log[-3000:]
         assert db.totals("acct") == _totals(ex)
         # one row per aggregate: the retried rows were added, not duplicated
         _, rows = db.rows("acct")
         assert len(rows) == len({r[:7] for r in rows})
-    finally:
-        proxy.stop()
-        db.drop()
 
 
 @pytest.mark.parametrize("writers", [10, 1])
@@ -136,21 +140,13 @@ def test_sqlite_locked_for_seconds_loses_nothing(writers, tmp_path):
 @pytest.mark.parametrize("engine", ["mysql", "pgsql"])
 def test_backup_host_takes_the_rows_while_primary_is_away(engine, tmp_path, request):
     need_server(request, engine)
-    target = 3306 if engine == "mysql" else 5432
-    proxy = TcpProxy("127.0.0.1", target).start()
-    db = _net_db(engine, tmp_path)
-    try:
-        s = db.settings()
-        s["sql_host"], s["sql_port"] = "127.0.0.1", proxy.port
+    with _behind_proxy(engine, tmp_path) as (db, s, proxy, target):
         s["sql_recovery_backup_host"] = f"127.0.0.1:{target}"
         # the backup is the same server reached directly: the rows all end up in the
         # one database, half through the proxy and half around it
         ex, log = _run_with_outage(tmp_path, engine, s, proxy.stop, proxy.start, outage=4)
         assert "written to the recovery backup host" in log, log[-3000:]
         assert db.totals("acct") == _totals(ex)
-    finally:
-        proxy.stop()
-        db.drop()
 
 
 def test_sqlite_backup_file_takes_the_rows(tmp_path):
@@ -197,15 +193,7 @@ def test_shutdown_with_database_away_keeps_rows_for_replay(tmp_path):
 def test_long_outage_loses_nothing(engine, tmp_path, request):
     """The long form: the server is away for 45 s of a larger stream."""
     need_server(request, engine)
-    target = 3306 if engine == "mysql" else 5432
-    proxy = TcpProxy("127.0.0.1", target).start()
-    db = _net_db(engine, tmp_path)
-    try:
-        s = db.settings()
-        s["sql_host"], s["sql_port"] = "127.0.0.1", proxy.port
+    with _behind_proxy(engine, tmp_path) as (db, s, proxy, target):
         ex, log = _run_with_outage(tmp_path, engine, s, proxy.stop, proxy.start, outage=45,
                                    records=30000)
         assert db.totals("acct") == _totals(ex)
-    finally:
-        proxy.stop()
-        db.drop()
