@@ -10,6 +10,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -67,7 +68,29 @@ def make_server_cert(directory: Path, ca: tuple[Path, Path], cn: str = "127.0.0.
     return crt, key
 
 
-class TlsPostgres:
+class _PrivateServer:
+    """A database server this test process started: stopped by its own signal (then
+    killed after a bound) and its directory removed."""
+    STOP_SIGNAL = signal.SIGTERM
+    STOP_WAIT = 20
+    proc = None
+    base = None
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, self.STOP_SIGNAL)
+            try:
+                self.proc.wait(timeout=self.STOP_WAIT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self.base:
+            shutil.rmtree(self.base, ignore_errors=True)
+            self.base = None
+
+
+class TlsPostgres(_PrivateServer):
     """``start()`` → initdb, certificates, postgres with ssl=on; ``stop()`` by PID."""
 
     user = "postgres"
@@ -155,21 +178,11 @@ class TlsPostgres:
                                 password=self.password, dbname=dbname, sslmode=sslmode, sslrootcert=str(self.ca[0]),
                                 connect_timeout=3)
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, 2)      # SIGINT: postgres's fast shutdown
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        if self.base:
-            shutil.rmtree(self.base, ignore_errors=True)
-            self.base = None
+    STOP_SIGNAL = signal.SIGINT     # postgres's fast shutdown
+    STOP_WAIT = 15
 
 
-class TlsMariadb:
+class TlsMariadb(_PrivateServer):
     """The same for MariaDB: mariadb-install-db into a fresh directory (owned by the
     ``mysql`` account when run as root), mariadbd on 127.0.0.1 on a free port with the
     test's certificates, and a user that must log in with TLS (REQUIRE SSL)."""
@@ -252,15 +265,3 @@ class TlsMariadb:
         return MySQLdb.connect(host="127.0.0.1", port=self.port, user=self.user,
                                passwd=self.password, db=dbname, ssl={"ca": str(self.ca[0])})
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, 15)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        if self.base:
-            shutil.rmtree(self.base, ignore_errors=True)
-            self.base = None
