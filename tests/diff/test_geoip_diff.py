@@ -42,10 +42,5 @@ def test_geoipv2_same_as_pmacct(fmt, tmp_path, pmacct_nfacctd, our_nfacctd):
     make_db(tmp_path / "geo.mmdb")
     s = oracle.print_settings(capture, AGG, fmt,
                               extra={"geoipv2_file": str(tmp_path / "geo.mmdb")})
-    results = {}
-    for who, binary in (("pmacct", pmacct_nfacctd), ("ours", our_nfacctd)):
-        res = oracle.run_daemon(binary, s, tmp_path / who)
-        oracle.check_run(res, who, strict_log=(who == "pmacct"))
-        results[who] = res
-    oracle.assert_same_output(results["pmacct"], results["ours"], fmt)
-    assert "DE" in results["ours"].output and "JP" in results["ours"].output
+    _, ours = oracle.run_same_output(pmacct_nfacctd, our_nfacctd, s, tmp_path, fmt)
+    assert "DE" in ours.output and "JP" in ours.output

@@ -35,14 +35,10 @@ def test_netflow_map_keys_and_vlen_raw_same_as_pmacct(fmt, tmp_path, pmacct_nfac
     s = oracle.print_settings(capture, "tag, src_port, ent_raw", fmt, extra={
         "pre_tag_map": str(tmp_path / "pretag.map"),
         "aggregate_primitives": str(tmp_path / "prims.lst")})
-    results = {}
-    for who, binary in (("pmacct", pmacct_nfacctd), ("ours", our_nfacctd)):
-        res = oracle.run_daemon(binary, s, tmp_path / who)
-        # pmacct warns that a map with negations cannot be indexed
-        oracle.check_run(res, who, strict_log=False)
-        results[who] = res
-    oracle.assert_same_output(results["pmacct"], results["ours"], fmt)
-    out = results["ours"].output
+    # pmacct warns that a map with negations cannot be indexed
+    _, ours = oracle.run_same_output(pmacct_nfacctd, our_nfacctd, s, tmp_path, fmt,
+                                     strict_pmacct_log=False)
+    out = ours.output
     for tag in ("10", "11", "12", "20", "21", "22"):      # every key took part
         assert (f'"tag": {tag},' in out) if fmt == "json" else (f"\n{tag}," in out)
     assert "DE-AD-BE-EF-00" in out and "7F-7F-7F-7F-7F-7F-7F-7F-7F" in out

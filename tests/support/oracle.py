@@ -341,6 +341,19 @@ def assert_same_output(expected: RunResult, actual: RunResult, fmt: str) -> None
                              + f"\n--- our run ---\n{actual.describe()}")
 
 
+def run_same_output(theirs_binary, ours_binary, settings: dict, workdir, fmt: str, *,
+                    strict_pmacct_log: bool = True) -> tuple[RunResult, RunResult]:
+    """Run 1.7.7's daemon and ours on the same settings (each in ``workdir/pmacct`` and
+    ``workdir/ours``), check both ran cleanly (1.7.7's log strictly, unless told otherwise) and
+    that they wrote the same output; returns both results for the test's own checks."""
+    theirs = run_daemon(theirs_binary, settings, Path(workdir) / "pmacct")
+    check_run(theirs, "pmacct", strict_log=strict_pmacct_log)
+    ours = run_daemon(ours_binary, settings, Path(workdir) / "ours")
+    check_run(ours, "ours", strict_log=False)
+    assert_same_output(theirs, ours, fmt)
+    return theirs, ours
+
+
 # --------------------------------------------------------------------------------------
 # Cached oracle runs
 # --------------------------------------------------------------------------------------
