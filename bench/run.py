@@ -103,6 +103,7 @@ def tiny_capture(version: int) -> Path:
     p = flowgen.GenParams(version=version, records=1, seed=1, exporters=1)
     path = CAPTURES / f"v{version}-1.pcap"
     if not path.exists():
+        CAPTURES.mkdir(parents=True, exist_ok=True)
         flowgen.generate(p).write_pcap(path)
     return path
 
@@ -428,11 +429,14 @@ def scaling_series(smoke: bool):
     return [100_000, 300_000, 1_000_000, 3_000_000, 10_000_000], [1000, 10_000, 100_000, 0]
 
 
-def run_scaling(sides, smoke, timeout, log=print) -> dict:
+def run_scaling(sides, smoke, timeout, log=print, sizes=None, pools=None) -> dict:
     """Print plugin, 5-tuple, NetFlow v5: CPU per record over capture size (a 100k-record
     base repeated; ~50k distinct aggregates) and over distinct aggregates (1M records
-    drawn from pools of 1k..1M flows; 0 = every record its own draw)."""
-    sizes, pools = scaling_series(smoke)
+    drawn from pools of 1k..1M flows; 0 = every record its own draw). ``sizes`` and
+    ``pools`` pick points of the series (default: all of them)."""
+    all_sizes, all_pools = scaling_series(smoke)
+    sizes = all_sizes if sizes is None else sizes
+    pools = all_pools if pools is None else pools
     base = 10_000 if smoke else 100_000
     keys_records = 20_000 if smoke else 1_000_000
     out = {"records": [], "keys": []}
@@ -516,6 +520,11 @@ def main(argv=None) -> int:
                     "(default: docs/performance.md for full runs, nowhere for --smoke)")
     ap.add_argument("--plot", default=None, help="write the scaling plot here "
                     "(default: docs/performance-scaling.png for full runs)")
+    ap.add_argument("--sizes", default=None,
+                    help="scaling: only these capture sizes (comma list of records; '' for none)")
+    ap.add_argument("--pools", default=None,
+                    help="scaling: only these flow pools of the aggregates series "
+                         "(comma list; 0 = every record drawn afresh; '' for none)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--repeat", type=int, default=None,
                     help="runs per replay case, best kept (default 2; 1 with --smoke)")
@@ -607,8 +616,9 @@ def main(argv=None) -> int:
     scaling = None
     if "scaling" in parts:
         print("\nscaling:")
+        pick = (lambda v: None if v is None else [int(x) for x in v.split(",") if x.strip()])
         scaling = run_scaling([s for s in sides if not (a.smoke and s == "pmacct")],
-                              a.smoke, a.timeout)
+                              a.smoke, a.timeout, sizes=pick(a.sizes), pools=pick(a.pools))
         for r in scaling["records"] + scaling["keys"]:
             if not r["ok"]:
                 failures.append(f"{r['who']} scaling {r['x']:,}: {r['problem']}")
@@ -619,13 +629,14 @@ def main(argv=None) -> int:
     print("\n" + main_table)
     targets = render_targets(results, live, scaling)
     print("\n" + targets)
-    plot = Path(a.plot) if a.plot else (None if a.smoke else PLOT)
+    partial = a.smoke or a.sizes is not None or a.pools is not None
+    plot = Path(a.plot) if a.plot else (None if partial else PLOT)
     if scaling and plot:
         draw_plot(scaling, plot)
         print(f"wrote {plot} ({plot.stat().st_size // 1024} kB)")
     if failures:
         print("\nFAILED checks:\n  " + "\n  ".join(failures))
-    docs = a.docs if a.docs is not None else (None if a.smoke else str(DOCS))
+    docs = a.docs if a.docs is not None else (None if partial else str(DOCS))
     if docs:
         write_report(Path(docs), mach, a, records, repeat, main_table, targets, live, scaling,
                      plot, failures)
