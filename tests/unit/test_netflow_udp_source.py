@@ -245,3 +245,24 @@ def test_reader_process_gone_falls_back_to_a_thread():
         assert any("exited unexpectedly" in line for line in sink.lines)
         send([b"still here"], src.port)
         assert [d.payload for d in read_all(src, 1)] == [b"still here"]
+
+
+def _sched(pid):
+    with open(f"/proc/{pid}/sched") as f:
+        return dict((k.strip(), v.strip()) for k, v in
+                    (ln.split(":", 1) for ln in f if ":" in ln))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/sched")
+                    or "se.slice" not in open("/proc/self/sched").read(),
+                    reason="the kernel shows no scheduler slice (before Linux 6.12)")
+def test_reader_process_asks_for_a_short_slice_and_keeps_policy_and_nice():
+    from pypmacct.sources.udp import READER_SLICE_NS
+    with UdpSource("127.0.0.1", 0, reader="process") as src:
+        src.read(1, timeout=0.01)
+        send([b"one"], src.port)
+        assert [d.payload for d in read_all(src, 1)] == [b"one"]   # past its set-up
+        mine, its = _sched(os.getpid()), _sched(src._pid)
+        assert int(its["se.slice"]) == READER_SLICE_NS
+        assert its["policy"] == mine["policy"] == "0"              # SCHED_OTHER
+        assert os.getpriority(os.PRIO_PROCESS, src._pid) == os.getpriority(os.PRIO_PROCESS, 0)
