@@ -39,8 +39,6 @@ from .packed import pack
 from .plan import Plan
 from .templates import DEFAULT_MAX_PER_EXPORTER, DEFAULT_MAX_TOTAL, TemplateCache
 
-__all__ = ["NetflowDecoder", "NetflowOptions", "CustomField"]
-
 _V5_KEY = "v5"
 _BE16 = np.dtype(">u2")
 _BE32 = np.dtype(">u4")
