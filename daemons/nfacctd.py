@@ -5,8 +5,6 @@ import sys
 import time
 
 from pypmacct.allow import AllowList
-from pypmacct.decoders import NetflowDecoder, NetflowOptions
-from pypmacct.decoders.ie import CustomField
 from pypmacct.record import RECORD_DTYPE, Batch
 from pypmacct.runtime.stats import Stats
 from pypmacct.sources.savefile import SavefileSource
@@ -26,14 +24,18 @@ class NetflowCollector(Collector):
     def __init__(self, cfg, log, record_dtype=RECORD_DTYPE):
         super().__init__(cfg, log, record_dtype)
         self.stats = Stats()
-        self.decoder = NetflowDecoder(netflow_options(cfg, record_dtype), log=log,
-                                      stats=self.stats)
+        self.decoder = self._make_decoder(cfg, log, record_dtype)
         self.allow = None
         path = cfg.get("nfacctd_allow_file")
         if path:
             self.allow = AllowList.load(path, log=log)
         self.source = None
         self.raw = False   # tee plugins: hand over whole datagrams, decode nothing
+
+    def _make_decoder(self, cfg, log, record_dtype):
+        # imported here: sfacctd's collector (a subclass) never loads the NetFlow decoder
+        from pypmacct.decoders import NetflowDecoder
+        return NetflowDecoder(netflow_options(cfg, record_dtype), log=log, stats=self.stats)
 
     def open(self) -> None:
         cfg = self.cfg
@@ -129,6 +131,7 @@ class NetflowCollector(Collector):
 
 def netflow_options(cfg, record_dtype=RECORD_DTYPE) -> NetflowOptions:
     """The decoder's options from the nfacctd_* keys."""
+    from pypmacct.decoders import CustomField, NetflowOptions
     return NetflowOptions(
         record_dtype=record_dtype,
         time_secs=bool(cfg.get("nfacctd_time_secs")),

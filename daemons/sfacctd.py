@@ -28,13 +28,15 @@ class SflowCollector(NetflowCollector):
 
     def __init__(self, cfg, log, record_dtype=RECORD_DTYPE):
         super().__init__(cfg, log, record_dtype)
-        self.decoder = SflowDecoder(sflow_options(cfg, record_dtype), log=log, stats=self.stats)
         self.counters = None
         if cfg.get("sfacctd_counter_file"):
             from pypmacct.decoders.sflow_counters import CounterWriter
             self.counters = CounterWriter(cfg.get("sfacctd_counter_file"),
                                           cfg.get("sfacctd_counter_output") or "json", log)
             self.decoder.opts.counters = True
+
+    def _make_decoder(self, cfg, log, record_dtype):
+        return SflowDecoder(sflow_options(cfg, record_dtype), log=log, stats=self.stats)
 
     def _decode(self, dgrams):
         batch = super()._decode(dgrams)

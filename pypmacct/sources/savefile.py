@@ -51,6 +51,10 @@ _PCAPNG_SHB = 0x0A0D0D0A
 
 _MAX_FRAG_CONTEXTS = 1024
 _READ_CHUNK = 1 << 22
+# a read grows up to this so that it holds about three batches: a batch that spans two
+# reads is copied into one buffer (sfacctd's batches of 4096 sFlow datagrams are ~6 MB,
+# more than a 4 MB read, so every one of them was copied)
+_MAX_READ_CHUNK = 1 << 24
 _TAIL = bytes(64)
 
 _u16 = struct.Struct("!H")
@@ -557,13 +561,21 @@ class _Reader:
         self.u32 = np.dtype(endian + "u4")
         self.incl = struct.Struct(endian + "I")
         self.pending = header[24:]
+        self.chunk = _READ_CHUNK             # bytes per read (``fit`` may raise it)
+
+    def fit(self, frames: int, nbytes: int, batch: int) -> None:
+        """Size the reads to about three batches of ``batch`` frames, from the first
+        read's ``frames`` frames in ``nbytes`` bytes."""
+        if frames:
+            want = 3 * batch * (nbytes // frames)
+            self.chunk = max(_READ_CHUNK, min(_MAX_READ_CHUNK, want))
 
     def __iter__(self):
         fh = self.fh
         incl_at = self.incl.unpack_from
         left = self.pending                  # the start of a record cut by a read
         while True:
-            chunk = fh.read(_READ_CHUNK)
+            chunk = fh.read(self.chunk)
             start = 0
             if left:
                 # complete the cut record from this read (and more if it is huge)
@@ -572,7 +584,7 @@ class _Reader:
                         raise SavefileError(f"bogus record length {incl_at(left, 8)[0]}")
                     need = 16 - len(left) if len(left) < 16 else 16 + incl_at(left, 8)[0] - len(left)
                     if start >= len(chunk):
-                        chunk = fh.read(max(_READ_CHUNK, need))
+                        chunk = fh.read(max(self.chunk, need))
                         start = 0
                         if not chunk:
                             return          # a truncated last record, dropped as libpcap does
@@ -591,7 +603,7 @@ class _Reader:
             heads: list[int] = []
             add = heads.append
             # the per-record walk: kept to the fewest operations (a read is at most
-            # _READ_CHUNK bytes, so a bogus length always runs past its end)
+            # _MAX_READ_CHUNK bytes, so a bogus length always runs past its end)
             while pos <= last:
                 end = pos + 16 + incl_at(chunk, pos + 8)[0]
                 if end > blen:
@@ -754,11 +766,15 @@ class SavefileSource:
         now = self.arrival == "now"
         with open(self.path, "rb") as fh:
             head = fh.read(24)
+            reader = None
             if head[:4] in _PCAP_MAGICS:
-                chunks = _Reader(fh, head)
+                chunks = reader = _Reader(fh, head)
             else:
                 chunks = self._frames_as_chunks(read_frames(self.path))
             for buf, lt, fo, fl, ts in chunks:
+                if reader is not None and len(fo) > 1:
+                    reader.fit(len(fo), len(buf), size)      # from the first read
+                    reader = None
                 self.frames += len(fo)
                 ok, poff, plen, src4, sport = _fast_udp4(buf, lt, fo, fl)
                 bid = out.buffer(buf)
