@@ -8,7 +8,9 @@ an anonymous shared mapping made before the plugin is forked.
 Counters live in a separate shared page: slots written, slots read, and drops. The
 writer never blocks on a live source: when no slot is free the chunk is dropped and
 counted. A wake-up pipe lets a sleeping reader poll(); closing its write end (or the
-core dying) tells the reader that no more data will come.
+core dying) tells the reader that no more data will come. A writer that may wait for room
+(savefile replay) sleeps on a second pipe, the way back, until the reader has freed a
+quarter of the ring.
 
 Slot layout: a 16-byte header (sequence, record count, record bytes, string bytes),
 the records as raw bytes, then the string table as int32 lengths + UTF-8 bytes.
@@ -30,6 +32,8 @@ _HDR = struct.Struct("<IIII")
 
 # control page word indexes
 W_WRITTEN, W_READ, W_DROP_RECORDS, W_DROP_CHUNKS, W_RECORDS, W_CLOSED = range(6)
+W_WAITING = 7    # 0, or 1 + the slots-read count a writer waiting for room sleeps until
+_ROOM_TIMEOUT = 0.02    # a waiting writer looks again at least this often (s)
 
 
 class RingError(Exception):
@@ -58,6 +62,8 @@ def _decode_strings(buf: memoryview, count: int) -> list[str]:
 
 
 class Ring:
+    ROOM_PIPE = True    # see ``_wait_room``
+
     def __init__(self, pipe_size: int, buffer_size: int, dtype: np.dtype,
                  string_fields=(), name: str = ""):
         min_slot = _HDR.size + dtype.itemsize
@@ -75,23 +81,33 @@ class Ring:
         self.buf = np.frombuffer(self._mem, dtype=np.uint8)
         self.rfd, self.wfd = os.pipe()
         os.set_blocking(self.wfd, False)
+        # the way back: the reader tells a writer waiting for room (savefile replay) that
+        # it has freed enough slots, so the writer sleeps instead of polling
+        self.back_r = self.back_w = -1
+        if self.ROOM_PIPE:
+            self.back_r, self.back_w = os.pipe()
+            os.set_blocking(self.back_w, False)
         self._last_wake = 0.0
 
     # ---- process plumbing -------------------------------------------------
     def writer_side(self) -> None:
         """Called in the core after forking: it keeps only the write end."""
-        if self.rfd >= 0:
-            os.close(self.rfd)
-            self.rfd = -1
+        for attr in ("rfd", "back_w"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, attr, -1)
 
     def reader_side(self) -> None:
         """Called in the plugin after forking: it keeps only the read end."""
-        if self.wfd >= 0:
-            os.close(self.wfd)
-            self.wfd = -1
+        for attr in ("wfd", "back_r"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, attr, -1)
 
     def close_fds(self) -> None:
-        for attr in ("rfd", "wfd"):
+        for attr in ("rfd", "wfd", "back_r", "back_w"):
             fd = getattr(self, attr)
             if fd >= 0:
                 try:
@@ -151,13 +167,8 @@ class Ring:
                 return (self._write_chunk(chunk[:half], strings, wait)
                         + self._write_chunk(chunk[half:], strings, wait))
             return self._drop(1)
-        polls = 0
-        while self.ctl[W_WRITTEN] - self.ctl[W_READ] >= self.nslots:
-            if not wait or (callable(wait) and polls % 200 == 0 and not wait()):
-                return self._drop(len(chunk))
-            polls += 1
-            self.wake()
-            time.sleep(0.0005)
+        if not self._wait_room(wait):
+            return self._drop(len(chunk))
         off = int(self.ctl[W_WRITTEN] % self.nslots) * self.slot_size
         seq = int(self.ctl[W_WRITTEN] & 0xFFFFFFFF)
         _HDR.pack_into(self._mem, off, seq, len(chunk), nbytes, nstrings)
@@ -175,6 +186,59 @@ class Ring:
         self.ctl[W_RECORDS] += np.uint64(len(chunk))
         self.ctl[W_WRITTEN] += np.uint64(1)  # publish only once the data is in place
         return 0
+
+    def _wait_room(self, wait) -> bool:
+        """True once a slot is free; False if the chunk must be dropped (no slot and
+        ``wait`` false, or its callable says the reader is gone).
+
+        A writer that waits asks for a quarter of the ring (at least one slot) to be
+        freed and sleeps on the way-back pipe until the reader says so: a few wake-ups
+        per lap of the ring, where polling every 0.5 ms took ~2000 a second of waiting
+        (~30 us of CPU each). It looks again every ``_ROOM_TIMEOUT`` whatever happens, so
+        a notice lost to the two processes' unordered reads and writes of the counters
+        only delays it."""
+        if self.ctl[W_WRITTEN] - self.ctl[W_READ] < self.nslots:
+            return True
+        if not wait:
+            return False
+        want = int(self.ctl[W_WRITTEN]) - self.nslots + max(1, self.nslots // 4)
+        try:
+            while self.ctl[W_WRITTEN] - self.ctl[W_READ] >= self.nslots:
+                if callable(wait) and not wait():
+                    return False
+                self.ctl[W_WAITING] = np.uint64(want + 1)
+                self.wake()
+                if self.ctl[W_READ] >= want:
+                    continue
+                self._sleep_for_room()
+        finally:
+            self.ctl[W_WAITING] = np.uint64(0)
+        return True
+
+    def _sleep_for_room(self) -> None:
+        if self.back_r < 0:
+            time.sleep(0.0005)
+            return
+        try:
+            r, _, _ = select.select([self.back_r], [], [], _ROOM_TIMEOUT)
+        except InterruptedError:
+            return
+        if r:
+            try:
+                if not os.read(self.back_r, 4096):      # the reader's end is closed
+                    os.close(self.back_r)
+                    self.back_r = -1
+            except BlockingIOError:
+                pass
+
+    def _freed(self) -> None:
+        """Reader side, after a slot is read: wake a writer waiting for this much room."""
+        t = int(self.ctl[W_WAITING])
+        if t and int(self.ctl[W_READ]) + 1 >= t and self.back_w >= 0:
+            try:
+                os.write(self.back_w, b"\x01")
+            except OSError:
+                pass    # full of notices already, or the writer is gone
 
     def _drop(self, nrecords: int) -> int:
         self.ctl[W_DROP_RECORDS] += np.uint64(nrecords)
@@ -218,6 +282,7 @@ class Ring:
             end = q + 4 * nstr + int(lens.sum())
             strings = _decode_strings(memoryview(self._mem)[q:end], nstr)
         self.ctl[W_READ] += np.uint64(1)
+        self._freed()
         return Batch(recs, strings)
 
     def wait(self, timeout: float | None) -> bool:
@@ -303,13 +368,8 @@ class DatagramRing(Ring):
 
     def _write_slot(self, parts: list[bytes], wait) -> int:
         count = len(parts) // 2
-        polls = 0
-        while self.ctl[W_WRITTEN] - self.ctl[W_READ] >= self.nslots:
-            if not wait or (callable(wait) and polls % 200 == 0 and not wait()):
-                return self._drop(count)
-            polls += 1
-            self.wake()
-            time.sleep(0.0005)
+        if not self._wait_room(wait):
+            return self._drop(count)
         data = b"".join(parts)
         off = int(self.ctl[W_WRITTEN] % self.nslots) * self.slot_size
         seq = int(self.ctl[W_WRITTEN] & 0xFFFFFFFF)
@@ -328,6 +388,7 @@ class DatagramRing(Ring):
         p = off + _HDR.size
         raw = bytes(self._mem[p:p + nbytes])
         self.ctl[W_READ] += np.uint64(1)
+        self._freed()
         payloads, fams, addrs, ports, tags, tag2s, bcs = [], [], [], [], [], [], []
         q = 0
         for _ in range(count):
@@ -359,6 +420,8 @@ class BurstRing(Ring):
     per-datagram loop. Slot: header (seq, count, payload bytes, names bytes), the
     payloads back to back, then fixed columns for ``BURST_MAX`` datagrams (length u4,
     exporter index u2, port u2, arrival time i8), then the exporters, '\\n'-separated."""
+
+    ROOM_PIPE = False   # its writer never waits: it drops (and counts) instead
 
     def __init__(self, pipe_size: int, name: str = "", burst_max: int = BURST_MAX):
         self.burst_max = burst_max = max(1, int(burst_max))

@@ -1,5 +1,6 @@
 """The shared-memory ring between the core and a plugin process."""
 import os
+import time
 
 import numpy as np
 
@@ -83,3 +84,51 @@ def test_across_fork_with_end_of_stream():
     ring.close()
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_a_writer_waiting_for_room_is_woken_by_the_reader():
+    # savefile replay: the writer waits on a full ring (no drops) and the reader, in its
+    # own process, tells it when it has freed room; every record arrives, in order
+    ring = Ring(8 * 4096, 4096, DT)
+    per = ring.max_records
+    total = 40 * per
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ring.reader_side()
+            got = []
+            while len(got) < total:
+                ring.wait(0.05)
+                while (b := ring.read()) is not None:
+                    got.extend(b.records["packets"].tolist())
+                    time.sleep(0.002)           # slower than the writer
+            os.write(wfd, b"1" if got == list(range(total)) else b"0")
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    ring.writer_side()
+    sleeps = 0
+    real = ring._sleep_for_room
+
+    def counted():
+        nonlocal sleeps
+        sleeps += 1
+        real()
+    ring._sleep_for_room = counted
+    dropped = sum(ring.write(Batch(make(per, i * per)), wait=True) for i in range(40))
+    ok = os.read(rfd, 1)
+    os.waitpid(pid, 0)
+    os.close(rfd)
+    assert dropped == 0 and ring.dropped_records == 0
+    assert ok == b"1"
+    # woken once a quarter of the ring (2 slots) is free, not once per poll
+    assert 0 < sleeps <= 40
+
+
+def test_a_waiting_writer_drops_once_the_reader_is_gone():
+    ring = Ring(4 * 4096, 4096, DT)
+    per = ring.max_records
+    for i in range(ring.nslots):
+        assert ring.write(Batch(make(per)), wait=False) == 0
+    assert ring.write(Batch(make(per)), wait=lambda: False) == per
