@@ -67,9 +67,29 @@ def _trial_packets(d: memplugin.MeasuredDaemon) -> int | None:
     return None
 
 
+def socket_drops(port: int) -> int | None:
+    """The kernel's drop count of the UDP socket bound to ``port`` (the last column of
+    /proc/net/udp, udp6): datagrams that found its receive buffer full, i.e. that the
+    daemon did not take off the socket in time (None if no such socket)."""
+    found = None
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(name) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for ln in lines:
+            p = ln.split()
+            if len(p) > 4 and int(p[1].rsplit(":", 1)[1], 16) == port:
+                found = (found or 0) + int(p[-1])
+    return found
+
+
 def trial(d: memplugin.MeasuredDaemon, sender: udp_sender.Sender, flusher: udp_sender.Sender,
           rate: float, seconds: float) -> dict:
+    port = sender.sock.getpeername()[1]
     before = _trial_packets(d)
+    drops0 = socket_drops(port)
     r = sender.send(rate, seconds)
     # the daemon hands records to its plugin a full buffer at a time: a few buffers' worth
     # of flush records, sent at a walk, push the trial's last ones through
@@ -85,11 +105,20 @@ def trial(d: memplugin.MeasuredDaemon, sender: udp_sender.Sender, flusher: udp_s
             break
         after = again
     got = (after - before) if after is not None and before is not None else 0
+    drops1 = socket_drops(port)
+    # where a loss happened: datagrams the kernel dropped at the socket (the daemon not
+    # receiving in time) versus records lost further in (its pipes, its plugin)
+    r["socket_drops"] = (drops1 - drops0) if drops0 is not None and drops1 is not None else None
     r["accounted_packets"] = got
     r["share"] = got / r["packets"] if r["packets"] else 0.0
     # more than was sent would be a miscount, not a pass
     r["ok"] = THRESHOLD <= r["share"] <= 1.0
     return r
+
+
+def _drops_word(r: dict) -> str:
+    n = r.get("socket_drops")
+    return f"  socket drops {n:,}" if n else ""
 
 
 def search(who: str, pool: udp_sender.Pool, *, start: float, ceiling: float, seconds: float,
@@ -115,6 +144,7 @@ def search(who: str, pool: udp_sender.Pool, *, start: float, ceiling: float, sec
             short = r["rate"] < 0.97 * rate
             log(f"  {who:6s} target {rate:9,.0f}/s sent {r['rate']:9,.0f}/s "
                 f"accounted {100 * r['share']:7.3f}%{'' if r['ok'] else '  < 99.9%'}"
+                f"{_drops_word(r)}"
                 f"{'  (sender short)' if short else ''}")
             if plan is not None:
                 continue

@@ -54,7 +54,7 @@ SWITCH_INTERVAL = 0.0005         # seconds: how soon a waiting reader thread get
 BURST_BYTES = 1 << 20            # the reader's burst buffer (reused; what came is copied out)
 BURST_DATAGRAMS = 4096
 BURST_NAP_BELOW = 16             # a burst smaller than this: nap before waiting again
-BURST_NAP = float(os.environ.get("PYPMACCT_UDP_NAP", "0.0005"))  # XXX experiment
+BURST_NAP = 0.0005
 READER_SLICE_NS = 100_000        # the reader's scheduler slice request (0: the default)
 
 

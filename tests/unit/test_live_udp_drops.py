@@ -1,0 +1,48 @@
+"""bench/live_udp.py: the kernel's drop count of a UDP socket, read from /proc/net/udp."""
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import live_udp  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not Path("/proc/net/udp").exists(), reason="needs /proc/net/udp")
+
+
+def test_socket_drops_counts_what_did_not_fit_the_receive_buffer():
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # the kernel's minimum
+    rx.bind(("127.0.0.1", 0))
+    port = rx.getsockname()[1]
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        assert live_udp.socket_drops(port) == 0
+        sent = 200
+        for i in range(sent):                   # loopback: each one queued or dropped at once
+            tx.sendto(bytes(1000), ("127.0.0.1", port))
+        rx.setblocking(False)
+        got = 0
+        while True:
+            try:
+                rx.recv(2000)
+            except BlockingIOError:
+                break
+            got += 1
+        assert 0 < got < sent
+        assert live_udp.socket_drops(port) == sent - got
+    finally:
+        rx.close()
+        tx.close()
+
+
+def test_socket_drops_of_a_port_nobody_has_is_none():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    assert live_udp.socket_drops(port) is None
