@@ -561,10 +561,8 @@ class SflowDecoder:
         # the fixed part of every sample in one gather: compact (8 words: seq, source
         # id, rate, pool, drops, input, output, records) or expanded (11: seq, source
         # class, index, rate, pool, drops, input format, value, output format, value,
-        # records), the first record's type and length behind it, and its first four
-        # words (a packet header record's protocol, size, stripped, length: read here,
-        # with the cache lines this gather touches anyway, not in a pass of their own)
-        w = b.words(bs, 17)
+        # records), and the first record's type and length behind it
+        w = b.words(bs, 13)
         col = lambda c, e: np.where(ex, w[:, e], w[:, c]).astype(np.int64)  # noqa: E731
         anyex = bool(ex.any())
         if not anyex:
@@ -628,31 +626,26 @@ class SflowDecoder:
             return s
         A, T, R0, R1, D = (np.concatenate(x) for x in zip(*parts)) if len(parts) > 1 \
             else parts[0]
-        # the first record's first four words, gathered with the fixed part
-        pre = w[:, 13:17] if anyex else w[:, 10:14]
-        if anyex:
-            pre = np.where(ex[:, None], pre, w[:, 10:14])
         if not odd.any():
-            self._records(b, s, A, T, R0, R1, pre, D == 0)
+            self._records(b, s, A, T, R0, R1)
             return s
         # samples whose records come in _RANK order (nearly all) take one pass; the
         # others have their records applied position by position, as they came
         sel = ~odd[A]
-        self._records(b, s, A[sel], T[sel], R0[sel], R1[sel], pre, D[sel] == 0)
+        self._records(b, s, A[sel], T[sel], R0[sel], R1[sel])
         sel = ~sel
         A, T, R0, R1, D = A[sel], T[sel], R0[sel], R1[sel], D[sel]
         for d in np.unique(D).tolist():
             m = D == d
-            self._records(b, s, A[m], T[m], R0[m], R1[m], pre, D[m] == 0)
+            self._records(b, s, A[m], T[m], R0[m], R1[m])
         return s
 
     _FIXED = {REC_ETHERNET: 24, REC_IPV4: 32, REC_IPV6: 56, REC_SWITCH: 16}
 
-    def _records(self, b, s, act, tag, r0, r1, pre=None, first=None) -> None:
+    def _records(self, b, s, act, tag, r0, r1) -> None:
         """Apply one record position's records to their samples. A record whose content
         does not fill exactly its declared length makes the sample bad (pmacct's
-        lengthCheck drops it). ``pre``: per sample, the first four words of its first
-        record, already gathered; ``first``: which records are their sample's first."""
+        lengthCheck drops it)."""
         ln = r1 - r0
         bad = np.zeros(len(act), bool)
         for t, size in self._FIXED.items():
@@ -660,20 +653,7 @@ class SflowDecoder:
         h = tag == REC_HEADER
         hw = None
         if h.any():
-            # protocol, size, stripped, length
-            if pre is None:
-                hw = b.words(r0[h], 4)
-            else:
-                fh = first[h]
-                ah = act[h]
-                if fh.all():
-                    hw = pre[ah]
-                else:
-                    hw = np.empty((len(ah), 4), pre.dtype)
-                    hw[fh] = pre[ah[fh]]
-                    nf = ~fh
-                    if nf.any():
-                        hw[nf] = b.words(r0[h][nf], 4)
+            hw = b.words(r0[h], 4)                  # protocol, size, stripped, length
             hl = hw[:, 3].astype(np.int64)
             bad[h] |= (ln[h] < 16) | (16 + ((hl + 3) & ~3) != ln[h])
         rt = tag == REC_ROUTER
