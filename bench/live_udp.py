@@ -118,7 +118,12 @@ def trial(d: memplugin.MeasuredDaemon, sender: udp_sender.Sender, flusher: udp_s
 
 def _drops_word(r: dict) -> str:
     n = r.get("socket_drops")
-    return f"  socket drops {n:,}" if n else ""
+    out = f"  socket drops {n:,}" if n else ""
+    # a paced sender held off the CPU catches up in one burst: beyond a few of its
+    # half-millisecond chunks that burst alone may overrun a default receive buffer
+    if r.get("max_burst", 0) > 4 * r.get("chunk", r.get("max_burst", 0)):
+        out += f"  (sender burst {r['max_burst']} datagrams)"
+    return out
 
 
 def search(who: str, pool: udp_sender.Pool, *, start: float, ceiling: float, seconds: float,

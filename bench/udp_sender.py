@@ -156,6 +156,7 @@ class Sender:
         total = datagrams if datagrams is not None else int(rate * seconds)
         sent = 0
         records = packets = nbytes = 0
+        biggest = 0             # the largest burst (one sendmmsg call) sent
         # bursts of at most half a millisecond's worth (at least one datagram): a
         # longer burst would overrun a default-sized receive buffer at any rate
         chunk = max(1, min(BATCH, int(rate * 0.0005)))
@@ -170,6 +171,7 @@ class Sender:
                 due = BATCH
             k = min(due, BATCH, total - sent, n - self.pos)
             got = self._sendmmsg(self.pos, k)
+            biggest = max(biggest, got)
             if got:
                 r, p, b = self._carried(self.pos, got)
                 records += r
@@ -179,7 +181,8 @@ class Sender:
                 self.pos = (self.pos + got) % n
         wall = time.monotonic() - t0
         return {"datagrams": sent, "records": records, "packets": packets, "bytes": nbytes,
-                "seconds": wall, "rate": sent / wall if wall > 0 else 0.0, "target": rate}
+                "seconds": wall, "rate": sent / wall if wall > 0 else 0.0, "target": rate,
+                "max_burst": biggest, "chunk": chunk if rate > 0 else BATCH}
 
     def close(self):
         self.sock.close()

@@ -46,3 +46,31 @@ def test_socket_drops_of_a_port_nobody_has_is_none():
     port = s.getsockname()[1]
     s.close()
     assert live_udp.socket_drops(port) is None
+
+
+def test_a_trial_line_names_socket_drops_and_a_sender_burst_beyond_four_chunks():
+    assert live_udp._drops_word({"socket_drops": 0, "max_burst": 8, "chunk": 8}) == ""
+    assert live_udp._drops_word({"socket_drops": None}) == ""
+    assert live_udp._drops_word({"socket_drops": 1234, "max_burst": 32, "chunk": 8}) == \
+        "  socket drops 1,234"
+    assert live_udp._drops_word({"socket_drops": 5, "max_burst": 33, "chunk": 8}) == \
+        "  socket drops 5  (sender burst 33 datagrams)"
+
+
+def test_the_sender_reports_its_largest_burst():
+    import udp_sender
+    pool = udp_sender.build_pool(6000)          # > 300 datagrams: no wrap in the first call
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    s = udp_sender.Sender(pool, rx.getsockname()[1])
+    try:
+        calls = []
+        real = s._sendmmsg
+        s._sendmmsg = lambda start, k: (calls.append(k), real(start, k))[1]
+        r = s.send(0, datagrams=300)            # unpaced: BATCH at a time
+        assert r["datagrams"] == 300 and sum(calls) == 300
+        assert r["max_burst"] == max(calls) == udp_sender.BATCH
+        assert r["chunk"] == udp_sender.BATCH
+    finally:
+        s.close()
+        rx.close()
