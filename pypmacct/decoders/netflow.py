@@ -136,16 +136,21 @@ class NetflowDecoder:
             if seq == expected:
                 st.good += 1
             else:
-                self.stats.exporter(dg.src).seq_errors += 1
-                if seq > expected:
-                    st.jumps_f += 1
-                else:
-                    st.jumps_b += 1
-                self.log.limited((dg.src, "seq", aux),
-                                 f"expecting flow '{expected}' but received '{seq}' "
-                                 f"collector={self.opts.collector_ip}:{self.opts.collector_port} "
-                                 f"agent={dg.src}:{aux}", level="INFO")
+                self.sequence_jump(st, dg, seq, expected, aux)
         st.seqno = seq
+
+    def sequence_jump(self, st, dg, seq: int, expected: int, aux: int) -> None:
+        """A datagram out of sequence: counted (forward or back) and logged as pmacct
+        logs it, rate-limited per exporter and domain."""
+        self.stats.exporter(dg.src).seq_errors += 1
+        if seq > expected:
+            st.jumps_f += 1
+        else:
+            st.jumps_b += 1
+        self.log.limited((dg.src, "seq", aux),
+                         f"expecting flow '{expected}' but received '{seq}' "
+                         f"collector={self.opts.collector_ip}:{self.opts.collector_port} "
+                         f"agent={dg.src}:{aux}", level="INFO")
 
     def plan_for(self, tpl) -> Plan:
         plan = tpl.plan
@@ -397,15 +402,5 @@ class NetflowDecoder:
         if len(bad):
             bad = bad[np.argsort(idx[bad], kind="stable")]
             for q in bad.tolist():
-                dg = pk.ref(int(idx[q]))
-                st = dstates[int(dom[q])]
-                sq, ex, aux = int(seq[q]), int(expected[q]), int(dom_id[q])
-                self.stats.exporter(dg.src).seq_errors += 1
-                if sq > ex:
-                    st.jumps_f += 1
-                else:
-                    st.jumps_b += 1
-                self.log.limited((dg.src, "seq", aux),
-                                 f"expecting flow '{ex}' but received '{sq}' "
-                                 f"collector={self.opts.collector_ip}:{self.opts.collector_port} "
-                                 f"agent={dg.src}:{aux}", level="INFO")
+                self.sequence_jump(dstates[int(dom[q])], pk.ref(int(idx[q])), int(seq[q]),
+                                   int(expected[q]), int(dom_id[q]))
