@@ -92,22 +92,17 @@ class Ring:
     # ---- process plumbing -------------------------------------------------
     def writer_side(self) -> None:
         """Called in the core after forking: it keeps only the write end."""
-        for attr in ("rfd", "back_w"):
-            fd = getattr(self, attr)
-            if fd >= 0:
-                os.close(fd)
-                setattr(self, attr, -1)
+        self._close_fds("rfd", "back_w")
 
     def reader_side(self) -> None:
         """Called in the plugin after forking: it keeps only the read end."""
-        for attr in ("wfd", "back_r"):
-            fd = getattr(self, attr)
-            if fd >= 0:
-                os.close(fd)
-                setattr(self, attr, -1)
+        self._close_fds("wfd", "back_r")
 
     def close_fds(self) -> None:
-        for attr in ("rfd", "wfd", "back_r", "back_w"):
+        self._close_fds("rfd", "wfd", "back_r", "back_w")
+
+    def _close_fds(self, *attrs) -> None:
+        for attr in attrs:
             fd = getattr(self, attr)
             if fd >= 0:
                 try:
