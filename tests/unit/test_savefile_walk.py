@@ -72,3 +72,21 @@ def test_bogus_length_stops_after_the_good_records(tmp_path, monkeypatch, chunk,
     got, err = _read(p, size=1)
     assert err == f"bogus record length {0x4000001}"
     assert [g[1] for g in got] == [2000 + i for i in range(at)]
+
+
+def test_reads_are_sized_to_about_three_batches(tmp_path):
+    """The first read's frame sizes set the read size to three batches' worth, between
+    the 4 MiB floor and the 16 MiB cap (a batch spanning two reads is copied)."""
+    path = tmp_path / "h.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    with open(path, "rb") as fh:
+        r = sf._Reader(fh, fh.read(24))
+    assert r.chunk == sf._READ_CHUNK
+    r.fit(0, 0, 4096)                         # nothing read yet: unchanged
+    assert r.chunk == sf._READ_CHUNK
+    r.fit(1000, 1000 * 1500, 4096)            # 1.5 kB frames: 18 MB wanted, capped
+    assert r.chunk == sf._MAX_READ_CHUNK
+    r.fit(1000, 1000 * 500, 4096)             # 500 B frames: 6,144,000 bytes
+    assert r.chunk == 3 * 4096 * 500
+    r.fit(1000, 1000 * 100, 4096)             # small frames: never below the floor
+    assert r.chunk == sf._READ_CHUNK
