@@ -121,7 +121,7 @@ def _drops_word(r: dict) -> str:
     out = f"  socket drops {n:,}" if n else ""
     # a paced sender held off the CPU catches up in one burst: beyond a few of its
     # half-millisecond chunks that burst alone may overrun a default receive buffer
-    if r.get("max_burst", 0) > 4 * r.get("chunk", r.get("max_burst", 0)):
+    if "chunk" in r and r["max_burst"] > 4 * r["chunk"]:
         out += f"  (sender burst {r['max_burst']} datagrams)"
     return out
 

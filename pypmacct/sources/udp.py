@@ -27,8 +27,9 @@ signals the core handles, dies with the core (PR_SET_PDEATHSIG, and a getppid() 
 and receives straight into the slots of a shared-memory ``BurstRing``: a slot is
 published at once when the core has caught up, and filled further while the core is
 busy. It asks the scheduler for a short slice (``request_short_slice``: same policy,
-nice and CPU share, but it runs soon after a datagram wakes it). ``read`` takes slots as one ``DatagramBatch``; a full ring drops (counted in the
-ring's shared counters, copied to ``dropped`` and logged by ``read``). ``close`` stops
+nice and CPU share, but it runs soon after a datagram wakes it). ``read`` takes slots
+as one ``DatagramBatch``; a full ring drops (counted in the ring's shared counters,
+copied to ``dropped`` and logged by ``read``). ``close`` stops
 and reaps it; if it exits unexpectedly ``read`` logs it and falls back to the thread.
 """
 from __future__ import annotations
