@@ -24,7 +24,10 @@ parsed for a whole read at once with vectorised steps; every other frame goes th
 """
 from __future__ import annotations
 
+import mmap
+import os
 import socket
+import stat
 import struct
 import time
 from typing import Iterator
@@ -56,6 +59,9 @@ _READ_CHUNK = 1 << 22
 # more than a 4 MB read, so every one of them was copied)
 _MAX_READ_CHUNK = 1 << 24
 _TAIL = bytes(64)
+# a regular file is mapped and walked in place (no read copy, no joined batches); off
+# for tests of the read path
+_MAP = True
 
 _u16 = struct.Struct("!H")
 
@@ -399,7 +405,10 @@ class DatagramBatch:
 
     def _one(self, i: int) -> Datagram:
         s = int(self.start[i])
-        return Datagram(self.buf[s:s + int(self.length[i])], self.srcs[int(self.exp[i])],
+        payload = self.buf[s:s + int(self.length[i])]
+        if not isinstance(payload, bytes):      # a span of a mapped file
+            payload = bytes(payload)
+        return Datagram(payload, self.srcs[int(self.exp[i])],
                         int(self.port[i]), int(self.ts[i]))
 
     def __getitem__(self, i):
@@ -571,6 +580,70 @@ class _Reader:
             self.chunk = max(_READ_CHUNK, min(_MAX_READ_CHUNK, want))
 
     def __iter__(self):
+        mm = self._map()
+        return self._read_walk() if mm is None else self._mapped_walk(mm)
+
+    def _map(self):
+        """The whole file mapped read-only, or None (not a regular file, empty, or
+        mapping refused: the reads are used then)."""
+        if not _MAP:
+            return None
+        try:
+            fd = self.fh.fileno()
+            if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size <= 24:
+                return None
+            mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError, AttributeError):
+            return None
+        self.start = self.fh.tell() - len(self.pending)
+        return mm
+
+    def _mapped_walk(self, mm):
+        """The record walk over the mapped file, a window of ``chunk`` bytes at a time
+        (a record larger than a window is a window of its own). All windows share the
+        one buffer, so a batch never spans two; pages before the previous window are given
+        back (``MADV_DONTNEED``: a file page read again is faulted in from the page
+        cache, so this only keeps the mapping out of the resident set)."""
+        incl_at = self.incl.unpack_from
+        size = len(mm)
+        pos = self.start
+        starts = [pos]
+        page = mmap.PAGESIZE
+        released = 0
+        while pos + 16 <= size:
+            stop = min(size, pos + max(self.chunk, 16))
+            last = stop - 16
+            heads: list[int] = []
+            add = heads.append
+            while pos <= last:
+                end = pos + 16 + incl_at(mm, pos + 8)[0]
+                if end > stop:
+                    break
+                add(pos)
+                pos = end
+            if not heads and pos + 16 <= size:
+                incl = incl_at(mm, pos + 8)[0]
+                if incl <= 0x4000000 and pos + 16 + incl <= size:
+                    heads.append(pos)           # one record larger than a window
+                    pos += 16 + incl
+            if heads:
+                yield self._frames(mm, heads)
+                starts.append(pos)
+                if len(starts) > 2:
+                    upto = starts.pop(0) // page * page
+                    if upto > released:
+                        mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
+                        released = upto
+            if pos + 16 <= size and pos + 16 + incl_at(mm, pos + 8)[0] > stop:
+                incl = incl_at(mm, pos + 8)[0]
+                if incl > 0x4000000:
+                    raise SavefileError(f"bogus record length {incl}")
+                if pos + 16 + incl > size:
+                    return          # a truncated last record, dropped as libpcap does
+            elif not heads:
+                return
+
+    def _read_walk(self):
         fh = self.fh
         incl_at = self.incl.unpack_from
         left = self.pending                  # the start of a record cut by a read
@@ -641,6 +714,8 @@ class _Batcher:
         self.n = 0
 
     def buffer(self, b: bytes) -> int:
+        if self.next_buf and self.bufs.get(self.next_buf - 1) is b:
+            return self.next_buf - 1          # the next window of a mapped file
         i = self.next_buf
         self.next_buf += 1
         self.bufs[i] = b
@@ -668,6 +743,13 @@ class _Batcher:
         if len(ub) == 1:
             buf = self.bufs[int(ub[0])]
             start = off
+            if isinstance(buf, mmap.mmap):
+                # the batch's span of the mapped file (and the padding's room when
+                # the file has it), so that no copy of a batch is ever the whole file
+                lo = int(off.min())
+                hi = min(len(buf), int((off + length).max()) + len(_TAIL))
+                buf = memoryview(buf)[lo:hi]
+                start = off - lo
         else:
             pieces = []
             start = np.empty(k, np.int64)
@@ -773,7 +855,8 @@ class SavefileSource:
                 chunks = self._frames_as_chunks(read_frames(self.path))
             for buf, lt, fo, fl, ts in chunks:
                 if reader is not None and len(fo) > 1:
-                    reader.fit(len(fo), len(buf), size)      # from the first read
+                    # from the first read's frames (a mapped file's buffer is all of it)
+                    reader.fit(len(fo), int(fo[-1] + fl[-1] - fo[0]) + 16, size)
                     reader = None
                 self.frames += len(fo)
                 ok, poff, plen, src4, sport = _fast_udp4(buf, lt, fo, fl)

@@ -42,6 +42,43 @@ def _read(path, size=64):
 CHUNKS = [17, 100, 999, 4096, 1 << 22]
 
 
+@pytest.fixture(autouse=True, params=["mapped", "read"])
+def walk(request, monkeypatch):
+    """Every walk test runs on both paths: the mapped file and the reads (pipes)."""
+    monkeypatch.setattr(sf, "_MAP", request.param == "mapped")
+    return request.param
+
+
+def test_regular_file_is_walked_in_place(tmp_path, walk):
+    """A regular file is mapped: every batch's buffer is a span of the mapping (no read
+    copy, no join), and a datagram's payload is still plain bytes."""
+    p = _pcap(tmp_path / "a.pcap", [_udp_frame(i) for i in range(300)])
+    batches = list(SavefileSource(p, arrival="capture").batches(64))
+    assert [len(b) for b in batches] == [64, 64, 64, 64, 44]
+    kinds = {type(b.buf) for b in batches}
+    assert kinds == ({memoryview} if walk == "mapped" else {bytes})
+    assert type(batches[1][0].payload) is bytes
+    assert batches[1][0].payload == _udp_frame(64)[42:]
+
+
+def test_a_pipe_is_read_not_mapped(tmp_path, walk):
+    """A savefile stream that is not a regular file (a pipe here) takes the read path,
+    records cut by its reads put together."""
+    import os
+    import threading
+    data = open(_pcap(tmp_path / "a.pcap", [_udp_frame(i) for i in range(120)]), "rb").read()
+    r, w = os.pipe()
+    writer = threading.Thread(target=lambda: (os.write(w, data), os.close(w)))
+    writer.start()
+    with os.fdopen(r, "rb", buffering=0) as fh:
+        reader = sf._Reader(fh, fh.read(24))
+        assert reader._map() is None
+        got = [(bytes(buf[o:o + n])) for buf, _lt, fo, fl, _ts in reader
+               for o, n in zip(fo.tolist(), fl.tolist())]
+    writer.join(10)
+    assert got == [_udp_frame(i) for i in range(120)]
+
+
 @pytest.mark.parametrize("chunk", CHUNKS)
 def test_walk_matches_frame_reader(tmp_path, monkeypatch, chunk):
     monkeypatch.setattr(sf, "_READ_CHUNK", chunk)
