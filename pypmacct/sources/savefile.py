@@ -16,7 +16,8 @@ Arrival time: pmacct stamps a datagram read from a savefile with the wall clock,
 the capture time; ``arrival="capture"`` uses the capture timestamps instead.
 
 ``SavefileSource.batches`` yields ``DatagramBatch``es: datagrams that stay in the buffer
-they were read into, with per-datagram arrays, so the decoder never copies or wraps them
+they were read into (a regular classic-pcap file is mapped, so that buffer is a span of
+the mapping), with per-datagram arrays, so the decoder never copies or wraps them
 one by one. In classic pcap files, Ethernet (one VLAN tag at most), Linux cooked and
 raw-IP frames carrying unfragmented IPv4/UDP, or IPv6/UDP without extension headers, are
 parsed for a whole read at once with vectorised steps; every other frame goes through
