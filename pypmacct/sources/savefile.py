@@ -591,27 +591,26 @@ class _Reader:
             return None
         try:
             fd = self.fh.fileno()
-            if not stat.S_ISREG(os.fstat(fd).st_mode) or os.fstat(fd).st_size <= 24:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size <= 24:
                 return None
-            mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError, AttributeError):
             return None
-        self.start = self.fh.tell() - len(self.pending)
-        return mm
 
     def _mapped_walk(self, mm):
         """The record walk over the mapped file, a window of ``chunk`` bytes at a time
         (a record larger than a window is a window of its own). All windows share the
-        one buffer, so a batch never spans two; pages before the previous window are given
-        back (``MADV_DONTNEED``: a file page read again is faulted in from the page
-        cache, so this only keeps the mapping out of the resident set)."""
+        one buffer, so a batch never spans two; pages before the previous window are
+        given back (``MADV_DONTNEED``: a file page read again is faulted in from the
+        page cache, so this only keeps the mapping out of the resident set)."""
         incl_at = self.incl.unpack_from
         size = len(mm)
-        pos = self.start
-        starts = [pos]
-        page = mmap.PAGESIZE
+        pos = self.fh.tell() - len(self.pending)
+        behind = 0                            # the previous window's start
         released = 0
         while pos + 16 <= size:
+            begin = pos
             stop = min(size, pos + max(self.chunk, 16))
             last = stop - 16
             heads: list[int] = []
@@ -622,27 +621,24 @@ class _Reader:
                     break
                 add(pos)
                 pos = end
-            if not heads and pos + 16 <= size:
-                incl = incl_at(mm, pos + 8)[0]
-                if incl <= 0x4000000 and pos + 16 + incl <= size:
-                    heads.append(pos)           # one record larger than a window
-                    pos += 16 + incl
+            # the record at pos (if any) did not fit: bogus, cut by the file's end,
+            # or larger than a window
+            incl = incl_at(mm, pos + 8)[0] if pos + 16 <= size else 0
+            cut = pos + 16 <= size and (incl > 0x4000000 or pos + 16 + incl > size)
+            if not heads and not cut:
+                heads.append(pos)
+                pos += 16 + incl
             if heads:
                 yield self._frames(mm, heads)
-                starts.append(pos)
-                if len(starts) > 2:
-                    upto = starts.pop(0) // page * page
-                    if upto > released:
-                        mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
-                        released = upto
-            if pos + 16 <= size and pos + 16 + incl_at(mm, pos + 8)[0] > stop:
-                incl = incl_at(mm, pos + 8)[0]
+                upto = behind // mmap.PAGESIZE * mmap.PAGESIZE
+                if upto > released:
+                    mm.madvise(mmap.MADV_DONTNEED, released, upto - released)
+                    released = upto
+                behind = begin
+            if cut:
                 if incl > 0x4000000:
                     raise SavefileError(f"bogus record length {incl}")
-                if pos + 16 + incl > size:
-                    return          # a truncated last record, dropped as libpcap does
-            elif not heads:
-                return
+                return              # a truncated last record, dropped as libpcap does
 
     def _read_walk(self):
         fh = self.fh
