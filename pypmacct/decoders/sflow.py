@@ -536,7 +536,7 @@ class SflowDecoder:
                     cnts.append((dgi[act[ct]], c[ct] + 8, bend[ct], tag[ct] == COUNTER_SAMPLE_EXP))
             cur[act] = bend
             left[act] -= 1
-            act = act[left[act] > 0]
+            act = act[np.flatnonzero(left[act] > 0)]      # (index arrays: see _records)
         if cnts:
             self._keep_counters(pk, b, cnts)
         if not flows:
@@ -623,7 +623,7 @@ class SflowDecoder:
             parts.append((a2, t2, s2, e2, np.full(len(a2), depth)))
             cur[act] = r1
             nrec[act] -= 1
-            act = act[nrec[act] > 0]
+            act = act[np.flatnonzero(nrec[act] > 0)]
             depth += 1
         if not parts:
             return s
