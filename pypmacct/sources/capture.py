@@ -30,7 +30,9 @@ def savefile_chunks(path: str) -> Iterator[FrameChunk]:
     with open(path, "rb") as fh:
         head = fh.read(24)
         if head[:4] in _PCAP_MAGICS:
-            chunks = _Reader(fh, head)
+            # read, not mapped: a chunk's buffer goes on whole to the packet parser,
+            # which pads (copies) it, and a mapped file is one buffer for all chunks
+            chunks = _Reader(fh, head, mapped=False)
         else:
             chunks = SavefileSource._frames_as_chunks(read_frames(path))
         for buf, lt, fo, fl, ts in chunks:

@@ -562,8 +562,11 @@ class _Reader:
     frame lengths, capture times in microseconds). Each read is its own buffer; a record
     cut by the end of a read is put together on its own."""
 
-    def __init__(self, fh, header: bytes):
+    def __init__(self, fh, header: bytes, mapped: bool = True):
+        """``mapped=False``: always read, never map (for callers that hand each read's
+        buffer on whole: a mapped file is one buffer for all its windows)."""
         self.fh = fh
+        self.mapped = mapped
         endian, self.nanos = _PCAP_MAGICS[header[:4]]
         if len(header) < 24:
             raise SavefileError("truncated pcap header")
@@ -587,7 +590,7 @@ class _Reader:
     def _map(self):
         """The whole file mapped read-only, or None (not a regular file, empty, or
         mapping refused: the reads are used then)."""
-        if not _MAP:
+        if not (_MAP and self.mapped):
             return None
         try:
             fd = self.fh.fileno()

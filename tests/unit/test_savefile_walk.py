@@ -127,3 +127,20 @@ def test_reads_are_sized_to_about_three_batches(tmp_path):
     assert r.chunk == 3 * 4096 * 500
     r.fit(1000, 1000 * 100, 4096)             # small frames: never below the floor
     assert r.chunk == sf._READ_CHUNK
+
+
+def test_pmacctd_chunks_are_reads_not_the_mapped_file(tmp_path, monkeypatch, walk):
+    """pmacctd's savefile_chunks hands each chunk's buffer on whole to the packet parser
+    (which pads it with a copy): every buffer is one read of at most ``_READ_CHUNK``
+    bytes, never the whole mapped file (which made the parser copy all of it per chunk),
+    and the frames are the file's."""
+    from pypmacct.sources.capture import savefile_chunks
+    monkeypatch.setattr(sf, "_READ_CHUNK", 4096)
+    frames = [_udp_frame(i) for i in range(400)]
+    p = _pcap(tmp_path / "a.pcap", frames)
+    chunks = list(savefile_chunks(p))
+    assert len(chunks) > 10
+    assert all(type(c.buf) is bytes and len(c.buf) <= 4096 for c in chunks)
+    got = [bytes(c.buf[o:o + n]) for c in chunks for o, n in zip(c.offset.tolist(),
+                                                                   c.length.tolist())]
+    assert got == frames
