@@ -294,7 +294,8 @@ def parse(buf, start, length, kind, *, max_vlan_tags: int = 8, snap: bool = Fals
     # --- MPLS label stacks
     t = np.nonzero(live & ((et == ETH_MPLS[0]) | (et == ETH_MPLS[1])))[0]
     if len(t):
-        out.mpls_off[t] = pos[t]
+        if extras:
+            out.mpls_off[t] = pos[t]
         p = pos[t].copy()
         e = end[t]
         going = np.ones(len(t), bool)

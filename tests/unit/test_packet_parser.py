@@ -160,3 +160,40 @@ def test_ppp_headers_and_mpls():
     assert r.src_port[:5].tolist() == [5, 5, 7, 7, 5]
     assert (r.mpls_top[4], r.mpls_depth[4]) == (100, 1)
     assert pkt.LINKTYPE_KINDS[9] == pkt.LINKTYPE_KINDS[50] == pkt.K_PPP
+
+
+EXTRAS = {"vlan_off", "mpls_off", "ip_off", "l4_at", "l4_off", "cvlan", "ip_len", "frag_id",
+          "more_frags", "l4", "icmp_type", "icmp_code"}
+
+
+def test_without_extras_every_other_field_is_the_same():
+    """``extras=False`` (sFlow's decoder) leaves exactly the documented fields at their
+    defaults and every other field, the inner VXLAN frames' too, as the full parse."""
+    inner = ETH / IP(src="10.9.0.1", dst="10.9.0.2") / TCP(sport=7, dport=8, flags="S")
+    frames = [
+        ETH / IP(src="10.0.0.1", dst="10.0.0.2", tos=4) / TCP(sport=1, dport=2, flags="PA"),
+        ETH / Dot1Q(vlan=10, prio=3) / Dot1Q(vlan=20) / IP(src="10.0.0.3") / UDP(sport=3, dport=4),
+        ETH / IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop() / UDP(sport=5, dport=6),
+        ETH / IP(src="10.0.0.4", flags="MF", frag=0, id=77) / ICMP(type=3, code=1),
+        ETH / IP(src="10.0.0.5", frag=10) / Raw(b"y" * 16),
+        ETH / MPLS(label=100, s=1) / IP(src="10.0.0.6") / TCP(sport=9, dport=10),
+        ETH / IP(src="10.0.0.7") / UDP(sport=999, dport=4789) / Raw(b"\x08\x00\x00\x00\x00\x01\x00\x00")
+        / inner,
+        ETH / IP(src="10.0.0.8") / IP(src="10.8.0.1", dst="10.8.0.2") / UDP(sport=11, dport=12),
+    ]
+    kw = dict(max_vlan_tags=2, snap=True, min_l4=8, tunnels=True, ipip=True)
+    full = parse(frames, pkt.K_ETH, **kw)
+    lean = parse(frames, pkt.K_ETH, extras=False, **kw)
+    blank = pkt.Parsed(len(frames))
+    for a, b, n in ((full, lean, len(frames)), (full.inner, lean.inner, len(full.inner_rows))):
+        fields = [k for k, v in vars(a).items() if isinstance(v, np.ndarray)]
+        assert set(fields) >= EXTRAS
+        for k in fields:
+            if k in EXTRAS:
+                assert np.array_equal(getattr(b, k), getattr(pkt.Parsed(n), k)), k
+            else:
+                assert np.array_equal(getattr(a, k), getattr(b, k)), k
+    # the full parse does fill them on these frames (so the comparison above means something)
+    for k in EXTRAS:
+        assert not np.array_equal(getattr(full, k), getattr(blank, k)), k
+    assert len(full.inner_rows) == 2 and ip(lean.inner, 0) == "10.9.0.1"
