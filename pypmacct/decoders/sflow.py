@@ -308,9 +308,9 @@ class SflowDecoder:
         if "tcp_flags" in f:
             put("tcp_flags", np.where(smp.proto == 6, smp.flags, 0))
         if "src_mac" in f:
-            out["src_mac"] = smp.src_mac.view("V6").reshape(-1)
+            out["src_mac"] = pkt.byte_rows(smp.src_mac)
         if "dst_mac" in f:
-            out["dst_mac"] = smp.dst_mac.view("V6").reshape(-1)
+            out["dst_mac"] = pkt.byte_rows(smp.dst_mac)
         if "vlan" in f:
             put("vlan", np.where(smp.in_vlan != 0, smp.in_vlan, smp.out_vlan) & 0xFFFF)
         if "cos" in f:
@@ -397,9 +397,9 @@ class SflowDecoder:
             if "tunnel_dst_port" in f:
                 put("tunnel_dst_port", np.where(tl4, smp.tun_dport, 0))
             if "tunnel_src_mac" in f:
-                out["tunnel_src_mac"] = smp.tun_smac.view("V6").reshape(-1)
+                out["tunnel_src_mac"] = pkt.byte_rows(smp.tun_smac)
             if "tunnel_dst_mac" in f:
-                out["tunnel_dst_mac"] = smp.tun_dmac.view("V6").reshape(-1)
+                out["tunnel_dst_mac"] = pkt.byte_rows(smp.tun_dmac)
         for name, _ in self._cp_specs:
             out[name] = getattr(smp, "cp_" + name)
         ts = pk.ts[dg]
@@ -711,15 +711,15 @@ class SflowDecoder:
             s.dport[i] = b.be32(p + 44)
             s.tos[i] = b.be32(p + 52)
             s.got6[i] = True
-        m = np.flatnonzero((tag == REC_SWITCH) & (r1 - r0 >= 16))
-        if self._vlan_cos and len(m):
+        m = np.flatnonzero((tag == REC_SWITCH) & (r1 - r0 >= 16)) if self._vlan_cos else ()
+        if len(m):
             i, p = act[m], r0[m]
             s.in_vlan[i] = b.be32(p)
             s.in_prio[i] = b.be32(p + 4)
             s.out_vlan[i] = b.be32(p + 8)
             s.out_prio[i] = b.be32(p + 12)
-        m = np.flatnonzero(tag == REC_ROUTER)
-        if self._router and len(m):
+        m = np.flatnonzero(tag == REC_ROUTER) if self._router else ()
+        if len(m):
             i, p, e = act[m], r0[m], r1[m]
             ok, af, raw, size = b.addr(p, e)
             ok &= p + size + 8 <= e
