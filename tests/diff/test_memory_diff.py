@@ -103,9 +103,11 @@ def both(daemons, table, args):
     if not ({"-e", "-r"} & set(map(str, args))):
         for _ in range(7):
             again = theirs.query(C_CLIENT, table, args)
+            if not again.stdout:
+                continue
             if t.stdout and (again.returncode, again.stdout) == (t.returncode, t.stdout):
                 break
-            t = again if again.stdout or not t.stdout else t
+            t = again
     o = ours.query(our_client(), table, args)
     return _without_framing_glitch(t, args), o
 
