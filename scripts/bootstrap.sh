@@ -29,13 +29,20 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=.venv/.installed-$mode
+# editable_mode=compat: a plain path entry, not setuptools' finder (start-up: see
+# pypmacct/__init__.py); the stamp's name says so, so that older venvs are redone
+stamp=.venv/.installed-$mode-compat
+editable() {
+  # setuptools calls compat mode transitional: where it is gone, the default mode works too
+  .venv/bin/python -m pip install -q -e "$1" --config-settings editable_mode=compat 2>/dev/null ||
+    .venv/bin/python -m pip install -q -e "$1"
+}
 if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   if [ "$mode" = test ]; then
-    .venv/bin/python -m pip install -q -e '.[test,bench]'   # bench: the smoke bench draws its plot
+    editable '.[test,bench]'   # bench: the smoke bench draws its plot
   else
-    .venv/bin/python -m pip install -q -e .
+    editable .
   fi
   touch "$stamp"
 fi
