@@ -92,7 +92,6 @@ class LabelFilter:
 def channel_tag_stages(ch, pcfg, daemon: str, log, shared_map) -> None:
     """Fill a ChannelStages' tag parts from the plugin's configuration."""
     from pypmacct.config import ConfigError
-    from .pretag import load_plugin_map
 
     for key, field in (("pre_tag_filter", "tag"), ("pre_tag2_filter", "tag2")):
         text = pcfg.get(key)
@@ -111,6 +110,9 @@ def channel_tag_stages(ch, pcfg, daemon: str, log, shared_map) -> None:
         if value:
             ch.post_tags[field] = np.uint64(value)
             ch.fields.add(field)
+    if not pcfg.get("pre_tag_map"):
+        return                      # (the map module is imported only for a map)
+    from .pretag import load_plugin_map
     tagger = load_plugin_map(pcfg, daemon, log, shared_map)
     if tagger is not None:
         ch.tagger = tagger

@@ -94,8 +94,10 @@ class CoreStages:
         self.daemon = daemon
         self.log = log
         self.refresh = bool(cfg.get("maps_refresh"))
-        from ..maps.pretag import load_global_map
-        self.global_map = load_global_map(cfg, daemon, log)
+        self.global_map = None
+        if cfg.get("pre_tag_map"):              # (the map module only for a map)
+            from ..maps.pretag import load_global_map
+            self.global_map = load_global_map(cfg, daemon, log)
         self.fields: set[str] = set()
         if self.global_map is not None:
             self.fields |= self.global_map.fields
