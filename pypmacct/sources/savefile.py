@@ -641,7 +641,14 @@ class _Reader:
             if cut:
                 if incl > 0x4000000:
                     raise SavefileError(f"bogus record length {incl}")
-                return              # a truncated last record, dropped as libpcap does
+                break
+        # the mapping's end: a file still being written may have grown since it was
+        # mapped; what was added is read, as libpcap's reads would (a record cut by the
+        # end, if the file has not grown, is dropped as libpcap does)
+        if os.fstat(self.fh.fileno()).st_size > size:
+            self.fh.seek(pos)
+            self.pending = b""
+            yield from self._read_walk()
 
     def _read_walk(self):
         fh = self.fh

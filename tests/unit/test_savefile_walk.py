@@ -144,3 +144,28 @@ def test_pmacctd_chunks_are_reads_not_the_mapped_file(tmp_path, monkeypatch, wal
     got = [bytes(c.buf[o:o + n]) for c in chunks for o, n in zip(c.offset.tolist(),
                                                                    c.length.tolist())]
     assert got == frames
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_records_appended_during_the_replay_are_read(tmp_path, walk, cut):
+    """A savefile still being written (tcpdump -w, a growing file) is read to the end it
+    has when the replay gets there, as libpcap's reads do; the mapped path looks past
+    its mapping then. ``cut``: the file ended in the middle of a record at first."""
+    frames = [_udp_frame(i) for i in range(400)]
+    p = _pcap(tmp_path / "a.pcap", frames[:300])
+    with open(p, "ab") as f:
+        f.write(struct.pack("<IIII", 2000, 0, len(frames[300]), len(frames[300])))
+        if cut:
+            f.write(frames[300][:10])
+    got = []
+    it = iter(SavefileSource(p, arrival="capture").batches(64))
+    got += [bytes(d.payload) for d in next(it)]
+    with open(p, "ab") as f:                 # the writer goes on
+        f.write(frames[300][10:] if cut else frames[300])
+        for i, fr in enumerate(frames[301:], 301):
+            f.write(struct.pack("<IIII", 1000 + i, i, len(fr), len(fr)) + fr)
+    for b in it:
+        got += [bytes(d.payload) for d in b]
+    want = [d.payload for d in read_datagrams(p)]
+    assert len(want) == 400
+    assert got == want
