@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -118,7 +119,13 @@ def _expected_counter_lines(args):
         return None
     text = args[args.index("-N") + 1]
     if text.strip().startswith("file:"):
-        return None
+        # one query per line that is neither empty nor a '!' comment
+        try:
+            lines = Path(text.strip()[5:].strip()).read_text().splitlines()
+        except OSError:
+            return None
+        queries = [q for q in lines if q.strip() and not q.lstrip().startswith("!")]
+        return 1 if "-S" in args else len(queries)
     return 1 if "-S" in args else len([q for q in text.split(";") if q])
 
 

@@ -225,19 +225,25 @@ def compare(engine: str, capture, extra: dict, workdir: Path, cache_dir: Path | 
     if entry is not None and entry.exists():
         expected = {t: (c, [tuple(r) for r in rows])
                     for t, (c, rows) in json.loads(entry.read_text()).items()}
-    if expected is None:
-        db = Database(engine, f"pmacct_oracle_{tag}", workdir)
+    # 1.7.7 on a loaded machine now and then exits 0 having written no row at all (its
+    # plugin's last purge cut short at exit): such a run is made again, up to three
+    # times, and an empty result is never cached
+    for attempt in range(3 if expected is None else 0):
+        db = Database(engine, f"pmacct_oracle_{tag}_{attempt}", workdir)
         try:
             db.execute(schema_sql)
-            res = run(oracle.pmacct_binary(), engine, db, capture, oextra, workdir / "pmacct")
+            res = run(oracle.pmacct_binary(), engine, db, capture, oextra,
+                      workdir / f"pmacct{attempt or ''}")
             if res.returncode != 0 or res.timed_out:
                 raise AssertionError(f"pmacct run failed\n{res.describe()}")
             expected = {t: db.rows(t, exclude) for t in db.tables()}
         finally:
             db.drop()
-        if entry is not None:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            entry.write_text(json.dumps(expected))
+        if any(rows for _, rows in expected.values()):
+            if entry is not None:
+                entry.parent.mkdir(parents=True, exist_ok=True)
+                entry.write_text(json.dumps(expected))
+            break
     db = Database(engine, f"pypm_{tag}", workdir)
     try:
         db.execute(schema_sql)
