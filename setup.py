@@ -49,8 +49,8 @@ setup(
         "bench": ["matplotlib>=3.7", "py-spy>=0.3"],
     },
     entry_points={
-        "console_scripts": [f"{p}=pypmacct.daemons.{p}:main" for p in PROGRAMS] + [
-            "pmacct=pypmacct.client.main:main",
+        "console_scripts": [f"{p}=pypmacct.daemons.{p}:run" for p in PROGRAMS] + [
+            "pmacct=pypmacct.client.main:run",
             "pmsqlplay=pypmacct.sql.replay:main",
             "pmmyplay=pypmacct.sql.replay:main_mysql",
             "pmpgplay=pypmacct.sql.replay:main_pgsql",

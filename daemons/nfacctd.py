@@ -1,7 +1,6 @@
 """nfacctd: the NetFlow v5/v9 and IPFIX collector."""
 from __future__ import annotations
 
-import sys
 import time
 
 from pypmacct.allow import AllowList
@@ -9,6 +8,7 @@ from pypmacct.record import RECORD_DTYPE, Batch
 from pypmacct.runtime.stats import Stats
 from pypmacct.sources.savefile import SavefileSource
 from pypmacct.sources.udp import UdpSource
+from pypmacct.runtime.process import console_script
 
 from .common import Collector, run_daemon, wait_or_stop
 
@@ -161,5 +161,8 @@ def main(argv=None) -> int:
     return run_daemon(DAEMON, NetflowCollector, argv)
 
 
+# the console script (setup.py): no interpreter teardown at exit
+run = console_script(main)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import select
 import socket
-import sys
 import time
 
 import numpy as np
@@ -22,6 +21,7 @@ from pypmacct.decoders.frames import FrameChunk, FrameDecoder, FrameOptions
 from pypmacct.record import RECORD_DTYPE
 from pypmacct.sources.capture import (LiveCapture, SavefileError, filtered_savefile_chunks,
                                       jhash_name, savefile_chunks, savefile_linktype)
+from pypmacct.runtime.process import console_script
 
 from .common import Collector, run_daemon, wait_or_stop
 
@@ -311,5 +311,8 @@ def main(argv=None) -> int:
     return run_daemon(DAEMON, PcapCollector, argv)
 
 
+# the console script (setup.py): no interpreter teardown at exit
+run = console_script(main)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

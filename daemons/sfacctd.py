@@ -7,11 +7,11 @@ go to ``sfacctd_counter_file`` when it is set (``pypmacct.decoders.sflow_counter
 """
 from __future__ import annotations
 
-import sys
 import time
 
 from pypmacct.decoders.sflow import SflowDecoder, SflowOptions
 from pypmacct.record import RECORD_DTYPE
+from pypmacct.runtime.process import console_script
 
 from .common import run_daemon
 from .nfacctd import NetflowCollector
@@ -88,5 +88,8 @@ def main(argv=None) -> int:
     return run_daemon(DAEMON, SflowCollector, argv)
 
 
+# the console script (setup.py): no interpreter teardown at exit
+run = console_script(main)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

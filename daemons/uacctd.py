@@ -7,13 +7,13 @@ addresses of the hardware header on Ethernet interfaces.
 """
 from __future__ import annotations
 
-import sys
 import time
 
 from pypmacct.classifiers import drop_class_without
 from pypmacct.decoders.frames import FrameDecoder
 from pypmacct.record import RECORD_DTYPE
 from pypmacct.sources.nflog import NflogSource
+from pypmacct.runtime.process import console_script
 
 from .common import Collector, run_daemon
 from .pmacctd import frame_options
@@ -71,5 +71,8 @@ def main(argv=None) -> int:
     return run_daemon(DAEMON, NflogCollector, argv)
 
 
+# the console script (setup.py): no interpreter teardown at exit
+run = console_script(main)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -12,6 +12,8 @@ import numpy as np
 from pypmacct import __version__
 from pypmacct.config.cli import VERSION, _getopt
 
+from pypmacct.runtime.process import console_script
+
 from . import protocol as P
 from .query import (ClientError, parse_primitives, parse_query, read_query_file,
                     split_queries)
@@ -435,5 +437,8 @@ def main(argv=None) -> int:
     return code
 
 
+# the console script (setup.py): no interpreter teardown at exit
+run = console_script(main)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

