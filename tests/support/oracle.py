@@ -382,7 +382,10 @@ def cache_key(binary, settings: dict, capture) -> str:
 def cached_oracle_run(cache_dir, binary, settings: dict, capture, workdir, **kw) -> RunResult:
     """run_daemon for the oracle, reusing a stored result keyed by cache_key.
 
-    Only clean runs (exit 0, an output file) are stored.
+    Only clean runs (exit 0, an output file) are stored. 1.7.7 on a loaded machine
+    now and then exits 0 having purged an empty cache and written no file at all (its
+    plugin had not taken in the core's buffers when the core ended): such a run is
+    made again, up to three times in all.
     """
     cache_dir = Path(cache_dir)
     key = cache_key(binary, settings, capture)
@@ -391,7 +394,10 @@ def cached_oracle_run(cache_dir, binary, settings: dict, capture, workdir, **kw)
         d = json.loads(entry.read_text())
         return RunResult(d["binary"], Path(workdir), d["config_text"], d["returncode"],
                          d["outputs"], d["log"], "", "", d["wall"], False, {})
-    res = run_daemon(binary, settings, workdir, **kw)
+    for _attempt in range(3):
+        res = run_daemon(binary, settings, workdir, **kw)
+        if res.returncode != 0 or res.outputs or res.timed_out:
+            break
     if res.returncode == 0 and res.outputs and not res.timed_out:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")   # workers may store the same key
