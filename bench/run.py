@@ -791,7 +791,7 @@ def write_report(path: Path, mach, a, records, repeat, main_table, targets, live
          + (f" {' '.join(sys.argv[1:])}" if sys.argv[1:] else "") + f"), {mach['minutes']:.0f} minutes.", "",
          f"Machine: {mach['nproc']} cores ({mach['cpu']}), {mach['mem_mib']:,} MiB RAM, Linux "
          f"{mach['kernel']}, Python {mach['python']}; oracle: {mach['pmacct']}.", "",
-         f"**Contention**: the machine is shared with other developers' test suites on the same "
+         f"**Contention**: the machine may be shared with other test suites on the same "
          f"2 cores; load average {mach['load_start']} at the start of the run, {mach['load_end']} at "
          "the end. Wall times and rates suffer from it much more than CPU seconds, so CPU seconds "
          f"are the figures to trust most; every replay case ran {repeat} time(s) and the best run "
@@ -879,8 +879,8 @@ READING = [
     "detected'); on a busy machine this happens to the print plugin with many distinct keys and "
     "to the memory plugin. Such runs are shown as FAILED in the totals column with their "
     "figures kept, and the targets say where pmacct's figure comes from a lossy run.",
-    "- **Contention.** Other helpers' test suites ran on the same two cores during the run (see "
-    "the load averages above); the repeats keep the best run, but wall-clock rates, the live "
+    "- **Contention.** Other test suites may run on the same two cores during a run (see the "
+    "load averages above); the repeats keep the best run, but wall-clock rates, the live "
     "UDP search and the net rates of short runs can be off by a factor, in either direction "
     "between the two daemons (whichever ran while the machine was busier). CPU seconds move "
     "much less.",
