@@ -5,10 +5,10 @@ import time
 
 from pypmacct.allow import AllowList
 from pypmacct.record import RECORD_DTYPE, Batch
+from pypmacct.runtime.process import console_script
 from pypmacct.runtime.stats import Stats
 from pypmacct.sources.savefile import SavefileSource
 from pypmacct.sources.udp import UdpSource
-from pypmacct.runtime.process import console_script
 
 from .common import Collector, run_daemon, wait_or_stop
 

@@ -12,8 +12,8 @@ import time
 from pypmacct.classifiers import drop_class_without
 from pypmacct.decoders.frames import FrameDecoder
 from pypmacct.record import RECORD_DTYPE
-from pypmacct.sources.nflog import NflogSource
 from pypmacct.runtime.process import console_script
+from pypmacct.sources.nflog import NflogSource
 
 from .common import Collector, run_daemon
 from .pmacctd import frame_options

@@ -11,7 +11,6 @@ import numpy as np
 
 from pypmacct import __version__
 from pypmacct.config.cli import VERSION, _getopt
-
 from pypmacct.runtime.process import console_script
 
 from . import protocol as P
