@@ -12,6 +12,14 @@ core dying) tells the reader that no more data will come. A writer that may wait
 (savefile replay) sleeps on a second pipe, the way back, until the reader has freed a
 quarter of the ring.
 
+Writing goes back to slot 0 whenever the reader has caught up (the ring is empty), so a
+reader that keeps up sees the same few slots again and again, still in the CPU cache,
+and the pages of the rest of the pipe are never touched: a short run or a live
+collector that keeps up does not fault in (nor keep resident) the whole
+``plugin_pipe_size``. The control page's base word is the write count that maps to
+slot 0; only the writer moves it, and only while the ring is empty, so the reader (which
+looks at it only once a slot is there to read) never sees it change under a slot.
+
 Slot layout: a 16-byte header (sequence, record count, record bytes, string bytes),
 the records as raw bytes, then the string table as int32 lengths + UTF-8 bytes.
 """
@@ -33,6 +41,7 @@ _HDR = struct.Struct("<IIII")
 # control page word indexes
 W_WRITTEN, W_READ, W_DROP_RECORDS, W_DROP_CHUNKS, W_RECORDS, W_CLOSED = range(6)
 W_WAITING = 7    # 0, or 1 + the slots-read count a writer waiting for room sleeps until
+W_BASE = 8       # the write count that goes to slot 0 (see the module doc)
 _ROOM_TIMEOUT = 0.02    # a waiting writer looks again at least this often (s)
 
 
@@ -77,7 +86,7 @@ class Ring:
         self.max_records = (self.slot_size - _HDR.size) // dtype.itemsize
         self._mem = mmap.mmap(-1, self.slot_size * self.nslots)
         self._ctl_mem = mmap.mmap(-1, mmap.PAGESIZE)
-        self.ctl = np.frombuffer(self._ctl_mem, dtype=np.uint64, count=8)
+        self.ctl = np.frombuffer(self._ctl_mem, dtype=np.uint64, count=9)
         self.buf = np.frombuffer(self._mem, dtype=np.uint8)
         self.rfd, self.wfd = os.pipe()
         os.set_blocking(self.wfd, False)
@@ -127,6 +136,19 @@ class Ring:
     def backlog(self) -> int:
         return int(self.ctl[W_WRITTEN] - self.ctl[W_READ])
 
+    # ---- slots -----------------------------------------------------------
+    def _slot_offset(self, count: int) -> int:
+        """Where the slot of the ``count``-th write (from 0) starts."""
+        return (count - int(self.ctl[W_BASE])) % self.nslots * self.slot_size
+
+    def _next_write_offset(self) -> int:
+        """Where the next write goes: slot 0 again if the reader has read everything
+        (writer side only; see the module doc)."""
+        written = int(self.ctl[W_WRITTEN])
+        if written == int(self.ctl[W_READ]) and (written - int(self.ctl[W_BASE])) % self.nslots:
+            self.ctl[W_BASE] = np.uint64(written)
+        return self._slot_offset(written)
+
     # ---- writer -----------------------------------------------------------
     def _localise_strings(self, chunk: np.ndarray, strings: list[str]):
         """The chunk's string ids in use (ascending, 0 first) and the table of just
@@ -164,7 +186,7 @@ class Ring:
             return self._drop(1)
         if not self._wait_room(wait):
             return self._drop(len(chunk))
-        off = int(self.ctl[W_WRITTEN] % self.nslots) * self.slot_size
+        off = self._next_write_offset()
         seq = int(self.ctl[W_WRITTEN] & 0xFFFFFFFF)
         _HDR.pack_into(self._mem, off, seq, len(chunk), nbytes, nstrings)
         p = off + _HDR.size
@@ -263,8 +285,7 @@ class Ring:
         """The next chunk as a batch, or None if the ring is empty."""
         if self.ctl[W_READ] >= self.ctl[W_WRITTEN]:
             return None
-        slot = int(self.ctl[W_READ] % self.nslots)
-        off = slot * self.slot_size
+        off = self._slot_offset(int(self.ctl[W_READ]))
         _seq, nrec, nbytes, nstr = _HDR.unpack_from(self._mem, off)
         p = off + _HDR.size
         # copied as bytes: numpy copies a structured dtype field by field, ten times slower
@@ -366,7 +387,7 @@ class DatagramRing(Ring):
         if not self._wait_room(wait):
             return self._drop(count)
         data = b"".join(parts)
-        off = int(self.ctl[W_WRITTEN] % self.nslots) * self.slot_size
+        off = self._next_write_offset()
         seq = int(self.ctl[W_WRITTEN] & 0xFFFFFFFF)
         _HDR.pack_into(self._mem, off, seq, count, len(data), 0)
         p = off + _HDR.size
@@ -378,7 +399,7 @@ class DatagramRing(Ring):
     def read(self) -> Messages | None:
         if self.ctl[W_READ] >= self.ctl[W_WRITTEN]:
             return None
-        off = int(self.ctl[W_READ] % self.nslots) * self.slot_size
+        off = self._slot_offset(int(self.ctl[W_READ]))
         _seq, count, nbytes, _ = _HDR.unpack_from(self._mem, off)
         p = off + _HDR.size
         raw = bytes(self._mem[p:p + nbytes])
@@ -430,13 +451,13 @@ class BurstRing(Ring):
 
     def free_slot(self) -> memoryview:
         """The payload area of the next slot (call only when not ``full()``)."""
-        off = int(self.ctl[W_WRITTEN] % self.nslots) * self.slot_size + _HDR.size
+        off = self._next_write_offset() + _HDR.size
         return memoryview(self._mem)[off:off + BURST_PAYLOAD]
 
     def publish(self, lengths, exps, ports, tss, names: list[str], nbytes: int) -> None:
         """Fill in the columns of the slot ``free_slot`` gave and hand it to the core."""
         n = len(lengths)
-        off = int(self.ctl[W_WRITTEN] % self.nslots) * self.slot_size
+        off = self._slot_offset(int(self.ctl[W_WRITTEN]))
         c = off + self._cols
         m = self._mem
         m[c:c + 4 * n] = np.array(lengths, "<u4").tobytes()
@@ -458,7 +479,7 @@ class BurstRing(Ring):
         exporters), or None if the ring is empty."""
         if self.ctl[W_READ] >= self.ctl[W_WRITTEN]:
             return None
-        off = int(self.ctl[W_READ] % self.nslots) * self.slot_size
+        off = self._slot_offset(int(self.ctl[W_READ]))
         m = self._mem
         _seq, n, nbytes, nnames = _HDR.unpack_from(m, off)
         buf = m[off + _HDR.size:off + _HDR.size + nbytes]

@@ -3,9 +3,11 @@ import os
 import time
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pypmacct.record import RECORD_DTYPE, Batch, subset_dtype
-from pypmacct.ring import Ring
+from pypmacct.ring import BurstRing, Ring
 
 DT = subset_dtype(RECORD_DTYPE, ["packets", "bytes", "src_port", "as_path", "label"])
 
@@ -132,3 +134,68 @@ def test_a_waiting_writer_drops_once_the_reader_is_gone():
     for i in range(ring.nslots):
         assert ring.write(Batch(make(per)), wait=False) == 0
     assert ring.write(Batch(make(per)), wait=lambda: False) == per
+
+
+def test_a_reader_that_keeps_up_gets_slot_0_again_and_the_rest_stays_untouched():
+    ring = Ring(16 * 4096, 4096, DT)
+    per = ring.max_records
+    for i in range(3 * ring.nslots):
+        assert ring.write(Batch(make(per // 2 + 1, i * 1000))) == 0
+        (b,) = drain(ring)
+        assert b.records["packets"][0] == i * 1000
+        assert np.frombuffer(ring._mem, "<I", 1, 0)[0] == i   # the header's sequence
+    assert not ring.buf[ring.slot_size:].any()
+
+
+def test_writing_goes_on_after_a_lagging_reader_and_back_to_0_once_it_caught_up():
+    ring = Ring(8 * 4096, 4096, DT)
+    per = ring.max_records
+    for i in range(3):
+        ring.write(Batch(make(per, i * per)))
+    assert ring.read().records["packets"][0] == 0          # one read, two slots behind
+    ring.write(Batch(make(per, 3 * per)))                  # goes after them, in slot 3
+    assert np.frombuffer(ring._mem, "<I", 1, 3 * ring.slot_size)[0] == 3
+    assert [int(b.records["packets"][0]) for b in drain(ring)] == [per, 2 * per, 3 * per]
+    ring.write(Batch(make(per, 4 * per)))                  # caught up: slot 0
+    assert np.frombuffer(ring._mem, "<I", 1, 0)[0] == 4
+    assert ring.read().records["packets"][0] == 4 * per
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), max_size=40))
+def test_any_interleaving_of_writes_and_reads_keeps_order_and_counts_drops(steps):
+    """Against a plain FIFO of at most ``nslots`` chunks: every read returns the oldest
+    chunk left, and a chunk finding the ring full is dropped and counted."""
+    ring = Ring(5 * 512, 512, DT)
+    per = ring.max_records
+    fifo, dropped, n = [], 0, 0
+    for writes, reads in steps:
+        for _ in range(writes):
+            full = len(fifo) == ring.nslots
+            assert ring.write(Batch(make(per, n * per))) == (per if full else 0)
+            if full:
+                dropped += per
+            else:
+                fifo.append(n)
+            n += 1
+        for _ in range(reads):
+            b = ring.read()
+            if not fifo:
+                assert b is None
+                continue
+            want = fifo.pop(0)
+            assert b.records["packets"].tolist() == list(range(want * per, (want + 1) * per))
+    assert ring.dropped_records == dropped
+    assert ring.backlog() == len(fifo)
+
+
+def test_the_udp_burst_ring_also_starts_again_at_slot_0():
+    ring = BurstRing(1 << 20, burst_max=4)
+    for i in range(3):
+        view = ring.free_slot()
+        view[:3] = b"abc"
+        ring.publish([3], [0], [2055], [i], ["192.0.2.1"], 3)
+        buf, lengths, exps, ports, tss, names = ring.read_burst()
+        assert (bytes(buf), lengths.tolist(), tss.tolist(), names) == (b"abc", [3], [i], ["192.0.2.1"])
+    assert ring.read_burst() is None
+    assert not ring.buf[ring.slot_size:].any()
