@@ -45,6 +45,18 @@ def from_bytes(items) -> np.ndarray:
     return arr.view(np.uint8).reshape(len(items), width)
 
 
+def rows_of(table: np.ndarray, idx) -> np.ndarray:
+    """Rows ``idx`` of a text table (a lookup of many values in a small table of
+    texts), gathered as one ``w``-byte item per row: numpy's fancy indexing copies the
+    narrow rows of a 2-D uint8 array about half as fast."""
+    k, w = table.shape
+    idx = np.asarray(idx)
+    if w == 0:
+        return np.zeros((len(idx), 0), dtype=np.uint8)
+    cells = np.ascontiguousarray(table).view(np.dtype((np.void, w))).reshape(k)
+    return cells[idx].view(np.uint8).reshape(len(idx), w)
+
+
 def from_strs(items) -> np.ndarray:
     return from_bytes([s.encode("utf-8") for s in items])
 
@@ -217,10 +229,10 @@ def uint_text(values, compact: bool = False) -> np.ndarray:
     if n == 0:
         return empty(0)
     if a.dtype.kind == "u" and a.dtype.itemsize <= 2:
-        return _small_uint_table(a.dtype.itemsize)[a]
+        return rows_of(_small_uint_table(a.dtype.itemsize), a)
     if a.dtype.kind == "b":
         a = a.astype(np.uint8)
-        return _small_uint_table(1)[a]
+        return rows_of(_small_uint_table(1), a)
     a = a.astype(np.uint64, copy=False)
     top = int(a.max())
     ngroups = max(1, (len(str(top)) + 3) // 4)
@@ -274,7 +286,7 @@ def hex_text(values) -> np.ndarray:
     a = np.asarray(values)
     if len(a) == 0:
         return empty(0)
-    return _hex_table()[a.astype(np.uint16)]
+    return rows_of(_hex_table(), a.astype(np.uint16))
 
 
 @lru_cache(maxsize=None)
@@ -286,7 +298,7 @@ def fixed_digits(values, width: int) -> np.ndarray:
     """Zero-padded decimal text of fixed ``width`` (``%0<width>d``) of values that fit."""
     a = np.asarray(values)
     if width <= 4:
-        return _fixed_table(width)[a.astype(np.int64)]
+        return rows_of(_fixed_table(width), a.astype(np.int64))
     return _digits64(a.astype(np.uint64), width)
 
 
@@ -580,7 +592,7 @@ def proto_text(values, numeric: bool = False) -> np.ndarray:
     a = np.asarray(values)
     if len(a) == 0:
         return empty(0)
-    return _proto_table(bool(numeric))[a.astype(np.uint8)]
+    return rows_of(_proto_table(bool(numeric)), a.astype(np.uint8))
 
 
 _ROA = (b"u", b"i", b"v", b"V", b"U")
@@ -592,7 +604,7 @@ def _roa_table() -> np.ndarray:
 
 
 def roa_text(values) -> np.ndarray:
-    return _roa_table()[np.asarray(values).astype(np.uint8)]
+    return rows_of(_roa_table(), np.asarray(values).astype(np.uint8))
 
 
 @lru_cache(maxsize=None)
@@ -604,7 +616,7 @@ def char_text(values) -> np.ndarray:
     """The sampling direction letter (``i``, ``e``, ``u``). pmacct fills in ``u``
     (unknown) whenever the primitive is aggregated and the exporter says nothing, so an
     unset value (0) prints as ``u`` too."""
-    return _char_table()[np.asarray(values).astype(np.uint8)]
+    return rows_of(_char_table(), np.asarray(values).astype(np.uint8))
 
 
 # --------------------------------------------------------------------------------------
