@@ -445,19 +445,26 @@ class BurstRing(Ring):
         super().__init__(max(int(pipe_size), 4 * slot), slot, np.dtype("u1"), (), name)
         self.max_records = 0
         self._cols = _HDR.size + BURST_PAYLOAD
+        self._open = None       # offset of the slot being filled, until it is published
 
     def full(self) -> bool:
         return self.ctl[W_WRITTEN] - self.ctl[W_READ] >= self.nslots
 
     def free_slot(self) -> memoryview:
-        """The payload area of the next slot (call only when not ``full()``)."""
-        off = self._next_write_offset() + _HDR.size
+        """The payload area of the next slot (call only when not ``full()``). The
+        writer may fill it over several calls before it publishes it: the slot stays
+        the same until then, even if the reader catches up in between (no going back
+        to slot 0 under datagrams already received)."""
+        if self._open is None:
+            self._open = self._next_write_offset()
+        off = self._open + _HDR.size
         return memoryview(self._mem)[off:off + BURST_PAYLOAD]
 
     def publish(self, lengths, exps, ports, tss, names: list[str], nbytes: int) -> None:
         """Fill in the columns of the slot ``free_slot`` gave and hand it to the core."""
         n = len(lengths)
         off = self._slot_offset(int(self.ctl[W_WRITTEN]))
+        self._open = None
         c = off + self._cols
         m = self._mem
         m[c:c + 4 * n] = np.array(lengths, "<u4").tobytes()

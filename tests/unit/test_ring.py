@@ -199,3 +199,18 @@ def test_the_udp_burst_ring_also_starts_again_at_slot_0():
         assert (bytes(buf), lengths.tolist(), tss.tolist(), names) == (b"abc", [3], [i], ["192.0.2.1"])
     assert ring.read_burst() is None
     assert not ring.buf[ring.slot_size:].any()
+
+
+def test_a_burst_slot_filled_over_several_calls_stays_put_when_the_reader_catches_up():
+    """The UDP reader keeps filling an unpublished slot while the core is busy; the core
+    catching up in between must not send the rest of it to slot 0."""
+    ring = BurstRing(1 << 20, burst_max=4)
+    ring.free_slot()[:1] = b"a"
+    ring.publish([1], [0], [1], [0], ["192.0.2.1"], 1)      # slot 0, not read yet
+    view = ring.free_slot()                                  # slot 1, filled in two goes
+    view[:2] = b"bc"
+    assert bytes(ring.read_burst()[0]) == b"a"               # the reader catches up
+    ring.free_slot()[2:4] = b"de"
+    ring.publish([2, 2], [0, 0], [1, 1], [1, 2], ["192.0.2.1"], 4)
+    buf, lengths, *_ = ring.read_burst()
+    assert (bytes(buf), lengths.tolist()) == (b"bcde", [2, 2])
