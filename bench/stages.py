@@ -69,31 +69,36 @@ def _cpu_of(cmd: list[str], cwd=None, repeat: int = 3) -> float:
     return best
 
 
-def startup(version: int, agg: list[str], repeat: int) -> dict:
+def _startup_rows(daemon: str, tiny, agg: list[str], imports: dict, repeat: int) -> dict:
+    """CPU seconds of a bare interpreter, of numpy imported as the daemons import it
+    (``import pypmacct``: one OpenBLAS thread; a bare ``import numpy`` starts a thread
+    pool no daemon pays for), of each of ``imports`` (row name: code), and of ours' and
+    pmacct's ``daemon`` on the one-record capture ``tiny``."""
     py = str(REPO / ".venv" / "bin" / "python")
     if not os.path.exists(py):
         py = sys.executable
-    tiny = bench.tiny_capture(version)
-    res = {
-        "python": _cpu_of([py, "-c", "pass"], repeat=repeat),
-        # as the daemons import it: ``import pypmacct`` loads numpy with one OpenBLAS
-        # thread (a bare ``import numpy`` starts a thread pool no daemon pays for)
-        "import numpy (as pypmacct does)": _cpu_of([py, "-c", "import pypmacct"], repeat=repeat),
-        "import daemon": _cpu_of([py, "-c", "import pypmacct.daemons.nfacctd"], repeat=repeat),
-        "import daemon + print plugin": _cpu_of(
-            [py, "-c", "import pypmacct.daemons.nfacctd, pypmacct.plugins.print_plugin, "
-             "pypmacct.output"], repeat=repeat),
-    }
+    res = {"python": _cpu_of([py, "-c", "pass"], repeat=repeat),
+           "import numpy (as pypmacct does)": _cpu_of([py, "-c", "import pypmacct"],
+                                                      repeat=repeat)}
+    res.update({name: _cpu_of([py, "-c", code], repeat=repeat) for name, code in imports.items()})
     with tempfile.TemporaryDirectory() as tmp:
         s = bench.settings_for(tiny, agg, 1, buffers=bench.BENCH_BUFFERS)
         conf = Path(tmp) / "daemon.conf"
         conf.write_text(oracle.render_config(s))
-        res["one-record run"] = _cpu_of([str(oracle.our_binary()), "-f", str(conf)], cwd=tmp,
-                                        repeat=repeat)
-        if oracle.pmacct_binary().exists():
-            res["pmacct one-record run"] = _cpu_of([str(oracle.pmacct_binary()), "-f", str(conf)],
-                                                   cwd=tmp, repeat=repeat)
+        res["one-record run"] = _cpu_of([str(oracle.our_binary(daemon)), "-f", str(conf)],
+                                        cwd=tmp, repeat=repeat)
+        if oracle.pmacct_binary(daemon).exists():
+            res["pmacct one-record run"] = _cpu_of([str(oracle.pmacct_binary(daemon)), "-f",
+                                                    str(conf)], cwd=tmp, repeat=repeat)
     return res
+
+
+def startup(version: int, agg: list[str], repeat: int) -> dict:
+    return _startup_rows("nfacctd", bench.tiny_capture(version), agg, {
+        "import daemon": "import pypmacct.daemons.nfacctd",
+        "import daemon + print plugin": "import pypmacct.daemons.nfacctd, "
+                                        "pypmacct.plugins.print_plugin, pypmacct.output",
+    }, repeat)
 
 
 class _Laps:
@@ -301,27 +306,9 @@ def source_capture(daemon: str):
 
 def source_startup(daemon: str, agg: list[str], repeat: int) -> dict:
     import sources
-    py = str(REPO / ".venv" / "bin" / "python")
-    if not os.path.exists(py):
-        py = sys.executable
     tiny = sources.tiny("sflow" if daemon == "sfacctd" else "packets")
-    res = {
-        "python": _cpu_of([py, "-c", "pass"], repeat=repeat),
-        # as the daemons import it: ``import pypmacct`` loads numpy with one OpenBLAS
-        # thread (a bare ``import numpy`` starts a thread pool no daemon pays for)
-        "import numpy (as pypmacct does)": _cpu_of([py, "-c", "import pypmacct"], repeat=repeat),
-        "import daemon": _cpu_of([py, "-c", f"import pypmacct.daemons.{daemon}"], repeat=repeat),
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        s = bench.settings_for(tiny, agg, 1, buffers=bench.BENCH_BUFFERS)
-        conf = Path(tmp) / "daemon.conf"
-        conf.write_text(oracle.render_config(s))
-        res["one-record run"] = _cpu_of([str(oracle.our_binary(daemon)), "-f", str(conf)],
-                                        cwd=tmp, repeat=repeat)
-        if oracle.pmacct_binary(daemon).exists():
-            res["pmacct one-record run"] = _cpu_of([str(oracle.pmacct_binary(daemon)), "-f",
-                                                    str(conf)], cwd=tmp, repeat=repeat)
-    return res
+    return _startup_rows(daemon, tiny, agg, {"import daemon": f"import pypmacct.daemons.{daemon}"},
+                         repeat)
 
 
 SOURCE_BEGIN = "<!-- sfacctd/pmacctd stages: written by bench/stages.py --versions sFlow,pmacctd -->"

@@ -19,9 +19,9 @@ from pypmacct.classifiers import classifier_for, drop_class_without
 from pypmacct.config.registry import lookup
 from pypmacct.decoders.frames import FrameChunk, FrameDecoder, FrameOptions
 from pypmacct.record import RECORD_DTYPE
+from pypmacct.runtime.process import console_script
 from pypmacct.sources.capture import (LiveCapture, SavefileError, filtered_savefile_chunks,
                                       jhash_name, savefile_chunks, savefile_linktype)
-from pypmacct.runtime.process import console_script
 
 from .common import Collector, run_daemon, wait_or_stop
 

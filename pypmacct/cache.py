@@ -54,7 +54,7 @@ _MULT = _multipliers(1024)
 _HASH_BLOCK = 1 << 16
 
 _CLAIM = np.int32(2 ** 31 - 1)    # a slot claimed by batch row r holds r - _CLAIM (< 0)
-_LOAD = 0.5                       # slot table load factor before it doubles...
+_LOAD = 0.5                       # slot table load factor before it grows...
 _MAX_LOAD = 0.6                  # ...or would reach while a block goes in
 _MIN_SLOTS = 1024
 # the slot table grows fourfold: every growth re-inserts all aggregates, and with 4 the

@@ -49,10 +49,8 @@ def rows_of(table: np.ndarray, idx) -> np.ndarray:
     """Rows ``idx`` of a text table (a lookup of many values in a small table of
     texts), gathered as one ``w``-byte item per row: numpy's fancy indexing copies the
     narrow rows of a 2-D uint8 array about half as fast."""
-    k, w = table.shape
+    k, w = table.shape        # w >= 1: from_bytes makes every table at least 1 wide
     idx = np.asarray(idx)
-    if w == 0:
-        return np.zeros((len(idx), 0), dtype=np.uint8)
     cells = np.ascontiguousarray(table).view(np.dtype((np.void, w))).reshape(k)
     return cells[idx].view(np.uint8).reshape(len(idx), w)
 
