@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pypmacct.record import RECORD_DTYPE, Batch, subset_dtype
-from pypmacct.ring import BurstRing, Ring
+from pypmacct.ring import BurstRing, DatagramRing, Ring
 
 DT = subset_dtype(RECORD_DTYPE, ["packets", "bytes", "src_port", "as_path", "label"])
 
@@ -214,3 +214,15 @@ def test_a_burst_slot_filled_over_several_calls_stays_put_when_the_reader_catche
     ring.publish([2, 2], [0, 0], [1, 1], [1, 2], ["192.0.2.1"], 4)
     buf, lengths, *_ = ring.read_burst()
     assert (bytes(buf), lengths.tolist()) == (b"bcde", [2, 2])
+
+
+def test_the_tee_datagram_ring_also_starts_again_at_slot_0():
+    ring = DatagramRing(8 * 2048, 2048)
+    addr = bytes([192, 0, 2, 1]) + bytes(12)
+    for i in range(3 * ring.nslots):
+        payload = bytes([i % 251 + 1]) * 300
+        assert ring.write_messages([payload], [4], [addr], [2055], [i], [0]) == 0
+        m = ring.read()
+        assert (m.payloads, m.tags.tolist()) == ([payload], [i])
+        assert ring.read() is None
+    assert not ring.buf[ring.slot_size:].any()
