@@ -300,7 +300,7 @@ def case_print(who, daemon, cap, tiny, agg, keys, meta, tag, repeat, timeout) ->
     wall), with a one-record run of the same config for the fixed cost."""
     binary = oracle.pmacct_binary(daemon) if who == "pmacct" else oracle.our_binary(daemon)
     best = fixed = None
-    walls, bad, fixed_cpus = [], [], []
+    walls, bad, fixed_cpus, pairs = [], [], [], []
     for _ in range(max(1, repeat)):
         f1 = run_one(who, binary, settings_for(tiny, agg, 1, buffers=BENCH_BUFFERS),
                      OUT / f"{tag}-{who}-fixed", timeout)
@@ -316,8 +316,9 @@ def case_print(who, daemon, cap, tiny, agg, keys, meta, tag, repeat, timeout) ->
             walls.append(m["wall"])
         fixed = _better(fixed, f1, "wall")
         fixed_cpus.append(f1.get("cpu") if f1.get("ok") else None)
+        pairs.append(_pair(m, f1))
         best = _better(best, m, "cpu")
-    return _summary(best, fixed, walls, bad, meta, repeat, fixed_cpus)
+    return _summary(best, fixed, walls, bad, meta, repeat, fixed_cpus, pairs)
 
 
 def case_memory(who, daemon, cap, tiny, agg, keys, meta, tag, repeat, timeout) -> dict:
@@ -326,7 +327,7 @@ def case_memory(who, daemon, cap, tiny, agg, keys, meta, tag, repeat, timeout) -
     daemon's own client once the log says the file was read); CPU and memory are the
     whole tree's until it is stopped."""
     best = fixed = None
-    walls, bad, fixed_cpus = [], [], []
+    walls, bad, fixed_cpus, pairs = [], [], [], []
     for _ in range(max(1, repeat)):
         one = {}
         for kind, capture, want in (("fixed", tiny, None), ("run", cap, meta["packets"])):
@@ -353,11 +354,37 @@ def case_memory(who, daemon, cap, tiny, agg, keys, meta, tag, repeat, timeout) -
             bad.append(one["run"]["problem"])
         fixed = _better(fixed, one["fixed"], "wall")
         fixed_cpus.append(one["fixed"].get("cpu") if one["fixed"].get("ok") else None)
+        pairs.append(_pair(one["run"], one["fixed"]))
         best = _better(best, one["run"], "cpu")
-    return _summary(best, fixed, walls, bad, meta, repeat, fixed_cpus)
+    return _summary(best, fixed, walls, bad, meta, repeat, fixed_cpus, pairs)
 
 
-def _summary(best, fixed, walls, bad, meta, repeat, fixed_cpus=()) -> dict:
+def _pair(run: dict, fixed: dict):
+    """(run CPU, one-record run CPU) of one repeat, or None when either failed."""
+    if run.get("ok") and run.get("cpu") and fixed.get("ok") and fixed.get("cpu"):
+        return run["cpu"], fixed["cpu"]
+    return None
+
+
+def net_cpu(pairs, best_cpu, fixed_cpu):
+    """CPU seconds of a run net of start-up.
+
+    With three or more good repeats: the median of each repeat's run CPU minus the
+    one-record run made just before it. This machine's speed drifts by tens of percent
+    over minutes, and a pair made seconds apart drifts together, so the difference
+    cancels most of it; the least run minus the least one-record run (what fewer
+    repeats fall back to) can pair a fast moment with a slow one, which for a small
+    run is as large as the figure itself."""
+    good = sorted(r - f for r, f in (p for p in pairs if p))
+    if len(good) >= 3:
+        mid = len(good) // 2
+        return good[mid] if len(good) % 2 else (good[mid - 1] + good[mid]) / 2
+    if best_cpu is None or fixed_cpu is None:
+        return None
+    return best_cpu - fixed_cpu
+
+
+def _summary(best, fixed, walls, bad, meta, repeat, fixed_cpus=(), pairs=()) -> dict:
     ok = bool(best and best.get("ok"))
     # a failed run (lost records, as pmacct's memory plugin does under load) keeps its
     # figures, flagged as failed in the table: they are what that daemon did
@@ -372,13 +399,15 @@ def _summary(best, fixed, walls, bad, meta, repeat, fixed_cpus=()) -> dict:
         fc = min(good_fixed)
     rec = meta["records"]
     net = wall - fw if fw is not None else None
+    net_c = net_cpu(pairs, best.get("cpu") if fig else None, fc) if fig else None
     return {
         "ok": ok, "problem": best.get("problem", "") if not ok else "",
         "failed_repeats": bad, "repeat": repeat, "records": rec,
         "wall": wall, "fixed": fw, "cpu": best.get("cpu"), "fixed_cpu": fc,
         "rate_net": rec / net if fig and net and net > 0.05 else None,
         "cpu_per_M": best["cpu"] / rec * 1e6 if fig else None,
-        "cpu_net_per_M": (best["cpu"] - fc) / rec * 1e6 if fig and fc is not None else None,
+        "cpu_net_per_M": net_c / rec * 1e6 if net_c is not None else None,
+        "net_pairs": sum(1 for p in pairs if p),
         "peak_rss": best.get("peak_rss_kb", 0) / 1024 if fig else None,
         "peak_pss": best.get("peak_pss_kb", 0) / 1024 if fig else None,
     }
@@ -446,9 +475,9 @@ def run_scaling(sides, smoke, timeout, log=print, sizes=None, pools=None) -> dic
     for n in sizes:
         cap, meta = capgen.netflow(5, n, flow_pool=2000 if smoke else 65536, repeat=n // base)
         for who in sides:
-            # small runs are a few tenths of a CPU-second over start-up: repeat them, so
-            # that the least of both (run and one-record run) is not one noisy sample
-            reps = 1 if smoke else (5 if n <= 300_000 else 2 if n <= 3_000_000 else 1)
+            # small runs are a few tenths of a CPU-second over start-up: repeat them and
+            # take the median of the paired differences (net_cpu)
+            reps = 1 if smoke else (9 if n <= 100_000 else 5 if n <= 300_000 else 3 if n <= 3_000_000 else 1)
             r = case_print(who, "nfacctd", cap, tiny, FIVE, meta["keys"]["5-tuple"], meta,
                            f"scale-n{n}", reps, timeout)
             r.update(who=who, x=n, keys=meta["keys"]["5-tuple"])
@@ -842,8 +871,11 @@ def write_report(path: Path, mach, a, records, repeat, main_table, targets, live
           "while it loads would slow the plugin down: pmacct's core then drops buffers).",
           "- CPU is user+sys of the whole process tree (`tests/support/measure.py`); 'CPU-s per "
           "1M records' includes start-up (ours ~0.3 CPU-s of interpreter and imports, pmacct "
-          "~0.09), 'net of start-up' subtracts the one-record run's CPU. Peak RSS/PSS are the "
-          "largest sums over the live tree, sampled every 20 ms.",
+          "~0.09), 'net of start-up' subtracts the one-record run's CPU: with three or more "
+          "repeats (the scaling series' smaller sizes) the median over repeats of the run's CPU "
+          "minus that of the one-record run made just before it, otherwise the least run minus "
+          "the least one-record run. Peak RSS/PSS are the largest sums over the live tree, "
+          "sampled every 20 ms.",
           "- Totals: every run must exit cleanly with a clean log, and its output (or its table) "
           "must sum to exactly the packets and bytes the capture holds; the 'totals checked' "
           "column says so per side. A failed run's figures are left out.",

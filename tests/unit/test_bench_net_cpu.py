@@ -1,0 +1,39 @@
+"""bench/run.py: CPU net of start-up, from paired repeats."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import run  # noqa: E402
+
+
+def test_three_or_more_pairs_give_the_median_of_the_paired_differences():
+    # a slow stretch (the 2nd and 3rd pairs) moves both runs of a pair together
+    pairs = [(0.20, 0.14), (0.30, 0.23), (0.29, 0.22), (0.19, 0.13), (0.21, 0.14)]
+    assert abs(run.net_cpu(pairs, 0.19, 0.13) - 0.07) < 1e-9
+    # (least minus least would have said 0.06.) An even count: the mean of the middle two
+    assert abs(run.net_cpu(pairs[:4], 0.19, 0.13) - 0.065) < 1e-9
+
+
+def test_failed_repeats_are_left_out_and_too_few_fall_back_to_least_minus_least():
+    assert abs(run.net_cpu([(0.5, 0.1), None, (0.45, 0.12)], 0.45, 0.1) - 0.35) < 1e-9
+    assert run.net_cpu([None], None, 0.1) is None
+    assert abs(run.net_cpu([(0.5, 0.1), None, (0.45, 0.12), (0.4, 0.2)], 0.4, 0.1)
+               - 0.33) < 1e-9
+
+
+def test_pair_needs_both_runs_good():
+    assert run._pair({"ok": True, "cpu": 0.3}, {"ok": True, "cpu": 0.1}) == (0.3, 0.1)
+    assert run._pair({"ok": False, "cpu": 0.3}, {"ok": True, "cpu": 0.1}) is None
+    assert run._pair({"ok": True, "cpu": 0.3}, {"ok": True, "cpu": None}) is None
+
+
+def test_summary_reports_the_paired_net_per_million():
+    best = {"ok": True, "cpu": 0.19, "wall": 0.3}
+    fixed = {"ok": True, "cpu": 0.13, "wall": 0.2}
+    pairs = [(0.20, 0.14), (0.30, 0.23), (0.19, 0.13)]
+    s = run._summary(best, fixed, [0.3], [], {"records": 100_000}, 3, [0.14, 0.23, 0.13], pairs)
+    assert abs(s["cpu_net_per_M"] - 0.6) < 1e-9 and s["net_pairs"] == 3
+    assert abs(s["cpu_per_M"] - 1.9) < 1e-9
