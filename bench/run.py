@@ -295,68 +295,87 @@ def _totals_problem(tot: dict, meta: dict) -> str:
     return f"totals {got[0]}/{got[1]} != capture {want[0]}/{want[1]}"
 
 
-def case_print(who, daemon, cap, tiny, agg, keys, meta, tag, repeat, timeout) -> dict:
-    """A savefile replay into the print plugin: best of ``repeat`` (least CPU; lowest
-    wall), with a one-record run of the same config for the fixed cost."""
+def print_repeat(who, daemon, cap, tiny, agg, keys, meta, tag, timeout):
+    """One repeat of a savefile replay into the print plugin: a one-record run of the
+    same config (the fixed cost), then the run itself, its totals checked. Returns
+    (run, one-record run)."""
     binary = oracle.pmacct_binary(daemon) if who == "pmacct" else oracle.our_binary(daemon)
+    f1 = run_one(who, binary, settings_for(tiny, agg, 1, buffers=BENCH_BUFFERS),
+                 OUT / f"{tag}-{who}-fixed", timeout)
+    m = run_one(who, binary, settings_for(cap, agg, keys, buffers=BENCH_BUFFERS),
+                OUT / f"{tag}-{who}", timeout)
+    lost = _totals_problem(m["totals"], meta)
+    if m["ok"] or lost:
+        m["problem"] = "; ".join(x for x in (lost, m["problem"] if not m["ok"] else "") if x)
+        m["ok"] = not m["problem"]
+    return m, f1
+
+
+def memory_repeat(who, daemon, cap, tiny, agg, keys, meta, tag, timeout):
+    """One repeat of a savefile replay into the memory plugin (pcap_savefile_wait): the
+    wall time is when the table first holds all of the capture's packets (asked every
+    0.2 s with the daemon's own client once the log says the file was read); CPU and
+    memory are the whole tree's until it is stopped. Returns (run, one-record run)."""
+    one = {}
+    for kind, capture, want in (("fixed", tiny, None), ("run", cap, meta["packets"])):
+        s = {"pcap_savefile": str(capture), "pcap_savefile_wait": True, **BENCH_BUFFERS,
+             **memplugin.table_settings(who, agg, keys if kind == "run" else 1)}
+        d = memplugin.MeasuredDaemon(who, daemon, s, OUT / f"{tag}-{who}-{kind}").start()
+        try:
+            wall, tot = d.wait_totals(want, timeout=timeout, poll=0.2,
+                                      log_first="finished reading")
+        finally:
+            m = d.stop()
+        problems = memplugin.bad_log_lines(d.log())
+        if wall is None:
+            problems.insert(0, f"table holds {tot[0] if tot else '?'}/{tot[1] if tot else '?'}"
+                               + (f" != capture {meta['packets']}/{meta['bytes']}" if want else ""))
+        elif want is not None and tot[1] != meta["bytes"]:
+            problems.insert(0, f"bytes {tot[1]} != capture {meta['bytes']}")
+        one[kind] = dict(m, wall=wall if wall is not None else d.last_change,
+                         ok=not problems, problem="; ".join(problems)[:200])
+    return one["run"], one["fixed"]
+
+
+def summarize(repeats, meta) -> dict:
+    """The summary of a case's repeats, each a (run, one-record run) pair: the best run
+    (least CPU; lowest wall of the good runs) and the fixed cost."""
     best = fixed = None
     walls, bad, fixed_cpus, pairs = [], [], [], []
-    for _ in range(max(1, repeat)):
-        f1 = run_one(who, binary, settings_for(tiny, agg, 1, buffers=BENCH_BUFFERS),
-                     OUT / f"{tag}-{who}-fixed", timeout)
-        m = run_one(who, binary, settings_for(cap, agg, keys, buffers=BENCH_BUFFERS),
-                    OUT / f"{tag}-{who}", timeout)
-        lost = _totals_problem(m["totals"], meta)
-        if m["ok"] or lost:
-            m["problem"] = "; ".join(x for x in (lost, m["problem"] if not m["ok"] else "") if x)
-            m["ok"] = not m["problem"]
-        if not m["ok"]:
-            bad.append(m["problem"])
-        else:
+    for m, f1 in repeats:
+        if m["ok"]:
             walls.append(m["wall"])
+        else:
+            bad.append(m["problem"])
         fixed = _better(fixed, f1, "wall")
         fixed_cpus.append(f1.get("cpu") if f1.get("ok") else None)
         pairs.append(_pair(m, f1))
         best = _better(best, m, "cpu")
-    return _summary(best, fixed, walls, bad, meta, repeat, fixed_cpus, pairs)
+    return _summary(best, fixed, walls, bad, meta, len(repeats), fixed_cpus, pairs)
 
 
-def case_memory(who, daemon, cap, tiny, agg, keys, meta, tag, repeat, timeout) -> dict:
-    """A savefile replay into the memory plugin (pcap_savefile_wait): the wall time is
-    when the table first holds all of the capture's packets (asked every 0.2 s with the
-    daemon's own client once the log says the file was read); CPU and memory are the
-    whole tree's until it is stopped."""
-    best = fixed = None
-    walls, bad, fixed_cpus, pairs = [], [], [], []
-    for _ in range(max(1, repeat)):
-        one = {}
-        for kind, capture, want in (("fixed", tiny, None), ("run", cap, meta["packets"])):
-            s = {"pcap_savefile": str(capture), "pcap_savefile_wait": True, **BENCH_BUFFERS,
-                 **memplugin.table_settings(who, agg, keys if kind == "run" else 1)}
-            d = memplugin.MeasuredDaemon(who, daemon, s, OUT / f"{tag}-{who}-{kind}").start()
-            try:
-                wall, tot = d.wait_totals(want, timeout=timeout, poll=0.2,
-                                          log_first="finished reading")
-            finally:
-                m = d.stop()
-            problems = memplugin.bad_log_lines(d.log())
-            if wall is None:
-                problems.insert(0, f"table holds {tot[0] if tot else '?'}/{tot[1] if tot else '?'}"
-                                   + (f" != capture {meta['packets']}/{meta['bytes']}" if want else ""))
-            elif want is not None and tot[1] != meta["bytes"]:
-                problems.insert(0, f"bytes {tot[1]} != capture {meta['bytes']}")
-            m = dict(m, wall=wall if wall is not None else d.last_change,
-                     ok=not problems, problem="; ".join(problems)[:200])
-            one[kind] = m
-        if one["run"]["ok"]:
-            walls.append(one["run"]["wall"])
-        else:
-            bad.append(one["run"]["problem"])
-        fixed = _better(fixed, one["fixed"], "wall")
-        fixed_cpus.append(one["fixed"].get("cpu") if one["fixed"].get("ok") else None)
-        pairs.append(_pair(one["run"], one["fixed"]))
-        best = _better(best, one["run"], "cpu")
-    return _summary(best, fixed, walls, bad, meta, repeat, fixed_cpus, pairs)
+def interleaved(sides, repeat, one_repeat, meta) -> dict:
+    """``repeat`` repeats of a case on every side, one repeat of each side in turn (the
+    side that goes first alternates), summarized per side. ``one_repeat(who)`` runs
+    one. This machine's speed drifts by tens of percent over minutes: one side's
+    repeats all in a row could fall in a slow stretch that the other side's missed."""
+    reps = {who: [] for who in sides}
+    for i in range(max(1, repeat)):
+        for who in (sides if i % 2 == 0 else list(reversed(sides))):
+            reps[who].append(one_repeat(who))
+    return {who: summarize(r, meta) for who, r in reps.items()}
+
+
+def case_print(sides, daemon, cap, tiny, agg, keys, meta, tag, repeat, timeout) -> dict:
+    """Print-plugin replays of one case on every side, interleaved: {side: summary}."""
+    return interleaved(sides, repeat, lambda who: print_repeat(
+        who, daemon, cap, tiny, agg, keys, meta, tag, timeout), meta)
+
+
+def case_memory(sides, daemon, cap, tiny, agg, keys, meta, tag, repeat, timeout) -> dict:
+    """Memory-plugin replays of one case on every side, interleaved: {side: summary}."""
+    return interleaved(sides, repeat, lambda who: memory_repeat(
+        who, daemon, cap, tiny, agg, keys, meta, tag, timeout), meta)
 
 
 def _pair(run: dict, fixed: dict):
@@ -474,12 +493,13 @@ def run_scaling(sides, smoke, timeout, log=print, sizes=None, pools=None) -> dic
     tiny = tiny_capture(5)
     for n in sizes:
         cap, meta = capgen.netflow(5, n, flow_pool=2000 if smoke else 65536, repeat=n // base)
+        # small runs are a few tenths of a CPU-second over start-up: repeat them and
+        # take the median of the paired differences (net_cpu)
+        reps = 1 if smoke else (9 if n <= 100_000 else 5 if n <= 300_000 else 3 if n <= 3_000_000 else 1)
+        res = case_print(sides, "nfacctd", cap, tiny, FIVE, meta["keys"]["5-tuple"], meta,
+                         f"scale-n{n}", reps, timeout)
         for who in sides:
-            # small runs are a few tenths of a CPU-second over start-up: repeat them and
-            # take the median of the paired differences (net_cpu)
-            reps = 1 if smoke else (9 if n <= 100_000 else 5 if n <= 300_000 else 3 if n <= 3_000_000 else 1)
-            r = case_print(who, "nfacctd", cap, tiny, FIVE, meta["keys"]["5-tuple"], meta,
-                           f"scale-n{n}", reps, timeout)
+            r = res[who]
             r.update(who=who, x=n, keys=meta["keys"]["5-tuple"])
             out["records"].append(r)
             log(f"  scaling {who:6s} {n:>10,} records: cpu {r['cpu'] or 0:7.2f}s "
@@ -488,8 +508,9 @@ def run_scaling(sides, smoke, timeout, log=print, sizes=None, pools=None) -> dic
         cap, meta = capgen.netflow(5, keys_records, flow_pool=pool, hosts=60000, ports=60000,
                                    seed=600)
         k = meta["keys"]["5-tuple"]
+        res = case_print(sides, "nfacctd", cap, tiny, FIVE, k, meta, f"scale-k{pool}", 1, timeout)
         for who in sides:
-            r = case_print(who, "nfacctd", cap, tiny, FIVE, k, meta, f"scale-k{pool}", 1, timeout)
+            r = res[who]
             r.update(who=who, x=k, keys=k)
             out["keys"].append(r)
             log(f"  scaling {who:6s} {k:>10,} aggregates: cpu {r['cpu'] or 0:7.2f}s "
@@ -601,13 +622,11 @@ def main(argv=None) -> int:
             tiny = _tiny_meta_capture(kind)
             keys = meta["keys"].get(aname) or meta["records"]
             fn = case_print if plugin == "print" else case_memory
-            res = {}
-            for who in sides:
-                if a.smoke and who == "pmacct" and case not in SMOKE_PMACCT:
-                    continue
-                res[who] = fn(who, daemon, cap, tiny, AGGREGATES[aname], keys, meta,
-                              case.replace(" ", "-"), repeat, a.timeout)
-                r = res[who]
+            who_runs = [w for w in sides
+                        if not (a.smoke and w == "pmacct" and case not in SMOKE_PMACCT)]
+            res = fn(who_runs, daemon, cap, tiny, AGGREGATES[aname], keys, meta,
+                     case.replace(" ", "-"), repeat, a.timeout)
+            for who, r in res.items():
                 print(f"  {case:24s} {who:6s} wall {r['wall'] or 0:6.2f}s fixed {fmt_num(r['fixed'], 2)}s "
                       f"cpu {r['cpu'] or 0:6.2f}s  {_check_word(r)}")
             record(case, res)
@@ -620,14 +639,12 @@ def main(argv=None) -> int:
         print(f"\nRSS capture: {meta['records']:,} records, {k:,} distinct 5-tuples")
         for plugin, fn in (("memory", case_memory), ("print", case_print)):
             case = f"{k:,} aggregates, {plugin}"
-            res = {}
-            for who in sides:
-                if a.smoke and who == "pmacct":
-                    continue
-                res[who] = fn(who, "nfacctd", cap, tiny, FIVE, k, meta, f"rss-{plugin}", 1, a.timeout)
-                res[who]["keys"] = k
-                print(f"  RSS {plugin:6s} {who:6s} peak RSS {res[who]['peak_rss'] or 0:8.1f} MiB  "
-                      f"{_check_word(res[who])}")
+            res = fn([w for w in sides if not (a.smoke and w == "pmacct")], "nfacctd", cap, tiny,
+                     FIVE, k, meta, f"rss-{plugin}", 1, a.timeout)
+            for who, r in res.items():
+                r["keys"] = k
+                print(f"  RSS {plugin:6s} {who:6s} peak RSS {r['peak_rss'] or 0:8.1f} MiB  "
+                      f"{_check_word(r)}")
             record("rss " + case, res)
 
     live = {}
@@ -823,8 +840,9 @@ def write_report(path: Path, mach, a, records, repeat, main_table, targets, live
          f"**Contention**: the machine may be shared with other test suites on the same "
          f"2 cores; load average {mach['load_start']} at the start of the run, {mach['load_end']} at "
          "the end. Wall times and rates suffer from it much more than CPU seconds, so CPU seconds "
-         f"are the figures to trust most; every replay case ran {repeat} time(s) and the best run "
-         "is kept (least CPU; lowest wall of the good runs).", ""]
+         f"are the figures to trust most; every replay case ran {repeat} time(s) per side, the "
+         "two sides taking turns (which goes first alternates), and the best run is kept (least "
+         "CPU; lowest wall of the good runs).", ""]
     if failures:
         L += ["**Failed checks in this run** (figures of a failed run are still shown, flagged "
               "in the totals column; a lost record on our side fails the bench):", ""]

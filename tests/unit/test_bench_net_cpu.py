@@ -37,3 +37,19 @@ def test_summary_reports_the_paired_net_per_million():
     s = run._summary(best, fixed, [0.3], [], {"records": 100_000}, 3, [0.14, 0.23, 0.13], pairs)
     assert abs(s["cpu_net_per_M"] - 0.6) < 1e-9 and s["net_pairs"] == 3
     assert abs(s["cpu_per_M"] - 1.9) < 1e-9
+
+
+def test_interleaved_takes_turns_and_alternates_which_side_goes_first():
+    calls = []
+
+    def one(who):
+        calls.append(who)
+        cpu = {"pmacct": 0.5, "ours": 0.2}[who] + 0.01 * len(calls)
+        return ({"ok": True, "cpu": cpu, "wall": cpu}, {"ok": True, "cpu": 0.1, "wall": 0.1})
+
+    res = run.interleaved(["pmacct", "ours"], 3, one, {"records": 1_000_000})
+    assert calls == ["pmacct", "ours", "ours", "pmacct", "pmacct", "ours"]
+    assert abs(res["pmacct"]["cpu"] - 0.51) < 1e-9 and abs(res["ours"]["cpu"] - 0.22) < 1e-9
+    assert res["ours"]["repeat"] == 3 and res["ours"]["net_pairs"] == 3
+    # the paired net: ours' runs were 0.22, 0.23, 0.26, each with a 0.1 one-record run
+    assert abs(res["ours"]["cpu_net_per_M"] - 0.13) < 1e-9
