@@ -687,7 +687,7 @@ def main(argv=None) -> int:
     docs = a.docs if a.docs is not None else (None if partial else str(DOCS))
     if docs:
         write_report(Path(docs), mach, a, records, repeat, main_table, targets, live, scaling,
-                     plot, failures)
+                     plot, failures, results)
         print(f"\nwrote {docs}")
     return 1 if any(f.startswith("ours ") for f in failures) else 0
 
@@ -829,9 +829,22 @@ def _live_trials(live) -> list[str]:
     return out
 
 
+def startup_cpu(results: dict) -> dict:
+    """Per side, the median over the replay cases of the one-record run's CPU seconds."""
+    out = {}
+    for who in ("pmacct", "ours"):
+        v = sorted(r[who]["fixed_cpu"] for case, r in results.items()
+                   if not case.startswith("rss ") and (r.get(who) or {}).get("fixed_cpu"))
+        if v:
+            out[who] = v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+    return out
+
+
 def write_report(path: Path, mach, a, records, repeat, main_table, targets, live, scaling, plot,
-                 failures):
+                 failures, results=None):
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    start = startup_cpu(results or {})
+    start_words = ", ".join(f"{w} {start[w]:.2f}" for w in ("ours", "pmacct") if w in start)
     L = ["# Performance: pypmacct next to pmacct 1.7.7", "",
          f"Measured {now} by `make bench` (`bench/run.py`"
          + (f" {' '.join(sys.argv[1:])}" if sys.argv[1:] else "") + f"), {mach['minutes']:.0f} minutes.", "",
@@ -888,8 +901,9 @@ def write_report(path: Path, mach, a, records, repeat, main_table, targets, live
           "the daemon's own client once its log says it finished reading the file (queries "
           "while it loads would slow the plugin down: pmacct's core then drops buffers).",
           "- CPU is user+sys of the whole process tree (`tests/support/measure.py`); 'CPU-s per "
-          "1M records' includes start-up (ours ~0.3 CPU-s of interpreter and imports, pmacct "
-          "~0.09), 'net of start-up' subtracts the one-record run's CPU: with three or more "
+          "1M records' includes start-up (the one-record run's CPU; the median over the replay "
+          f"cases in this run: {start_words or '-'} CPU-s), "
+          "'net of start-up' subtracts the one-record run's CPU: with three or more "
           "repeats (the scaling series' smaller sizes) the median over repeats of the run's CPU "
           "minus that of the one-record run made just before it, otherwise the least run minus "
           "the least one-record run. Peak RSS/PSS are the largest sums over the live tree, "

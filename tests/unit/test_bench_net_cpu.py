@@ -53,3 +53,14 @@ def test_interleaved_takes_turns_and_alternates_which_side_goes_first():
     assert res["ours"]["repeat"] == 3 and res["ours"]["net_pairs"] == 3
     # the paired net: ours' runs were 0.22, 0.23, 0.26, each with a 0.1 one-record run
     assert abs(res["ours"]["cpu_net_per_M"] - 0.13) < 1e-9
+
+
+def test_startup_cpu_is_the_median_one_record_run_over_the_replay_cases():
+    results = {"v5 print 5-tuple": {"pmacct": {"fixed_cpu": 0.06}, "ours": {"fixed_cpu": 0.11}},
+               "v9 print 5-tuple": {"pmacct": {"fixed_cpu": 0.07}, "ours": {"fixed_cpu": 0.13}},
+               "sFlow print 5-tuple": {"pmacct": {"fixed_cpu": 0.05}, "ours": None},
+               "rss 1,000 aggregates, print": {"pmacct": {"fixed_cpu": 9.0},
+                                               "ours": {"fixed_cpu": 9.0}}}
+    got = run.startup_cpu(results)
+    assert abs(got["pmacct"] - 0.06) < 1e-9 and abs(got["ours"] - 0.12) < 1e-9
+    assert run.startup_cpu({}) == {}
