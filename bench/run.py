@@ -37,6 +37,7 @@ import os
 import platform
 import shutil
 import subprocess
+import statistics
 import sys
 import time
 from dataclasses import asdict
@@ -337,23 +338,6 @@ def memory_repeat(who, daemon, cap, tiny, agg, keys, meta, tag, timeout):
     return one["run"], one["fixed"]
 
 
-def summarize(repeats, meta) -> dict:
-    """The summary of a case's repeats, each a (run, one-record run) pair: the best run
-    (least CPU; lowest wall of the good runs) and the fixed cost."""
-    best = fixed = None
-    walls, bad, fixed_cpus, pairs = [], [], [], []
-    for m, f1 in repeats:
-        if m["ok"]:
-            walls.append(m["wall"])
-        else:
-            bad.append(m["problem"])
-        fixed = _better(fixed, f1, "wall")
-        fixed_cpus.append(f1.get("cpu") if f1.get("ok") else None)
-        pairs.append(_pair(m, f1))
-        best = _better(best, m, "cpu")
-    return _summary(best, fixed, walls, bad, meta, len(repeats), fixed_cpus, pairs)
-
-
 def interleaved(sides, repeat, one_repeat, meta) -> dict:
     """``repeat`` repeats of a case on every side, one repeat of each side in turn (the
     side that goes first alternates), summarized per side. ``one_repeat(who)`` runs
@@ -394,34 +378,39 @@ def net_cpu(pairs, best_cpu, fixed_cpu):
     cancels most of it; the least run minus the least one-record run (what fewer
     repeats fall back to) can pair a fast moment with a slow one, which for a small
     run is as large as the figure itself."""
-    good = sorted(r - f for r, f in (p for p in pairs if p))
+    good = [r - f for r, f in (p for p in pairs if p)]
     if len(good) >= 3:
-        mid = len(good) // 2
-        return good[mid] if len(good) % 2 else (good[mid - 1] + good[mid]) / 2
+        return statistics.median(good)
     if best_cpu is None or fixed_cpu is None:
         return None
     return best_cpu - fixed_cpu
 
 
-def _summary(best, fixed, walls, bad, meta, repeat, fixed_cpus=(), pairs=()) -> dict:
+def summarize(repeats, meta) -> dict:
+    """A case's figures from its repeats, each a (run, one-record run) pair: the best
+    run (least CPU; lowest wall of the good runs), the fixed cost and the net CPU."""
+    best = fixed = None
+    for m, f1 in repeats:
+        best = _better(best, m, "cpu")
+        fixed = _better(fixed, f1, "wall")
     ok = bool(best and best.get("ok"))
     # a failed run (lost records, as pmacct's memory plugin does under load) keeps its
     # figures, flagged as failed in the table: they are what that daemon did
     fig = bool(best and best.get("cpu"))
+    walls = [m["wall"] for m, _ in repeats if m["ok"]]
     wall = min(walls) if walls else best.get("wall", 0.0)
     fw = fixed["wall"] if fixed and fixed.get("ok") else None
-    fc = fixed["cpu"] if fixed and fixed.get("ok") else None
     # the start-up's CPU: the least of the one-record runs (the noise of a loaded machine
     # only ever adds), as the run's own CPU is the least of its repeats
-    good_fixed = [c for c in fixed_cpus if c]
-    if good_fixed:
-        fc = min(good_fixed)
+    fc = min((f1["cpu"] for _, f1 in repeats if f1.get("ok") and f1.get("cpu")), default=None)
+    pairs = [_pair(m, f1) for m, f1 in repeats]
     rec = meta["records"]
     net = wall - fw if fw is not None else None
-    net_c = net_cpu(pairs, best.get("cpu") if fig else None, fc) if fig else None
+    net_c = net_cpu(pairs, best["cpu"], fc) if fig else None
     return {
         "ok": ok, "problem": best.get("problem", "") if not ok else "",
-        "failed_repeats": bad, "repeat": repeat, "records": rec,
+        "failed_repeats": [m["problem"] for m, _ in repeats if not m["ok"]],
+        "repeat": len(repeats), "records": rec,
         "wall": wall, "fixed": fw, "cpu": best.get("cpu"), "fixed_cpu": fc,
         "rate_net": rec / net if fig and net and net > 0.05 else None,
         "cpu_per_M": best["cpu"] / rec * 1e6 if fig else None,
@@ -833,10 +822,10 @@ def startup_cpu(results: dict) -> dict:
     """Per side, the median over the replay cases of the one-record run's CPU seconds."""
     out = {}
     for who in ("pmacct", "ours"):
-        v = sorted(r[who]["fixed_cpu"] for case, r in results.items()
-                   if not case.startswith("rss ") and (r.get(who) or {}).get("fixed_cpu"))
+        v = [r[who]["fixed_cpu"] for case, r in results.items()
+             if not case.startswith("rss ") and (r.get(who) or {}).get("fixed_cpu")]
         if v:
-            out[who] = v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+            out[who] = statistics.median(v)
     return out
 
 

@@ -86,7 +86,7 @@ class Ring:
         self.max_records = (self.slot_size - _HDR.size) // dtype.itemsize
         self._mem = mmap.mmap(-1, self.slot_size * self.nslots)
         self._ctl_mem = mmap.mmap(-1, mmap.PAGESIZE)
-        self.ctl = np.frombuffer(self._ctl_mem, dtype=np.uint64, count=9)
+        self.ctl = np.frombuffer(self._ctl_mem, dtype=np.uint64, count=W_BASE + 1)
         self.buf = np.frombuffer(self._mem, dtype=np.uint8)
         self.rfd, self.wfd = os.pipe()
         os.set_blocking(self.wfd, False)

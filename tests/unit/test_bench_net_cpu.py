@@ -30,13 +30,25 @@ def test_pair_needs_both_runs_good():
     assert run._pair({"ok": True, "cpu": 0.3}, {"ok": True, "cpu": None}) is None
 
 
-def test_summary_reports_the_paired_net_per_million():
-    best = {"ok": True, "cpu": 0.19, "wall": 0.3}
-    fixed = {"ok": True, "cpu": 0.13, "wall": 0.2}
-    pairs = [(0.20, 0.14), (0.30, 0.23), (0.19, 0.13)]
-    s = run._summary(best, fixed, [0.3], [], {"records": 100_000}, 3, [0.14, 0.23, 0.13], pairs)
+def _rep(run_cpu, fixed_cpu, ok=True):
+    return ({"ok": ok, "cpu": run_cpu, "wall": run_cpu + 0.1, "problem": "" if ok else "lost"},
+            {"ok": True, "cpu": fixed_cpu, "wall": fixed_cpu + 0.05})
+
+
+def test_summarize_reports_the_best_run_the_least_start_up_and_the_paired_net():
+    s = run.summarize([_rep(0.20, 0.14), _rep(0.30, 0.23), _rep(0.19, 0.13)],
+                      {"records": 100_000})
     assert abs(s["cpu_net_per_M"] - 0.6) < 1e-9 and s["net_pairs"] == 3
-    assert abs(s["cpu_per_M"] - 1.9) < 1e-9
+    assert abs(s["cpu_per_M"] - 1.9) < 1e-9 and abs(s["fixed_cpu"] - 0.13) < 1e-9
+    assert s["ok"] and s["repeat"] == 3 and s["failed_repeats"] == []
+
+
+def test_summarize_leaves_a_failed_repeat_out_of_the_best_and_the_net():
+    s = run.summarize([_rep(0.10, 0.13, ok=False), _rep(0.20, 0.14), _rep(0.30, 0.23)],
+                      {"records": 1_000_000})
+    assert s["ok"] and abs(s["cpu"] - 0.20) < 1e-9 and s["failed_repeats"] == ["lost"]
+    # two good pairs: least run (0.20) minus least one-record run (0.13)
+    assert s["net_pairs"] == 2 and abs(s["cpu_net_per_M"] - 0.07) < 1e-9
 
 
 def test_interleaved_takes_turns_and_alternates_which_side_goes_first():
