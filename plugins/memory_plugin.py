@@ -40,6 +40,7 @@ MAX_CLIENTS = 64                   # connections served at once; more get a busy
 HEAVY_AT_ONCE = 2                  # queries copying and matching the table at once (CPU)
 READ_TIMEOUT = 10.0                # seconds for a client to send its request
 SEND_TIMEOUT = 30.0                # seconds a blocked send may last before we give up
+_SUN_PATH_MAX = 107                # bytes of an AF_UNIX socket path (sun_path, NUL excluded)
 
 _ADDR_FIELDS = {"src_host", "dst_host", "src_net", "dst_net", "peer_src_ip", "peer_dst_ip",
                 "post_nat_src_host", "post_nat_dst_host", "tunnel_src_host", "tunnel_dst_host"}
@@ -362,16 +363,30 @@ class MemoryPlugin(AggregatingPlugin):
             pass
         except OSError as e:
             self.log.warn(f"cannot remove old socket {self.path}: {e.strerror}")
+        # bound and listening under a temporary name, then renamed into place: a client
+        # that sees the path (one waiting for it to appear, say) can always connect,
+        # never meeting a bound socket that does not listen yet (ECONNREFUSED)
+        # (A path with no room left for the suffix is bound in place.)
+        tmp = f"{self.path}.{os.getpid()}"
+        if len(os.fsencode(tmp)) > _SUN_PATH_MAX:
+            tmp = self.path
         try:
-            s.bind(self.path)
+            s.bind(tmp)
+            # as pmacct: the socket is open to all; the directory holding it decides who
+            # may reach it
+            os.chmod(tmp, 0o777)
+            s.listen(128)
+            if tmp != self.path:
+                os.replace(tmp, self.path)
         except OSError:
             s.close()
+            if tmp != self.path:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
             self.log.error(f"cannot bind to file {self.path} .")
             raise
-        # as pmacct: the socket is open to all; the directory holding it decides who
-        # may reach it
-        os.chmod(self.path, 0o777)
-        s.listen(128)
         s.settimeout(0.5)
         self.log.ok(f"waiting for data on: '{self.path}'")   # as pmacct words it
         return s

@@ -243,6 +243,38 @@ def test_socket_is_replaced_and_removed(tmp_path):
     assert not path.exists()
 
 
+def test_socket_path_appears_only_once_it_listens(tmp_path, monkeypatch):
+    # a client waiting for the path to exist must not then be refused: at listen()
+    # time the final path must not be there yet
+    path = tmp_path / "t.pipe"
+    seen = []
+    real_listen = socket.socket.listen
+
+    def listen(self, *a):
+        seen.append(path.exists())
+        return real_listen(self, *a)
+
+    monkeypatch.setattr(socket.socket, "listen", listen)
+    p = make(tmp_path)
+    try:
+        assert seen == [False]
+        assert path.is_socket() and [x.name for x in tmp_path.iterdir()] == ["t.pipe"]
+        assert request(str(path), {"op": "stats"})[0]["rows"] == 0
+    finally:
+        p.finish()
+
+
+def test_a_path_with_no_room_for_the_temporary_name_is_bound_in_place(tmp_path):
+    name = "p" * (107 - len(str(tmp_path)) - 1)     # the longest path AF_UNIX takes
+    path = tmp_path / name
+    assert len(str(path)) == 107
+    p = make(tmp_path, imt_path=str(path))
+    try:
+        assert path.is_socket() and request(str(path), {"op": "stats"})[0]["rows"] == 0
+    finally:
+        p.finish()
+
+
 def test_concurrent_queries_while_ingesting(plugin):
     errors = []
     stop = threading.Event()
