@@ -46,6 +46,11 @@ ORACLE_BUFFERS = {"plugin_buffer_size": 204800, "plugin_pipe_size": 20480000}
 _BAD_LOG = re.compile(r"\bERROR\b|\bWARN\b|Finished cache entries|missing data")
 
 
+def log_trouble(log: str) -> list[str]:
+    """The lines of a daemon log that mean its output cannot be trusted."""
+    return [ln for ln in log.splitlines() if _BAD_LOG.search(ln)]
+
+
 def pmacct_binary(name: str = "nfacctd") -> Path:
     return PMACCT_SBIN / name
 
@@ -219,7 +224,7 @@ def check_run(res: RunResult, who: str = "daemon", *, strict_log: bool = True) -
     if not res.outputs:
         problems.append("wrote no output file")
     if strict_log:
-        bad = [ln for ln in res.log.splitlines() if _BAD_LOG.search(ln)]
+        bad = log_trouble(res.log)
         if bad:
             problems.append("log reports trouble:\n  " + "\n  ".join(bad[:10]))
     if problems:
