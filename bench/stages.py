@@ -403,6 +403,22 @@ NOTES = """## Reading it, and what issue 7 changed
   most of it), decoding v9/IPFIX (gathering each template's records out of the
   datagrams, ~35 ns per record, and walking the sets), and reading the savefile (the
   pcap record walk is a Python loop, ~0.3 us per datagram, plus the read copies).
+- **Why the small runs cost more per record** (the scaling series). This machine is a
+  Firecracker microVM with nested virtualisation (`nested_pvm=1` on its kernel command
+  line), where the first touch of a page costs about 3 us: 3.0-3.3 us per 4 kB page
+  written into a fresh 200 MB mapping, and the same after unmapping it and mapping it
+  again, about ten times bare metal. A run faults its working set in once. The 100k-record
+  run of the capture-size series faults ~7,900 pages more than its one-record run, the
+  300k run ~12,600, the 1M run ~14,100, and larger runs hardly more (perf stat over the
+  process tree). At 3 us that is ~24 ms, ~0.24 us per record at 100k and ~0.04 at 1M:
+  most of the gap between the small and the large points. The series' ~50k aggregates
+  (a 100k-record base repeated) are each inserted and printed once per run, which adds
+  ~0.17 us per record at 100k and ~0.02 at 1M. Transparent huge pages were tried for the
+  cache's columns and slot tables (`MADV_HUGEPAGE`, mappings rounded to 2 MB). They halved
+  the page faults of the run with 1M distinct aggregates (55k to 27k) and did not lower
+  its CPU (+60 ms, median of 10 paired runs; 4 kB faults cost the same here whether or
+  not the guest maps huge pages), so they were not kept. Only touching less new memory
+  would help.
 """
 
 
