@@ -107,16 +107,20 @@ def run_nfacctd(pcap: str, primitives, extra: dict | None = None, timeout: int =
                 # a starved plugin lost buffers or the cache overflowed: run it again
                 problem = "nfacctd's log reports trouble:\n  " + "\n  ".join(bad[:10])
                 continue
-            if binned and os.path.exists(out):
-                rows = []
-                with open(out) as fh:
-                    for line in fh:
-                        obj = json.loads(line)
-                        rows.append({col: str(obj.get(key, "")) for key, col in JSON_KEYS.items()})
-                return rows
             if os.path.exists(out):
                 with open(out) as fh:
-                    return list(csv.DictReader(fh))
+                    if binned:
+                        rows = [{col: str(obj.get(key, "")) for key, col in JSON_KEYS.items()}
+                                for obj in map(json.loads, fh)]
+                    else:
+                        rows = list(csv.DictReader(fh))
+                # no rows at all: most likely a plugin that started after the file was
+                # read (it writes just the header); a capture that really gives no rows
+                # gives none three times
+                if rows or attempt == 2:
+                    return rows
+                problem = "nfacctd printed no rows"
+                continue
             problem = f"nfacctd wrote no output: {log[-2000:]}"
         raise RuntimeError(problem)
     finally:

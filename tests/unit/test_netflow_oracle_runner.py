@@ -12,8 +12,9 @@ from tests.unit import netflow_oracle as O
 CSV = "SRC_IP,PACKETS,FLOWS,BYTES\n10.0.0.1,3,1,300\n"
 
 
-def fake_nfacctd(tmp_path, logs: list[str]):
-    """A script printing logs[n] on its n-th run (the last one from then on)."""
+def fake_nfacctd(tmp_path, logs: list[str], header_only_runs: int = 0):
+    """A script printing logs[n] on its n-th run (the last one from then on); its first
+    ``header_only_runs`` runs print the CSV header and no rows."""
     for i, text in enumerate(logs):
         (tmp_path / f"log{i}").write_text(text)
     script = tmp_path / "nfacctd"
@@ -23,7 +24,8 @@ echo $((n + 1)) > {tmp_path}/count
 [ $n -ge {len(logs)} ] && n={len(logs) - 1}
 cat {tmp_path}/log$n
 out=$(sed -n 's/^print_output_file\\[a\\]: //p' "$2")
-printf '{CSV}' > "$out"
+if [ $(cat {tmp_path}/count) -le {header_only_runs} ]; then printf 'SRC_IP,PACKETS,FLOWS,BYTES\n' > "$out"
+else printf '{CSV}' > "$out"; fi
 grep -q '^plugin_pipe_size: 20480000$' "$2" || echo "ERROR small pipe"
 """)
     script.chmod(0o755)
@@ -54,4 +56,17 @@ def test_trouble_every_time_fails_with_the_log_lines(tmp_path):
         O.run_nfacctd("x.pcap", ("src_host",), binary=str(binary))
     assert "WARN ( a/print ): Finished cache entries" in str(e.value)
     assert "INFO start" not in str(e.value)
+    assert runs(tmp_path) == 3
+
+
+def test_a_run_that_printed_no_rows_runs_again(tmp_path):
+    binary = fake_nfacctd(tmp_path, ["INFO ok\n"], header_only_runs=2)
+    rows = O.run_nfacctd("x.pcap", ("src_host",), binary=str(binary))
+    assert [r["SRC_IP"] for r in rows] == ["10.0.0.1"]
+    assert runs(tmp_path) == 3
+
+
+def test_no_rows_three_times_is_an_answer(tmp_path):
+    binary = fake_nfacctd(tmp_path, ["INFO ok\n"], header_only_runs=5)
+    assert O.run_nfacctd("x.pcap", ("src_host",), binary=str(binary)) == []
     assert runs(tmp_path) == 3
