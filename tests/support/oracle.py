@@ -13,10 +13,11 @@ checked by running it):
 - while reading a savefile the core sleeps 1 ms after every buffer handed to a plugin
   (``plugin_buffer_size``; 10240 bytes by default in savefile mode), so small buffers cap
   it at a few tens of thousands of records per second;
-- a plugin that has not drained its ring within those 2 s loses what is left, and a print
-  cache that runs out of entries (``print_cache_entries`` buckets, about ten chained
-  entries per bucket) purges early and overwrites its own output file. ``check_log``
-  turns the log lines for those cases into failures;
+- a plugin that has not drained its ring within those 2 s loses what is left, without a
+  word in the log; ``run_daemon`` watches for it (``DrainWatch``) and runs again;
+- a print cache that runs out of entries (``print_cache_entries`` buckets, about ten
+  chained entries per bucket) purges early and overwrites its own output file.
+  ``check_run`` turns the log lines for that case into failures;
 - every UDP or TCP payload in the file is offered to the NetFlow/IPFIX decoder, whatever
   its port; the exporter (``peer_src_ip``) is the frame's IP source address.
 """
@@ -112,6 +113,9 @@ class RunResult:
     wall: float
     timed_out: bool = False
     measure: dict = field(default_factory=dict)   # from tests.support.measure, when asked
+    # pmacct savefile runs: whether every plugin was seen idle after the core had read the
+    # file (None: not watched)
+    drained: bool | None = None
 
     @property
     def output(self) -> str:
@@ -142,7 +146,27 @@ def run_daemon(binary, settings: dict, workdir, *, timeout: float = 180.0,
     ``print_output_file`` with every %-conversion and $-variable turned into '*'.
     With ``measure`` the daemon runs under ``tests.support.measure`` and the result carries
     its CPU seconds and peak memory for the whole process tree.
+
+    A pmacct savefile run (not measured) is watched (:class:`DrainWatch`) and made again,
+    up to three times in all, when one of its plugins may have been cut off unread.
     """
+    watch = (not measure and _is_pmacct(binary) and settings.get("pcap_savefile")
+             and not settings.get("pcap_savefile_wait"))
+    for _attempt in range(3 if watch else 1):
+        res = _run_once(binary, settings, workdir, timeout, output_glob, measure, env, args,
+                        watch)
+        # a run that failed (or was never seen reading) is its own answer
+        if res.drained is not False or res.returncode != 0 or res.timed_out:
+            break
+    return res
+
+
+def _is_pmacct(binary) -> bool:
+    return Path(binary).parent == PMACCT_SBIN
+
+
+def _run_once(binary, settings, workdir, timeout, output_glob, measure, env, args,
+              watch) -> RunResult:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "daemon.conf"
@@ -169,6 +193,7 @@ def run_daemon(binary, settings: dict, workdir, *, timeout: float = 180.0,
     proc = subprocess.Popen(cmd, cwd=workdir, env=run_env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
+    watcher = DrainWatch(proc.pid, workdir / str(settings["pcap_savefile"])) if watch else None
     timed_out = False
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -186,7 +211,84 @@ def run_daemon(binary, settings: dict, workdir, *, timeout: float = 180.0,
     m = json.loads(mfile.read_text()) if measure and mfile.exists() else {}
     return RunResult(str(binary), workdir, text, proc.returncode, outputs, log,
                      out.decode(errors="replace"), err.decode(errors="replace"), wall,
-                     timed_out, m)
+                     timed_out, m, watcher.result() if watcher else None)
+
+
+class DrainWatch:
+    """Watches a pmacct savefile run for a plugin cut off with buffers unread.
+
+    1.7.7's core closes the savefile at its end, waits 2 s and tells its plugins to purge
+    and exit; a plugin that has not read its ring by then (starved on a loaded machine)
+    purges what it has, silently: a file short of rows, or none. A thread polls /proc:
+    once the core has let go of the file, every process of the tree must be seen
+    sleeping with unchanged CPU times for a few polls in a row before the run ends.
+    ``result()``: True if they were, False if not, None if the core was never seen
+    holding the file (it failed first, or read it all between two polls).
+    """
+
+    POLL = 0.05
+    QUIET_POLLS = 3
+
+    def __init__(self, pid: int, capture: str):
+        import threading
+        self.pid = pid
+        self.capture = os.path.realpath(capture)
+        self.drained: bool | None = None    # None until the core is seen reading the file
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _holds_capture(self) -> bool | None:
+        try:
+            fds = os.listdir(f"/proc/{self.pid}/fd")
+        except OSError:
+            return None        # gone
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{self.pid}/fd/{fd}") == self.capture:
+                    return True
+            except OSError:
+                pass
+        return False
+
+    def _run(self) -> None:
+        from tests.support.measure import tree
+        seen_open = False
+        while True:                       # the core reads the file...
+            held = self._holds_capture()
+            if held is None:
+                return
+            if held:
+                seen_open = True
+                self.drained = False
+            elif seen_open:
+                break
+            time.sleep(self.POLL)
+        last, quiet = None, 0
+        while True:                       # ...then every plugin must go idle
+            now = {p: _cpu_and_state(p) for p in tree(self.pid)}
+            if _cpu_and_state(self.pid) is None:
+                return
+            idle = all(v is None or v[0] == "S" for v in now.values())
+            quiet = quiet + 1 if idle and now == last else 0
+            if quiet >= self.QUIET_POLLS:
+                self.drained = True
+                return
+            last = now
+            time.sleep(self.POLL)
+
+    def result(self) -> bool | None:
+        self._thread.join(5)
+        return self.drained
+
+
+def _cpu_and_state(pid: int):
+    """(state letter, utime + stime) from /proc/PID/stat; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[11]) + int(fields[12])
 
 
 def _kill_group(pgid: int) -> None:
@@ -223,6 +325,9 @@ def check_run(res: RunResult, who: str = "daemon", *, strict_log: bool = True) -
         problems.append(f"exit code {res.returncode}")
     if not res.outputs:
         problems.append("wrote no output file")
+    if res.drained is False and res.returncode == 0:
+        problems.append("a plugin was never seen idle after the end of the savefile in 3 runs: "
+                        "it may have been cut off with buffers unread")
     if strict_log:
         bad = log_trouble(res.log)
         if bad:
@@ -403,7 +508,7 @@ def cached_oracle_run(cache_dir, binary, settings: dict, capture, workdir, **kw)
         res = run_daemon(binary, settings, workdir, **kw)
         if res.returncode != 0 or res.outputs or res.timed_out:
             break
-    if res.returncode == 0 and res.outputs and not res.timed_out:
+    if res.returncode == 0 and res.outputs and not res.timed_out and res.drained is not False:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_suffix(f".{os.getpid()}.tmp")   # workers may store the same key
         tmp.write_text(json.dumps({"binary": res.binary, "config_text": res.config_text,

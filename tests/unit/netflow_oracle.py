@@ -5,10 +5,11 @@ nfacctd runs with ``pcap_savefile`` and one print plugin writing CSV with the pr
 asked for (numeric protocols, epoch timestamps). Our side decodes the same capture and
 formats those primitives the way the print plugin does; both sides are summed by key.
 
-nfacctd gets the big plugin buffers of ``tests.support.oracle`` and its log is read: a run
-whose log reports trouble (lost buffers: "missing data", a full cache, any WARN or ERROR)
-is run again, and after three such runs the helper fails with those log lines rather than
-hand back rows that cannot be trusted.
+nfacctd gets the big plugin buffers of ``tests.support.oracle``, its end is watched
+(``DrainWatch``: its plugin must be seen idle once the file has been read) and its log is
+read. A run whose plugin may have been cut off, or whose log reports trouble (lost
+buffers: "missing data", a full cache, any WARN or ERROR), is run again; after three such
+runs the helper fails with the reason rather than hand back rows that cannot be trusted.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from pypmacct.decoders import NetflowDecoder, NetflowOptions
 from pypmacct.runtime.log import Logger
 from pypmacct.runtime.stats import Stats
 from pypmacct.sources.savefile import read_datagrams
-from tests.support.oracle import ORACLE_BUFFERS, log_trouble
+from tests.support.oracle import ORACLE_BUFFERS, DrainWatch, log_trouble
 
 NFACCTD = "/usr/sbin/nfacctd"
 
@@ -99,9 +100,18 @@ def run_nfacctd(pcap: str, primitives, extra: dict | None = None, timeout: int =
                     fh.write(f"{k}: {v}\n")
             if os.path.exists(out):
                 os.unlink(out)
-            proc = subprocess.run([str(binary), "-f", path], env=env, timeout=timeout,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            log = proc.stdout.decode(errors="replace")
+            proc = subprocess.Popen([str(binary), "-f", path], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            watch = DrainWatch(proc.pid, pcap)
+            try:
+                log = proc.communicate(timeout=timeout)[0].decode(errors="replace")
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
+            if watch.result() is False and proc.returncode == 0:
+                problem = "a plugin was never seen idle after the end of the file"
+                continue
             bad = log_trouble(log)
             if bad:
                 # a starved plugin lost buffers or the cache overflowed: run it again
