@@ -252,21 +252,19 @@ class DrainWatch:
 
     def _run(self) -> None:
         from tests.support.measure import tree
-        seen_open = False
         while True:                       # the core reads the file...
             held = self._holds_capture()
             if held is None:
                 return
             if held:
-                seen_open = True
-                self.drained = False
-            elif seen_open:
+                self.drained = False      # judged from now on
+            elif self.drained is False:
                 break
             time.sleep(self.POLL)
         last, quiet = None, 0
         while True:                       # ...then every plugin must go idle
             now = {p: _cpu_and_state(p) for p in tree(self.pid)}
-            if _cpu_and_state(self.pid) is None:
+            if now.get(self.pid) is None:
                 return
             idle = all(v is None or v[0] == "S" for v in now.values())
             quiet = quiet + 1 if idle and now == last else 0

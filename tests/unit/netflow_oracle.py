@@ -5,9 +5,9 @@ nfacctd runs with ``pcap_savefile`` and one print plugin writing CSV with the pr
 asked for (numeric protocols, epoch timestamps). Our side decodes the same capture and
 formats those primitives the way the print plugin does; both sides are summed by key.
 
-nfacctd gets the big plugin buffers of ``tests.support.oracle``, its end is watched
-(``DrainWatch``: its plugin must be seen idle once the file has been read) and its log is
-read. A run whose plugin may have been cut off, or whose log reports trouble (lost
+nfacctd runs through ``tests.support.oracle.run_daemon``, with its big plugin buffers and
+its watch on the end of the file (a plugin must be seen idle once the file has been read),
+and its log is read. A run whose plugin may have been cut off, or whose log reports trouble (lost
 buffers: "missing data", a full cache, any WARN or ERROR), is run again; after three such
 runs the helper fails with the reason rather than hand back rows that cannot be trusted.
 """
@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import collections
 import csv
+import io
 import json
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -29,9 +30,10 @@ from pypmacct.decoders import NetflowDecoder, NetflowOptions
 from pypmacct.runtime.log import Logger
 from pypmacct.runtime.stats import Stats
 from pypmacct.sources.savefile import read_datagrams
-from tests.support.oracle import ORACLE_BUFFERS, DrainWatch, log_trouble
+from tests.support.oracle import ORACLE_BUFFERS, log_trouble, run_daemon
 
 NFACCTD = "/usr/sbin/nfacctd"
+ATTEMPTS = 3          # runs of nfacctd before run_nfacctd gives up
 
 # primitive -> CSV column of pmacct's print plugin
 COLUMNS = {
@@ -67,19 +69,18 @@ def have_nfacctd() -> bool:
 def run_nfacctd(pcap: str, primitives, extra: dict | None = None, timeout: int = 120,
                 binary: str = NFACCTD) -> list[dict]:
     """nfacctd's print output for ``pcap`` as a list of CSV rows (dicts)."""
-    work = tempfile.mkdtemp(prefix="pmoracle.")
+    work = Path(tempfile.mkdtemp(prefix="pmoracle."))
     try:
-        out = os.path.join(work, "out.csv")
         conf = {
             "daemonize": "false",
-            "pcap_savefile": pcap,
-            "pcap_savefile_delay": "1",
+            "pcap_savefile": os.path.abspath(pcap),
             "plugins": "print[a]",
             "aggregate[a]": ", ".join(p for p in primitives if p != "stamp_inserted") + ", flows",
             "print_output[a]": "csv",
-            "print_output_file[a]": out,
+            "print_output_file[a]": "out.csv",
             "print_num_protos[a]": "true",
             "timestamps_since_epoch[a]": "true",
+            "logfile": "nfacctd.log",
             **ORACLE_BUFFERS,
         }
         binned = "stamp_inserted" in primitives
@@ -89,52 +90,44 @@ def run_nfacctd(pcap: str, primitives, extra: dict | None = None, timeout: int =
             conf["print_history_roundoff[a]"] = "m"
             conf["print_output[a]"] = "json"
         conf.update(extra or {})
-        path = os.path.join(work, "nfacctd.conf")
-        env = dict(os.environ, TZ="UTC")
-        for attempt in range(3):
+        for attempt in range(ATTEMPTS):
             # the core reads the file as soon as its delay is over: a plugin that is
             # slow to start (a loaded machine) misses everything, so retry with more
             conf["pcap_savefile_delay"] = str(1 + 3 * attempt)
-            with open(path, "w") as fh:
-                for k, v in conf.items():
-                    fh.write(f"{k}: {v}\n")
-            if os.path.exists(out):
-                os.unlink(out)
-            proc = subprocess.Popen([str(binary), "-f", path], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            watch = DrainWatch(proc.pid, pcap)
-            try:
-                log = proc.communicate(timeout=timeout)[0].decode(errors="replace")
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-                raise
-            if watch.result() is False and proc.returncode == 0:
-                problem = "a plugin was never seen idle after the end of the file"
+            res = run_daemon(binary, conf, work, timeout=timeout, output_glob="out.csv")
+            problem = _untrusted(res)
+            if problem:
                 continue
-            bad = log_trouble(log)
-            if bad:
-                # a starved plugin lost buffers or the cache overflowed: run it again
-                problem = "nfacctd's log reports trouble:\n  " + "\n  ".join(bad[:10])
-                continue
-            if os.path.exists(out):
-                with open(out) as fh:
-                    if binned:
-                        rows = [{col: str(obj.get(key, "")) for key, col in JSON_KEYS.items()}
-                                for obj in map(json.loads, fh)]
-                    else:
-                        rows = list(csv.DictReader(fh))
-                # no rows at all: most likely a plugin that started after the file was
-                # read (it writes just the header); a capture that really gives no rows
-                # gives none three times
-                if rows or attempt == 2:
-                    return rows
-                problem = "nfacctd printed no rows"
-                continue
-            problem = f"nfacctd wrote no output: {log[-2000:]}"
+            text = res.outputs["out.csv"]
+            if binned:
+                rows = [{col: str(obj.get(key, "")) for key, col in JSON_KEYS.items()}
+                        for obj in map(json.loads, filter(None, text.splitlines()))]
+            else:
+                rows = list(csv.DictReader(io.StringIO(text)))
+            # no rows at all: most likely a plugin that started after the file was read
+            # (it writes just the header); a capture that really gives no rows gives none
+            # every time
+            if rows or attempt == ATTEMPTS - 1:
+                return rows
+            problem = "nfacctd printed no rows"
         raise RuntimeError(problem)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _untrusted(res) -> str:
+    """Why a run's output cannot be used ('' when it can)."""
+    if res.timed_out:
+        return f"nfacctd did not end in time:\n{res.log[-2000:]}"
+    if res.drained is False:
+        return "a plugin was never seen idle after the end of the file"
+    bad = log_trouble(res.log)
+    if bad:
+        # a starved plugin lost buffers or the cache overflowed: run it again
+        return "nfacctd's log reports trouble:\n  " + "\n  ".join(bad[:10])
+    if "out.csv" not in res.outputs:
+        return f"nfacctd wrote no output: {res.log[-2000:]}{res.stderr[-2000:]}"
+    return ""
 
 
 def _addr(a) -> str:

@@ -22,11 +22,12 @@ def fake_nfacctd(tmp_path, logs: list[str], header_only_runs: int = 0):
 n=$(cat {tmp_path}/count 2>/dev/null || echo 0)
 echo $((n + 1)) > {tmp_path}/count
 [ $n -ge {len(logs)} ] && n={len(logs) - 1}
-cat {tmp_path}/log$n
+log=$(sed -n 's/^logfile: //p' "$2")
+cat {tmp_path}/log$n > "$log"
 out=$(sed -n 's/^print_output_file\\[a\\]: //p' "$2")
 if [ $(cat {tmp_path}/count) -le {header_only_runs} ]; then printf 'SRC_IP,PACKETS,FLOWS,BYTES\n' > "$out"
 else printf '{CSV}' > "$out"; fi
-grep -q '^plugin_pipe_size: 20480000$' "$2" || echo "ERROR small pipe"
+grep -q '^plugin_pipe_size: 20480000$' "$2" || echo "ERROR small pipe" >> "$log"
 """)
     script.chmod(0o755)
     return script
