@@ -447,7 +447,11 @@ NOTES = """## Reading it, and what issue 7 changed
     - an IPv4 text from one 512-entry octet table was no faster than the pair tables
       (8.9 against 9.8 ns an address);
     - `bytes.replace` (229 ns a row) and a boolean mask (110 ns) are slower than
-      `translate` (83 ns).
+      `translate` (83 ns);
+    - savefile decode batches of 512 datagrams instead of 2048 took ~1,800 page faults
+      off the 100k run and ~4,500 off the 1M v9 replay, but cost more CPU: +23 ms at
+      100k, +150 ms (v9) and +190 ms (IPFIX) per 1M records (medians of 8 paired runs
+      of two worktrees).
   - **pmacct's capture-size series is flatter (1.31) because it is slower.** It spends
     ~0.93-0.96 us on each record, so the same fixed work weighs about a quarter as much.
     By the same arithmetic, every saving on our per-record path makes our ratio worse:
