@@ -420,22 +420,11 @@ class AggregationCache:
         if n == 0:
             self._clear()
             return np.zeros(0, dtype=self.key_dtype), self._empty_values()
+        order = self._arrival_order(n)
         words = self._words.arr[:n]
         cols = {name: c.arr[:n] for name, c in self._vals.items()}
-        order = None
-        if not self._ordered:
-            first = self._first.arr[:n]
-            if not bool((first[1:] >= first[:-1]).all()):
-                order = np.argsort(first, kind="stable")
         self._clear(n)     # the returned arrays keep the old mappings alive
-        if order is not None:
-            words = np.take(words, order, axis=0)
-            cols = {name: np.take(c, order) for name, c in cols.items()}
-        values = {}
-        for name, op in self.ops.items():
-            c = cols[name]
-            values[name] = (c & 0xFF).astype(np.uint8) if op == LAST else c
-        return self._unwords(words), values
+        return self._handed_out(words, cols, order, copy=False)
 
     def snapshot(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Copies of all aggregates in first-seen order; the cache is left as it is
@@ -444,14 +433,29 @@ class AggregationCache:
         n = self._n
         if n == 0:
             return np.zeros(0, dtype=self.key_dtype), self._empty_values()
-        words = self._words.arr[:n].copy()
-        cols = {name: c.arr[:n].copy() for name, c in self._vals.items()}
-        if not self._ordered:
-            first = self._first.arr[:n]
-            if not bool((first[1:] >= first[:-1]).all()):
-                order = np.argsort(first, kind="stable")
-                words = np.take(words, order, axis=0)
-                cols = {name: np.take(c, order) for name, c in cols.items()}
+        cols = {name: c.arr[:n] for name, c in self._vals.items()}
+        return self._handed_out(self._words.arr[:n], cols, self._arrival_order(n), copy=True)
+
+    def _arrival_order(self, n: int):
+        """The permutation that puts the ``n`` aggregates in first-seen order, or None
+        when their ids already are."""
+        if self._ordered:
+            return None
+        first = self._first.arr[:n]
+        if bool((first[1:] >= first[:-1]).all()):
+            return None
+        return np.argsort(first, kind="stable")
+
+    def _handed_out(self, words, cols, order, copy: bool):
+        """Keys and value columns as ``drain``/``snapshot`` return them: in ``order``
+        (a gather, so a copy), else copied only when ``copy``; ``LAST`` values without
+        their sequence numbers."""
+        if order is not None:
+            words = np.take(words, order, axis=0)
+            cols = {name: np.take(c, order) for name, c in cols.items()}
+        elif copy:
+            words = words.copy()
+            cols = {name: c.copy() for name, c in cols.items()}
         values = {}
         for name, op in self.ops.items():
             c = cols[name]

@@ -181,6 +181,38 @@ def test_rows_out_of_sequence_order():
     assert v["flow_type"].tolist() == [last[k] for k in order] == [1, 1, 1, 3]
 
 
+@pytest.mark.parametrize("in_order", [True, False])
+def test_snapshot_is_a_copy_of_what_drain_returns(in_order):
+    # the memory plugin answers queries from snapshot(): the same rows and values as
+    # drain() would give (first-seen order, LAST values), and a copy: changing it or
+    # adding to the cache afterwards leaves the other alone
+    seqs = ([np.array([1, 2, 3, 4]), np.array([5, 6, 7])] if in_order else
+            [np.array([40, 10, 20, 30]), np.array([5, 50, 60])])
+    batches = [(np.array([5, 6, 5, 7], np.uint32), np.array([1, 2, 3, 4], np.uint64),
+                np.array([1, 2, 3, 1], np.uint8), seqs[0]),
+               (np.array([7, 8, 6], np.uint32), np.array([5, 6, 7], np.uint64),
+                np.array([3, 3, 1], np.uint8), seqs[1])]
+    c = AggregationCache(KEY, dict(OPS, flow_type=cache_mod.LAST))
+    _feed(c, batches)
+    keys, v = c.snapshot()
+    order, sums, last = _reference(batches)
+    assert keys["a"].tolist() == order
+    assert v["packets"].tolist() == [sums[k] for k in order]
+    assert v["flow_type"].tolist() == [last[k] for k in order]
+    keys["a"][:] = 0
+    v["packets"][:] = 0
+    again, v2 = c.snapshot()
+    assert again["a"].tolist() == order and v2["packets"].tolist() == [sums[k] for k in order]
+    c.add(rows([5]), dict(vals(1, p=100), flow_type=np.array([2], np.uint8)),
+          seq=np.array([1000]))
+    assert v2["packets"].tolist() == [sums[k] for k in order]
+    dk, dv = c.drain()
+    sums[5] += 100
+    assert dk["a"].tolist() == order
+    assert dv["packets"].tolist() == [sums[k] for k in order]
+    assert len(c) == 0
+
+
 def test_small_batches_wait_in_a_block_and_reads_take_them_in():
     c = AggregationCache(KEY, OPS)
     c.add(rows([1, 2, 2]), vals(3))
