@@ -12,7 +12,7 @@ import numpy as np
 from pypmacct.output import OutputOptions, make_formatter
 from pypmacct.output import values as V
 from pypmacct.output.common import Formatter
-from pypmacct.output.formatted import fixed_lines
+from pypmacct.output.formatted import column_lines
 from pypmacct.output.rows import join_lines
 
 from . import columns as C
@@ -131,15 +131,7 @@ class TableRenderer:
         if counters:
             last = counters[-1]
             cells += [(t, 20, b"  ") for t in counters[:-1]]
-        if not special and all(t.shape[1] <= w or not t[:, w:].any() for t, w, _ in cells):
-            return fixed_lines(cells, last, n)
-        parts = []
-        for t, w, gap in cells:
-            parts += [V.ljust(t, w), gap]
-        if last is not None:
-            parts.append(last)
-        parts.append(b"\n")
-        return join_lines(parts, n)
+        return column_lines(cells, last, n, aligned=not special)
 
     def _text(self, cell: C.Cell, keys, values, strings, present) -> np.ndarray:
         col = cell.column

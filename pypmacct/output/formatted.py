@@ -50,16 +50,23 @@ class FormattedFormatter(Formatter):
             if self.flows:
                 cells.append((V.uint_text(values["flows"], True), COUNTER_WIDTH, b"  "))
             last = V.uint_text(values["bytes"], True)
-        if all(t.shape[1] <= w or not t[:, w].any() for t, w, _ in cells):
-            return fixed_lines(cells, last, n)
-        # a value wider than its column shifts the rest of its line: join padded parts
-        parts = []
-        for t, w, gap in cells:
-            parts += [V.ljust(t, w), gap]
-        if last is not None:
-            parts.append(last)
-        parts.append(b"\n")
-        return join_lines(parts, n)
+        return column_lines(cells, last, n)
+
+
+def column_lines(cells, last, n: int, aligned: bool = True) -> bytes:
+    """Lines of ``cells`` (compact text, column width, literal after it) and an unpadded
+    ``last`` text. When every text fits its column (and ``aligned``), the columns are
+    laid at fixed offsets; else each text is padded to its width, so a wider value
+    shifts the rest of its line, as printf's ``%-Ns`` does."""
+    if aligned and all(t.shape[1] <= w or not t[:, w:].any() for t, w, _ in cells):
+        return fixed_lines(cells, last, n)
+    parts = []
+    for t, w, gap in cells:
+        parts += [V.ljust(t, w), gap]
+    if last is not None:
+        parts.append(last)
+    parts.append(b"\n")
+    return join_lines(parts, n)
 
 
 def fixed_lines(cells, last, n: int) -> bytes:
