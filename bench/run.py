@@ -362,9 +362,22 @@ def case_memory(sides, daemon, cap, tiny, agg, keys, meta, tag, repeat, timeout)
         who, daemon, cap, tiny, agg, keys, meta, tag, timeout), meta)
 
 
+def _after_fork(m: dict):
+    """A run's CPU from its first fork on (``tests.support.measure``'s ``cpu_at_fork``):
+    the daemon's start-up before its plugins exist left out, or None if not seen."""
+    at = m.get("cpu_at_fork")
+    return m["cpu"] - at if m.get("cpu") and at is not None else None
+
+
 def _pair(run: dict, fixed: dict):
-    """(run CPU, one-record run CPU) of one repeat, or None when either failed."""
+    """(run CPU, one-record run CPU) of one repeat, or None when either failed. Both
+    count from the first fork when both were seen forking (else the whole tree's): the
+    start-up before it is the same work in both, but its CPU varies by tens of ms from
+    run to run here, as much as a small run's whole net figure."""
     if run.get("ok") and run.get("cpu") and fixed.get("ok") and fixed.get("cpu"):
+        a, b = _after_fork(run), _after_fork(fixed)
+        if a is not None and b is not None:
+            return a, b
         return run["cpu"], fixed["cpu"]
     return None
 
@@ -406,7 +419,14 @@ def summarize(repeats, meta) -> dict:
     pairs = [_pair(m, f1) for m, f1 in repeats]
     rec = meta["records"]
     net = wall - fw if fw is not None else None
-    net_c = net_cpu(pairs, best["cpu"], fc) if fig else None
+    # the fallback (fewer than three good pairs) from the first fork on too, when seen
+    fc_fork = min((x for x in (_after_fork(f1) for _, f1 in repeats if f1.get("ok"))
+                   if x is not None), default=None)
+    best_fork = _after_fork(best) if best else None
+    if best_fork is not None and fc_fork is not None:
+        net_c = net_cpu(pairs, best_fork, fc_fork) if fig else None
+    else:
+        net_c = net_cpu(pairs, best["cpu"], fc) if fig else None
     return {
         "ok": ok, "problem": best.get("problem", "") if not ok else "",
         "failed_repeats": [m["problem"] for m, _ in repeats if not m["ok"]],
@@ -892,7 +912,11 @@ def write_report(path: Path, mach, a, records, repeat, main_table, targets, live
           "- CPU is user+sys of the whole process tree (`tests/support/measure.py`); 'CPU-s per "
           "1M records' includes start-up (the one-record run's CPU; the median over the replay "
           f"cases in this run: {start_words or '-'} CPU-s), "
-          "'net of start-up' subtracts the one-record run's CPU: with three or more "
+          "'net of start-up' counts both the run and the one-record run from the moment the "
+          "daemon's tree first has a second process (its first plugin; neither daemon reads a "
+          "record before that), which leaves out the start-up before it (for ours the "
+          "interpreter and imports, whose CPU varies by tens of ms between identical runs), "
+          "and subtracts the one-record run's: with three or more "
           "repeats (the scaling series' smaller sizes) the median over repeats of the run's CPU "
           "minus that of the one-record run made just before it, otherwise the least run minus "
           "the least one-record run. Peak RSS/PSS are the largest sums over the live tree, "

@@ -76,3 +76,28 @@ def test_startup_cpu_is_the_median_one_record_run_over_the_replay_cases():
     got = run.startup_cpu(results)
     assert abs(got["pmacct"] - 0.06) < 1e-9 and abs(got["ours"] - 0.12) < 1e-9
     assert run.startup_cpu({}) == {}
+
+
+def test_pairs_count_from_the_first_fork_when_both_runs_were_seen_forking():
+    # start-up before the fork: 0.15 in the run, 0.19 in the one-record run (the noise
+    # of importing); left out, the pair is what the plugins and the core did
+    run_m = {"ok": True, "cpu": 0.26, "cpu_at_fork": 0.15}
+    fixed = {"ok": True, "cpu": 0.21, "cpu_at_fork": 0.19}
+    a, b = run._pair(run_m, fixed)
+    assert abs(a - 0.11) < 1e-9 and abs(b - 0.02) < 1e-9
+    # one side never seen forking: both whole-tree figures, never a mix
+    assert run._pair(run_m, {"ok": True, "cpu": 0.21, "cpu_at_fork": None}) == (0.26, 0.21)
+
+
+def test_summarize_nets_from_the_first_fork():
+    def rep(cpu, at, fcpu, fat):
+        return ({"ok": True, "cpu": cpu, "cpu_at_fork": at, "wall": cpu, "problem": ""},
+                {"ok": True, "cpu": fcpu, "cpu_at_fork": fat, "wall": fcpu})
+    s = run.summarize([rep(0.26, 0.15, 0.21, 0.19), rep(0.30, 0.20, 0.17, 0.15),
+                       rep(0.27, 0.16, 0.18, 0.16)], {"records": 100_000})
+    # after the fork: 0.11-0.02, 0.10-0.02, 0.11-0.02 -> median 0.09
+    assert abs(s["cpu_net_per_M"] - 0.9) < 1e-9
+    # fewer than three pairs: the least run's after-fork CPU minus the least one-record's
+    s = run.summarize([rep(0.26, 0.15, 0.21, 0.19), rep(0.30, 0.17, 0.17, 0.14)],
+                      {"records": 100_000})
+    assert abs(s["cpu_net_per_M"] - (0.11 - 0.02) * 10) < 1e-9
