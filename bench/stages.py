@@ -461,11 +461,13 @@ NOTES = """## Reading it, and what issue 7 changed
     means a compiled kernel for the insert and the render, a design change not made
     here. It would also need the run's memory touched before the run starts, which only
     moves that cost into the start-up the bench subtracts, so it was not done.
-  - **The bench's small points are noisy.** The start-up before the core and plugin take
-    their titles varied from ~130 to ~230 ms of CPU between identical runs. That is more
-    than a 100k run's whole net work (~75 ms). The bench's paired medians over 9 repeats
-    leave the 100k point uncertain by tens of percent, but not by the factor of two it
-    misses by.
+  - **The bench now counts CPU from the daemon's first fork.** The start-up before the
+    core and plugin take their titles (interpreter, imports, config) varied from ~130 to
+    ~230 ms of CPU between identical runs, more than a 100k run's whole net work. The
+    bench now reads each task's CPU at the moment the daemon first forks and nets both the
+    run and its one-record partner from there: the one-record run then costs ~20 ms
+    after the fork instead of ~150-180 ms in all. The 100k point is steadier for it, and
+    no cheaper: ~0.7-0.8 CPU-s per 1M, still about twice the 10M point.
 """
 
 
