@@ -467,7 +467,7 @@ NOTES = """## Reading it, and what issue 7 changed
     bench now reads each task's CPU at the moment the daemon first forks and nets both the
     run and its one-record partner from there: the one-record run then costs ~20 ms
     after the fork instead of ~150-180 ms in all. The 100k point is steadier for it, and
-    no cheaper: ~0.7-0.8 CPU-s per 1M, still about twice the 10M point.
+    no cheaper: ~0.7-0.8 CPU-s per 1M, still two to three times the 3M and 10M points.
 """
 
 
