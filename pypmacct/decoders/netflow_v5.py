@@ -16,7 +16,7 @@ import struct
 import numpy as np
 
 from ..record import SAMPLE_FLOW_V5
-from .plan import US, _U32, col_bytes, ms_to_s, put_addr, wrap32
+from .plan import US, _U32, col_bytes, flow_age, ms_to_s, put_addr
 
 HEADER = struct.Struct("!HHIIIIBBH")      # version, count, uptime, secs, nsecs, seq, etype, eid, sampling
 HEADER_LEN = 24
@@ -35,9 +35,8 @@ assert RECORD_DTYPE_V5.itemsize == RECORD_LEN
 
 
 def _uptime_delta_secs(uptime: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """(uptime - t) ms in whole seconds, modulo the 32-bit uptime counter; a small
-    negative difference (flow stamped after the header) stays negative."""
-    return ms_to_s(wrap32(uptime - t))
+    """(uptime - t) ms in whole seconds, modulo the 32-bit uptime counter (flow_age)."""
+    return ms_to_s(flow_age(uptime - t))
 
 
 def _copy(name, src):

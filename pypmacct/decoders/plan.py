@@ -114,15 +114,24 @@ def _addr_bytes(u1: np.ndarray, width: int) -> np.ndarray:
     return out.view("V16").reshape(-1)
 
 
-def wrap32(x: np.ndarray) -> np.ndarray:
-    """int64 values taken modulo 2^32 as a signed 32-bit number (a wrapped counter
-    difference): -2^31 .. 2^31-1."""
-    return (x & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+# How far "after" its export header a flow may be stamped and still be read as exporter
+# clock jitter (a few seconds back) rather than as pmacct's unsigned wrap (~49 days back).
+JITTER_MS = 3_600_000
+
+
+def flow_age(x: np.ndarray, jitter: int = JITTER_MS) -> np.ndarray:
+    """(uptime - switched) as int64, modulo 2^32 as pmacct's unsigned 32-bit arithmetic
+    takes it (a flow 30 days old is 30 days old, the counter's wrap is undone), except
+    that a difference less than ``jitter`` below 2^32 is that small negative number.
+    ``jitter`` is in the counter's unit (ms, or s with ``nfacctd_time_secs``)."""
+    d = x & 0xFFFFFFFF
+    d[d > _U32 - jitter] -= _U32
+    return d
 
 
 def ms_to_s(d: np.ndarray) -> np.ndarray:
-    """Signed 32-bit milliseconds to whole seconds, rounding toward zero as C does
-    (exact through float64 at this range)."""
+    """Milliseconds (int64, within +-2^32) to whole seconds, rounding toward zero as C
+    does (exact through float64 at this range)."""
     return (d / 1000).astype(np.int64)
 
 
@@ -567,10 +576,9 @@ class Plan:
                 only = env.only_version
                 sec = None
                 if only != 10:
-                    # (uptime - switched) in ms, modulo 2^32 as the exporter's counter
-                    # wraps; a small negative difference is a flow stamped a bit after
-                    # the header (pmacct turns that into a date 49 days back)
-                    d = wrap32(env.uptime - v)
+                    # (uptime - switched) in ms (s with time_secs), modulo 2^32 as the
+                    # exporter's counter wraps; see flow_age for the jitter window
+                    d = flow_age(env.uptime - v, JITTER_MS // 1000 if secs_arith else JITTER_MS)
                     sec9 = env.unix_secs - (d if secs_arith else ms_to_s(d))
                     sec = sec9 if only == 9 else np.where(env.version == 9, sec9, 0)
                 if only != 9:

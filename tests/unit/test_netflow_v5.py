@@ -116,6 +116,19 @@ def test_flow_stamped_after_the_header_and_uptime_wrap():
     assert r["ts_start"] == (1_700_000_000 - 6) * US
 
 
+def test_old_flows_and_far_future_stamps_wrap_as_in_pmacct():
+    dec, _ = decoder()
+    day_ms = 86_400_000
+    # 30 days old (past 2^31 ms): 30 days back, as pmacct's unsigned arithmetic gives
+    r = dec.decode([dg(v5([v5_record(first=1000, last=1000)], uptime=1000 + 30 * day_ms))]).records[0]
+    assert r["ts_start"] == r["ts_end"] == (1_700_000_000 - 30 * 86_400) * US
+    # stamped 2 hours after the header: beyond clock jitter, so pmacct's wrap (~49.7 days back)
+    r = dec.decode([dg(v5([v5_record(first=3_600_000, last=3_600_000 + 7_200_000)],
+                          uptime=3_600_000))]).records[0]
+    assert r["ts_end"] == (1_700_000_000 - (2**32 - 7_200_000) // 1000) * US
+    assert r["ts_start"] == 1_700_000_000 * US
+
+
 def test_malformed_datagrams_are_counted_and_logged():
     dec, sink = decoder()
     good = v5([v5_record()] * 2)

@@ -265,6 +265,14 @@ def test_v9_uptime_wrap_and_clock_race():
     vals = v4_values(first=3_590_000, last=3_601_200)
     r = dec.decode([dg(v9([data_set(256, [record(F4, vals)])], uptime=3_600_000))]).records[0]
     assert r["ts_end"] == (T + 1) * US             # stamped 1.2 s after the header
+    # 30 days old: 30 days back (pmacct's unsigned (uptime - switched)), not 19.7 days ahead
+    vals = v4_values(first=1_000, last=1_000)
+    r = dec.decode([dg(v9([data_set(256, [record(F4, vals)])], uptime=1_000 + 30 * 86_400_000))]).records[0]
+    assert r["ts_start"] == r["ts_end"] == (T - 30 * 86_400) * US
+    # stamped 2 h after the header, past the jitter window: wrapped as pmacct does
+    vals = v4_values(first=3_600_000, last=10_800_000)
+    r = dec.decode([dg(v9([data_set(256, [record(F4, vals)])], uptime=3_600_000))]).records[0]
+    assert r["ts_end"] == (T - (2**32 - 7_200_000) // 1000) * US
 
 
 def test_sampling_options_v9():
