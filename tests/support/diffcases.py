@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,9 +85,12 @@ class Capture:
     path: str = ""             # corpus: relative to CORPUS
     version: int = 0           # softflowd export version
     fmt: str = "pcap"
+    only: frozenset = frozenset()   # when set, only these aggregate sets run on it
 
 
 _COMMON = dict(records=3000, exporters=3, hosts=60, ports=20)
+_AGED_MS = 25 * 86_400_000
+_TIME_SETS = frozenset({"times", "times_epoch", "history", "history_ts"})
 CAPTURES = [
     Capture("gen-v5", "gen", params=flowgen.GenParams(version=5, seed=11, **_COMMON)),
     Capture("gen-v9", "gen", frozenset({"mpls"}), flowgen.GenParams(version=9, seed=12, **_COMMON)),
@@ -99,6 +103,14 @@ CAPTURES = [
     Capture("gen-ipfix-nat", "gen", frozenset({"nat", "sampling"}),
             flowgen.GenParams(version=10, seed=16, nat=True, sampling=1000, padding=True,
                               redefine=True, domains=2, exporter_family="6", **_COMMON)),
+    # flows 25 days old at export, past 2^31 ms of sysUpTime: (uptime - switched) is
+    # unsigned in pmacct, so they are 25 days back, not ~24.7 days ahead
+    Capture("gen-v5-aged", "gen", params=flowgen.GenParams(
+        version=5, seed=18, boot_age=40 * 86_400, min_age_ms=_AGED_MS, max_age_ms=_AGED_MS + 20_000,
+        **_COMMON), only=_TIME_SETS),
+    Capture("gen-v9-aged", "gen", params=flowgen.GenParams(
+        version=9, seed=19, boot_age=40 * 86_400, min_age_ms=_AGED_MS, max_age_ms=_AGED_MS + 20_000,
+        **_COMMON), only=_TIME_SETS),
     Capture("gen-ipfix-pcapng", "gen", frozenset(),
             flowgen.GenParams(version=10, seed=17, records=1500, groups=("tos", "tcpflags", "ifaces")),
             fmt="pcapng"),
@@ -133,6 +145,8 @@ GENERIC = {"src_host", "5tuple", "l34", "routing", "peer_dst_ip", "l2", "times",
 def aggsets_for(cap: Capture) -> list[AggSet]:
     out = []
     for a in AGGREGATES:
+        if cap.only and a.id not in cap.only:
+            continue
         if a.needs and a.needs not in cap.tags:
             continue
         if a.id == "mpls" and "mpls" not in cap.tags:
@@ -177,7 +191,12 @@ def all_cases() -> list[Case]:
 # --------------------------------------------------------------------------------------
 # Building captures
 # --------------------------------------------------------------------------------------
-TRAFFIC_PARAMS = dict(seed=7, flows=300, max_packets=50)
+# softflowd stamps its headers with the wall clock and its flows with the packets' times, so
+# a flow's age in the export is (now - packet time) modulo 2^32 ms: with a fixed packet date
+# it drifts through the whole 49.7-day cycle of the counter. Packets from the start of
+# yesterday (UTC) keep it at one to two days, and the capture the same all day (cache hits).
+TRAFFIC_PARAMS = dict(seed=7, flows=300, max_packets=50,
+                      base_time=float((int(time.time()) // 86_400 - 1) * 86_400))
 
 
 def build_capture(cap: Capture, capdir: Path, cache_dir: Path) -> Path:

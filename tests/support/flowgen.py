@@ -15,10 +15,10 @@ What the datagrams look like:
 - One *stream* per (exporter, observation domain / source id / engine id). Records are
   assigned to streams at random, then chunked into packets in order.
 - Export time of a stream's packets runs from ``base_time`` to ``base_time + duration``
-  (whole seconds). Flow end = export time minus up to ``max_age_ms``; flow start = end minus
+  (whole seconds). Flow end = export time minus ``min_age_ms`` (0) to ``max_age_ms``; flow start = end minus
   up to ``max_duration_ms``. v5/v9 carry them as sysUpTime-relative FIRST/LAST_SWITCHED
-  with each exporter booted at a whole second one day before ``base_time``; IPFIX carries
-  flowStart/EndMilliseconds.
+  with each exporter booted at a whole second ``boot_age`` seconds (default one day) before
+  ``base_time``; IPFIX carries flowStart/EndMilliseconds.
 - Sequence numbers are correct per stream: v5 counts flows, v9 counts export packets,
   IPFIX counts data records (options data records included).
 - v9/IPFIX: templates (and the sampling options template plus its data record, when
@@ -130,6 +130,8 @@ class GenParams:
     base_time: int = 1704067200       # 2024-01-01T00:00:00Z
     duration: int = 300               # seconds of export time spanned
     max_age_ms: int = 20_000          # flow end before export time, at most
+    min_age_ms: int = 0               # ... and at least
+    boot_age: int = 86_400            # seconds from exporter boot (sysUpTime 0) to base_time
     max_duration_ms: int = 60_000     # flow start before flow end, at most
     max_packets: int = 1000           # per record
     records_per_packet: int = 0       # 0: as many as fit in ``mtu``
@@ -192,7 +194,7 @@ def _exporters(p: GenParams) -> list[Exporter]:
     for i in range(p.exporters):
         six = p.exporter_family == "6" or (p.exporter_family == "mix" and i % 2 == 1)
         addr = f"2001:db8:e::{i + 1:x}" if six else f"203.0.113.{i + 1}"
-        boot_ms = (p.base_time - 86_400 - 3_600 * i) * 1000
+        boot_ms = (p.base_time - p.boot_age - 3_600 * i) * 1000
         out.append(Exporter(addr, 50000 + i, boot_ms))
     return out
 
@@ -612,7 +614,7 @@ def generate(p: GenParams) -> Export:
     t = _draw(p, rng, exporters)
     # flow times: filled after packets are laid out (they depend on the export time), so
     # draw the offsets now to keep the random stream independent of the layout
-    age = rng.integers(0, p.max_age_ms + 1, len(t)).astype(np.uint64)
+    age = rng.integers(p.min_age_ms, p.max_age_ms + 1, len(t)).astype(np.uint64)
     dur = rng.integers(0, p.max_duration_ms + 1, len(t)).astype(np.uint64)
     # export seconds are known from the layout: lay out once to learn them
     _layout_times(p, t, exporters, age, dur)
