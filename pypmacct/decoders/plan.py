@@ -115,7 +115,8 @@ def _addr_bytes(u1: np.ndarray, width: int) -> np.ndarray:
 
 
 # How far "after" its export header a flow may be stamped and still be read as exporter
-# clock jitter (a few seconds back) rather than as pmacct's unsigned wrap (~49 days back).
+# clock jitter (that far after the export) rather than as pmacct's unsigned wrap (~49 days
+# back).
 JITTER_MS = 3_600_000
 
 

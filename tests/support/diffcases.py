@@ -90,7 +90,17 @@ class Capture:
 
 _COMMON = dict(records=3000, exporters=3, hosts=60, ports=20)
 _AGED_MS = 25 * 86_400_000
-_TIME_SETS = frozenset({"times", "times_epoch", "history", "history_ts"})
+
+
+def _aged_capture(cap_id: str, **kw) -> Capture:
+    """Flows 25 days old at export, past 2^31 ms of sysUpTime: pmacct's (uptime - switched)
+    is unsigned, so they are 25 days back, not ~24.7 days ahead. Only the time sets run."""
+    params = flowgen.GenParams(boot_age=40 * 86_400, min_age_ms=_AGED_MS,
+                               max_age_ms=_AGED_MS + 20_000, **kw, **_COMMON)
+    return Capture(cap_id, "gen", params=params,
+                   only=frozenset({"times", "times_epoch", "history", "history_ts"}))
+
+
 CAPTURES = [
     Capture("gen-v5", "gen", params=flowgen.GenParams(version=5, seed=11, **_COMMON)),
     Capture("gen-v9", "gen", frozenset({"mpls"}), flowgen.GenParams(version=9, seed=12, **_COMMON)),
@@ -103,14 +113,8 @@ CAPTURES = [
     Capture("gen-ipfix-nat", "gen", frozenset({"nat", "sampling"}),
             flowgen.GenParams(version=10, seed=16, nat=True, sampling=1000, padding=True,
                               redefine=True, domains=2, exporter_family="6", **_COMMON)),
-    # flows 25 days old at export, past 2^31 ms of sysUpTime: (uptime - switched) is
-    # unsigned in pmacct, so they are 25 days back, not ~24.7 days ahead
-    Capture("gen-v5-aged", "gen", params=flowgen.GenParams(
-        version=5, seed=18, boot_age=40 * 86_400, min_age_ms=_AGED_MS, max_age_ms=_AGED_MS + 20_000,
-        **_COMMON), only=_TIME_SETS),
-    Capture("gen-v9-aged", "gen", params=flowgen.GenParams(
-        version=9, seed=19, boot_age=40 * 86_400, min_age_ms=_AGED_MS, max_age_ms=_AGED_MS + 20_000,
-        **_COMMON), only=_TIME_SETS),
+    _aged_capture("gen-v5-aged", version=5, seed=18),
+    _aged_capture("gen-v9-aged", version=9, seed=19),
     Capture("gen-ipfix-pcapng", "gen", frozenset(),
             flowgen.GenParams(version=10, seed=17, records=1500, groups=("tos", "tcpflags", "ifaces")),
             fmt="pcapng"),

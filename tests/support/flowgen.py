@@ -15,8 +15,8 @@ What the datagrams look like:
 - One *stream* per (exporter, observation domain / source id / engine id). Records are
   assigned to streams at random, then chunked into packets in order.
 - Export time of a stream's packets runs from ``base_time`` to ``base_time + duration``
-  (whole seconds). Flow end = export time minus ``min_age_ms`` (0) to ``max_age_ms``; flow start = end minus
-  up to ``max_duration_ms``. v5/v9 carry them as sysUpTime-relative FIRST/LAST_SWITCHED
+  (whole seconds). Flow end = export time minus ``min_age_ms`` (0) to ``max_age_ms``;
+  flow start = end minus up to ``max_duration_ms``. v5/v9 carry them as sysUpTime-relative FIRST/LAST_SWITCHED
   with each exporter booted at a whole second ``boot_age`` seconds (default one day) before
   ``base_time``; IPFIX carries flowStart/EndMilliseconds.
 - Sequence numbers are correct per stream: v5 counts flows, v9 counts export packets,

@@ -122,6 +122,10 @@ def test_old_flows_and_far_future_stamps_wrap_as_in_pmacct():
     # 30 days old (past 2^31 ms): 30 days back, as pmacct's unsigned arithmetic gives
     r = dec.decode([dg(v5([v5_record(first=1000, last=1000)], uptime=1000 + 30 * day_ms))]).records[0]
     assert r["ts_start"] == r["ts_end"] == (1_700_000_000 - 30 * 86_400) * US
+    # stamped 59 minutes after the header: still jitter, 59 minutes after the export
+    r = dec.decode([dg(v5([v5_record(first=3_600_000, last=3_600_000 + 3_540_000)],
+                          uptime=3_600_000))]).records[0]
+    assert r["ts_end"] == (1_700_000_000 + 3_540) * US
     # stamped 2 hours after the header: beyond clock jitter, so pmacct's wrap (~49.7 days back)
     r = dec.decode([dg(v5([v5_record(first=3_600_000, last=3_600_000 + 7_200_000)],
                           uptime=3_600_000))]).records[0]
