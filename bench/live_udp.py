@@ -8,7 +8,9 @@ records are accounted, for pmacct 1.7.7's nfacctd and ours (memory plugin).
 Each side runs one nfacctd on 127.0.0.1 (one memory plugin, 5-tuple aggregate,
 ``plugin_buffer_size: 102400`` and ``plugin_pipe_size`` 100 times that, the kernel's
 default receive buffer for both). bench/udp_sender.py sends pre-built v9 datagrams
-(one exporter, templates every 20 datagrams) at a target rate for a few seconds; the
+(one exporter, templates every 20 datagrams) at a target rate for a few seconds, as a
+real-time thread where permitted (see udp_sender: a sender stalled by the collector's
+own load would test its stalls, not the collector); the
 table's packet total before and after (once it has stopped changing) gives what was
 accounted, compared with the packets the sender put on the wire. Records are checked
 through packets: each record carries its own packet count, so a lost record shows.
@@ -150,7 +152,8 @@ def search(who: str, pool: udp_sender.Pool, *, start: float, ceiling: float, sec
             log(f"  {who:6s} target {rate:9,.0f}/s sent {r['rate']:9,.0f}/s "
                 f"accounted {100 * r['share']:7.3f}%{'' if r['ok'] else '  < 99.9%'}"
                 f"{_drops_word(r)}"
-                f"{'  (sender short)' if short else ''}")
+                f"{'  (sender short)' if short else ''}"
+                f"{'' if r.get('realtime') else '  (sender not real-time)'}")
             if plan is not None:
                 continue
             if r["ok"] and not short:

@@ -929,7 +929,9 @@ def write_report(path: Path, mach, a, records, repeat, main_table, targets, live
           "- Live UDP: `bench/live_udp.py`: pmacct's and our nfacctd on 127.0.0.1 with one memory "
           "plugin (5-tuple), `plugin_buffer_size: 102400`, pipe 100 times that, default receive "
           "buffer; `bench/udp_sender.py` sends pre-built v9 datagrams paced at a target rate for "
-          "2 s; a burst of marker records (their own source address) pushes the last partly "
+          "2 s, its thread under SCHED_FIFO while it sends (where permitted: an exporter's pace "
+          "does not depend on the collector's load, and without it a busy collector stalled the "
+          "sender into catch-up bursts larger than the receive buffer); a burst of marker records (their own source address) pushes the last partly "
           "filled buffer through, and the table's packets minus the marker's are compared with "
           "what was sent. The rate doubles from 4,000/s until a trial accounts less than 99.9%, "
           "then bisects; the search runs 3 times per side, alternating which side goes first, and the median is reported.",
@@ -962,8 +964,12 @@ READING = [
     "between the two daemons (whichever ran while the machine was busier). CPU seconds move "
     "much less.",
     "- **Live UDP** depends on the receive buffer (kernel default here, 208 kB, for both) and "
-    "on bursts: the sender keeps bursts to half a millisecond's worth of datagrams. A rate is "
-    "'accounted' when the table's packets equal at least 99.9% of the packets sent.",
+    "on bursts: on schedule the sender sends half a millisecond's worth of datagrams at a "
+    "time, but after a stall of its own it catches up in one burst of up to 256 (the largest "
+    "is logged per trial as 'sender burst'), and a default buffer holds about 90 of these "
+    "datagrams: such a burst is lost in part unless the daemon drains the socket while it "
+    "arrives. The sender runs real-time while it sends so that such stalls are rare; the "
+    "log says '(sender not real-time)' where the system did not allow it. A rate is 'accounted' when the table's packets equal at least 99.9% of the packets sent.",
     "",
 ]
 

@@ -10,8 +10,19 @@ resends them every 20 datagrams) and sent round the pool as often as needed. Sen
 uses ``sendmmsg(2)`` through ctypes on a connected socket: one system call hands the
 kernel a batch of up to 256 datagrams, so the Python cost is per batch, not per
 datagram. Pacing: the sender keeps the count it has sent on the line ``rate * elapsed``
-and sleeps when ahead; a burst is at most half a millisecond's worth of datagrams
-(at least one), so a low rate is not sent as a few big bursts.
+and sleeps when ahead. On schedule it sends half a millisecond's worth of datagrams
+at a time (at least one), so a low rate is not sent as a few big bursts; after a stall
+(the sender itself waiting for a CPU) it catches up with what is due in one call, up
+to 256 datagrams. ``max_burst`` reports the largest such call: a default receive
+buffer holds about 90 of these datagrams, so a catch-up burst larger than that is lost
+in part unless the collector drains the socket while it arrives.
+
+A paced send runs its thread under ``SCHED_FIFO`` (priority 1) where the system allows
+it (root, or CAP_SYS_NICE), back to the normal policy when it returns: an exporter is
+another machine, whose pace does not depend on the collector's load, but this sender
+shares the collector's two cores, and without it a busy collector holds the sender off
+for milliseconds, which then reach the collector as one catch-up burst. The sender
+sleeps between its half-millisecond chunks, so it takes a few percent of a core.
 
 ``send(...)`` returns what was actually sent (datagrams, records, packets, bytes, the
 achieved rate); the live bench compares the packets with what the collector accounted.
@@ -19,8 +30,10 @@ achieved rate); the live bench compares the packets with what the collector acco
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
+import os
 import socket
 import sys
 import time
@@ -35,6 +48,25 @@ sys.path.insert(0, str(HERE.parent))
 from tests.support import flowgen  # noqa: E402
 
 BATCH = 256
+REALTIME_PRIORITY = 1           # SCHED_FIFO priority of a paced send (0: never real-time)
+
+
+@contextlib.contextmanager
+def realtime(on: bool = True):
+    """Run the calling thread under SCHED_FIFO while inside (yields whether it does);
+    processes started meanwhile would inherit it, so nothing else is done inside."""
+    if not on or not REALTIME_PRIORITY or not hasattr(os, "sched_setscheduler"):
+        yield False
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+    except OSError:                 # not permitted: an unprivileged run stays normal
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 class _iovec(ctypes.Structure):
@@ -157,32 +189,35 @@ class Sender:
         sent = 0
         records = packets = nbytes = 0
         biggest = 0             # the largest burst (one sendmmsg call) sent
-        # bursts of at most half a millisecond's worth (at least one datagram): a
-        # longer burst would overrun a default-sized receive buffer at any rate
+        # on schedule, half a millisecond's worth a call (at least one datagram); behind
+        # schedule, all that is due (up to BATCH), so that the rate holds
         chunk = max(1, min(BATCH, int(rate * 0.0005)))
-        t0 = time.monotonic()
-        while sent < total:
-            if rate > 0:
-                due = int((time.monotonic() - t0) * rate) + 1 - sent
-                if due < min(chunk, total - sent):
-                    time.sleep(max(0.0, (sent + chunk) / rate - (time.monotonic() - t0)))
-                    continue
-            else:
-                due = BATCH
-            k = min(due, BATCH, total - sent, n - self.pos)
-            got = self._sendmmsg(self.pos, k)
-            biggest = max(biggest, got)
-            if got:
-                r, p, b = self._carried(self.pos, got)
-                records += r
-                packets += p
-                nbytes += b
-                sent += got
-                self.pos = (self.pos + got) % n
-        wall = time.monotonic() - t0
+        with realtime(rate > 0) as rt:
+            t0 = time.monotonic()
+            while sent < total:
+                if rate > 0:
+                    due = int((time.monotonic() - t0) * rate) + 1 - sent
+                    if due < min(chunk, total - sent):
+                        time.sleep(max(0.0, (sent + chunk) / rate - (time.monotonic() - t0)))
+                        continue
+                else:
+                    due = BATCH
+                k = min(due, BATCH, total - sent, n - self.pos)
+                got = self._sendmmsg(self.pos, k)
+                biggest = max(biggest, got)
+                if not got:             # nothing went out: never spin, real-time or not
+                    time.sleep(0.0002)
+                else:
+                    r, p, b = self._carried(self.pos, got)
+                    records += r
+                    packets += p
+                    nbytes += b
+                    sent += got
+                    self.pos = (self.pos + got) % n
+            wall = time.monotonic() - t0
         return {"datagrams": sent, "records": records, "packets": packets, "bytes": nbytes,
                 "seconds": wall, "rate": sent / wall if wall > 0 else 0.0, "target": rate,
-                "max_burst": biggest, "chunk": chunk if rate > 0 else BATCH}
+                "max_burst": biggest, "chunk": chunk if rate > 0 else BATCH, "realtime": rt}
 
     def close(self):
         self.sock.close()

@@ -1,8 +1,10 @@
 """bench/live_udp.py: the kernel's drop count of a UDP socket, read from /proc/net/udp."""
 from __future__ import annotations
 
+import os
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,71 @@ def test_the_sender_reports_its_largest_burst():
         assert r["datagrams"] == 300 and sum(calls) == 300
         assert r["max_burst"] == max(calls) == udp_sender.BATCH
         assert r["chunk"] == udp_sender.BATCH
+    finally:
+        s.close()
+        rx.close()
+
+
+def _can_be_realtime() -> bool:
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    except (OSError, AttributeError):
+        return False
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    return True
+
+
+@pytest.mark.skipif(not _can_be_realtime(), reason="SCHED_FIFO not permitted here")
+def test_a_paced_send_runs_real_time_and_the_thread_is_normal_again_after():
+    import udp_sender
+    pool = udp_sender.build_pool(2000)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    s = udp_sender.Sender(pool, rx.getsockname()[1])
+    try:
+        seen = []
+        real = s._sendmmsg
+        s._sendmmsg = lambda start, k: (seen.append(os.sched_getscheduler(0)), real(start, k))[1]
+        r = s.send(20000, datagrams=40)
+        assert r["realtime"] is True and r["datagrams"] == 40
+        assert seen and set(seen) == {os.SCHED_FIFO}
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+        seen.clear()
+        r = s.send(0, datagrams=40)             # unpaced (the ceiling): never real-time
+        assert r["realtime"] is False and set(seen) == {os.SCHED_OTHER}
+    finally:
+        s.close()
+        rx.close()
+
+
+def test_realtime_is_refused_quietly_where_not_permitted(monkeypatch):
+    import udp_sender
+
+    def refuse(*a):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(udp_sender.os, "sched_setscheduler", refuse)
+    with udp_sender.realtime() as rt:
+        assert rt is False
+    with udp_sender.realtime(False) as rt:
+        assert rt is False
+
+
+def test_a_send_that_gets_nothing_out_sleeps_instead_of_spinning(monkeypatch):
+    import udp_sender
+    pool = udp_sender.build_pool(2000)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    s = udp_sender.Sender(pool, rx.getsockname()[1])
+    try:
+        refusals = [0, 0, 0]                    # three calls that send nothing (EAGAIN...)
+        real = s._sendmmsg
+        s._sendmmsg = lambda start, k: refusals.pop() if refusals else real(start, k)
+        naps = []
+        real_sleep = time.sleep
+        monkeypatch.setattr(udp_sender.time, "sleep", lambda t: (naps.append(t), real_sleep(t)))
+        r = s.send(0, datagrams=10)             # unpaced: only a failed call sleeps
+        assert r["datagrams"] == 10
+        assert naps == [0.0002] * 3
     finally:
         s.close()
         rx.close()
