@@ -10,10 +10,10 @@ Each side runs one nfacctd on 127.0.0.1 (one memory plugin, 5-tuple aggregate,
 default receive buffer for both). bench/udp_sender.py sends pre-built v9 datagrams
 (one exporter, templates every 20 datagrams) at a target rate for a few seconds, as a
 real-time thread where permitted (see udp_sender: a sender stalled by the collector's
-own load would test its stalls, not the collector); the
-table's packet total before and after (once it has stopped changing) gives what was
-accounted, compared with the packets the sender put on the wire. Records are checked
-through packets: each record carries its own packet count, so a lost record shows.
+own load would test its stalls, not the collector); the table's packet total before
+and after (once it has stopped changing) gives what was accounted, compared with the
+packets the sender put on the wire. Records are checked through packets: each record
+carries its own packet count, so a lost record shows.
 The rate doubles from ``--start`` until a trial accounts less than 99.9%, then a
 bisection narrows the gap; a trial where the sender itself fell more than 3% short of
 its target ends the search there (the sender's ceiling is reported too). The search runs

@@ -931,10 +931,12 @@ def write_report(path: Path, mach, a, records, repeat, main_table, targets, live
           "buffer; `bench/udp_sender.py` sends pre-built v9 datagrams paced at a target rate for "
           "2 s, its thread under SCHED_FIFO while it sends (where permitted: an exporter's pace "
           "does not depend on the collector's load, and without it a busy collector stalled the "
-          "sender into catch-up bursts larger than the receive buffer); a burst of marker records (their own source address) pushes the last partly "
-          "filled buffer through, and the table's packets minus the marker's are compared with "
-          "what was sent. The rate doubles from 4,000/s until a trial accounts less than 99.9%, "
-          "then bisects; the search runs 3 times per side, alternating which side goes first, and the median is reported.",
+          "sender into catch-up bursts larger than the receive buffer); a burst of marker "
+          "records (their own source address) pushes the last partly filled buffer through, "
+          "and the table's packets minus the marker's are compared with what was sent. The "
+          "rate doubles from 4,000/s until a trial accounts less than 99.9%, then bisects; the "
+          "search runs 3 times per side, alternating which side goes first, and the median is "
+          "reported.",
           "- Scaling: print plugin, 5-tuple, NetFlow v5; sizes from a 100k-record base repeated, "
           "aggregates from 1M records drawn from 1k..1M flows (the last: every record drawn "
           "afresh).",
@@ -969,7 +971,8 @@ READING = [
     "is logged per trial as 'sender burst'), and a default buffer holds about 90 of these "
     "datagrams: such a burst is lost in part unless the daemon drains the socket while it "
     "arrives. The sender runs real-time while it sends so that such stalls are rare; the "
-    "log says '(sender not real-time)' where the system did not allow it. A rate is 'accounted' when the table's packets equal at least 99.9% of the packets sent.",
+    "log says '(sender not real-time)' where the system did not allow it. A rate is "
+    "'accounted' when the table's packets equal at least 99.9% of the packets sent.",
     "",
 ]
 

@@ -49,6 +49,7 @@ from tests.support import flowgen  # noqa: E402
 
 BATCH = 256
 REALTIME_PRIORITY = 1           # SCHED_FIFO priority of a paced send (0: never real-time)
+STALLED_NAP = 0.0002            # seconds to sleep after a call that sent nothing
 
 
 @contextlib.contextmanager
@@ -206,7 +207,7 @@ class Sender:
                 got = self._sendmmsg(self.pos, k)
                 biggest = max(biggest, got)
                 if not got:             # nothing went out: never spin, real-time or not
-                    time.sleep(0.0002)
+                    time.sleep(STALLED_NAP)
                 else:
                     r, p, b = self._carried(self.pos, got)
                     records += r

@@ -59,26 +59,37 @@ def test_a_trial_line_names_socket_drops_and_a_sender_burst_beyond_four_chunks()
         "  socket drops 5  (sender burst 33 datagrams)"
 
 
-def test_the_sender_reports_its_largest_burst():
+@pytest.fixture
+def sender():
+    """A sender of a small v9 pool (> 300 datagrams) to a bound socket nobody reads."""
     import udp_sender
-    pool = udp_sender.build_pool(6000)          # > 300 datagrams: no wrap in the first call
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
-    s = udp_sender.Sender(pool, rx.getsockname()[1])
-    try:
-        calls = []
-        real = s._sendmmsg
-        s._sendmmsg = lambda start, k: (calls.append(k), real(start, k))[1]
-        r = s.send(0, datagrams=300)            # unpaced: BATCH at a time
-        assert r["datagrams"] == 300 and sum(calls) == 300
-        assert r["max_burst"] == max(calls) == udp_sender.BATCH
-        assert r["chunk"] == udp_sender.BATCH
-    finally:
-        s.close()
-        rx.close()
+    s = udp_sender.Sender(udp_sender.build_pool(6000), rx.getsockname()[1])
+    yield s
+    s.close()
+    rx.close()
+
+
+def _watch_calls(s, record):
+    """Wrap ``s._sendmmsg`` so that ``record(count)`` sees each call first."""
+    real = s._sendmmsg
+    s._sendmmsg = lambda start, k: (record(k), real(start, k))[1]
+
+
+def test_the_sender_reports_its_largest_burst(sender):
+    import udp_sender
+    calls = []
+    _watch_calls(sender, calls.append)
+    r = sender.send(0, datagrams=300)           # unpaced: BATCH at a time
+    assert r["datagrams"] == 300 and sum(calls) == 300
+    assert r["max_burst"] == max(calls) == udp_sender.BATCH
+    assert r["chunk"] == udp_sender.BATCH
 
 
 def _can_be_realtime() -> bool:
+    """Probed apart from udp_sender.realtime, so that a realtime() that never switches
+    fails the test below instead of skipping it."""
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
     except (OSError, AttributeError):
@@ -88,26 +99,16 @@ def _can_be_realtime() -> bool:
 
 
 @pytest.mark.skipif(not _can_be_realtime(), reason="SCHED_FIFO not permitted here")
-def test_a_paced_send_runs_real_time_and_the_thread_is_normal_again_after():
-    import udp_sender
-    pool = udp_sender.build_pool(2000)
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    s = udp_sender.Sender(pool, rx.getsockname()[1])
-    try:
-        seen = []
-        real = s._sendmmsg
-        s._sendmmsg = lambda start, k: (seen.append(os.sched_getscheduler(0)), real(start, k))[1]
-        r = s.send(20000, datagrams=40)
-        assert r["realtime"] is True and r["datagrams"] == 40
-        assert seen and set(seen) == {os.SCHED_FIFO}
-        assert os.sched_getscheduler(0) == os.SCHED_OTHER
-        seen.clear()
-        r = s.send(0, datagrams=40)             # unpaced (the ceiling): never real-time
-        assert r["realtime"] is False and set(seen) == {os.SCHED_OTHER}
-    finally:
-        s.close()
-        rx.close()
+def test_a_paced_send_runs_real_time_and_the_thread_is_normal_again_after(sender):
+    seen = []
+    _watch_calls(sender, lambda k: seen.append(os.sched_getscheduler(0)))
+    r = sender.send(20000, datagrams=40)
+    assert r["realtime"] is True and r["datagrams"] == 40
+    assert seen and set(seen) == {os.SCHED_FIFO}
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    seen.clear()
+    r = sender.send(0, datagrams=40)            # unpaced (the ceiling): never real-time
+    assert r["realtime"] is False and set(seen) == {os.SCHED_OTHER}
 
 
 def test_realtime_is_refused_quietly_where_not_permitted(monkeypatch):
@@ -122,22 +123,14 @@ def test_realtime_is_refused_quietly_where_not_permitted(monkeypatch):
         assert rt is False
 
 
-def test_a_send_that_gets_nothing_out_sleeps_instead_of_spinning(monkeypatch):
+def test_a_send_that_gets_nothing_out_sleeps_instead_of_spinning(sender, monkeypatch):
     import udp_sender
-    pool = udp_sender.build_pool(2000)
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    s = udp_sender.Sender(pool, rx.getsockname()[1])
-    try:
-        refusals = [0, 0, 0]                    # three calls that send nothing (EAGAIN...)
-        real = s._sendmmsg
-        s._sendmmsg = lambda start, k: refusals.pop() if refusals else real(start, k)
-        naps = []
-        real_sleep = time.sleep
-        monkeypatch.setattr(udp_sender.time, "sleep", lambda t: (naps.append(t), real_sleep(t)))
-        r = s.send(0, datagrams=10)             # unpaced: only a failed call sleeps
-        assert r["datagrams"] == 10
-        assert naps == [0.0002] * 3
-    finally:
-        s.close()
-        rx.close()
+    refusals = [0, 0, 0]                        # three calls that send nothing (EAGAIN...)
+    real = sender._sendmmsg
+    sender._sendmmsg = lambda start, k: refusals.pop() if refusals else real(start, k)
+    naps = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(udp_sender.time, "sleep", lambda t: (naps.append(t), real_sleep(t)))
+    r = sender.send(0, datagrams=10)            # unpaced: only a failed call sleeps
+    assert r["datagrams"] == 10
+    assert naps == [udp_sender.STALLED_NAP] * 3
