@@ -218,18 +218,10 @@ class UdpSource:
             if not self._ring.wait(timeout):
                 self._reader_gone()
                 return self._read_queued(max_datagrams, 0)
-        self.received += n
-        dropped = self._ring.dropped_records
-        self.dropped = dropped
-        if dropped != self._logged_drops:
-            self._log("warn", f"UDP reader ring full ({self._ring.nslots} slots of "
-                              f"{self._ring.slot_size} bytes): "
-                              f"{dropped - self._logged_drops} datagrams dropped "
-                              f"({dropped} in all).")
-            self._logged_drops = dropped
-        if not got:
-            return []
-        return got[0] if len(got) == 1 else _join(got)
+        self.dropped = self._ring.dropped_records
+        return self._hand_over(got, n, self.dropped,
+                               f"UDP reader ring full ({self._ring.nslots} slots "
+                               f"of {self._ring.slot_size} bytes)")
 
     def _start_process(self) -> None:
         from ..ring import BURST_MAX, BurstRing
@@ -313,11 +305,16 @@ class UdpSource:
                 n += len(got[-1])
             self._queued_bytes -= sum(int(b.length.sum()) for b in got)
             dropped = self.dropped
+        return self._hand_over(got, n, dropped,
+                               f"UDP reader queue full ({self._max_queued} bytes)")
+
+    def _hand_over(self, got, n: int, dropped: int, why_dropped: str):
+        """Count the ``n`` datagrams read, warn once per new run of drops (``why_dropped``
+        says what overflowed) and join the batches into one."""
         self.received += n
         if dropped != self._logged_drops:
-            self._log("warn", f"UDP reader queue full ({self._max_queued} bytes): "
-                              f"{dropped - self._logged_drops} datagrams dropped "
-                              f"({dropped} in all).")
+            self._log("warn", f"{why_dropped}: {dropped - self._logged_drops} datagrams "
+                              f"dropped ({dropped} in all).")
             self._logged_drops = dropped
         if not got:
             return []

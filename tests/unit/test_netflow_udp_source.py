@@ -166,7 +166,8 @@ def test_threaded_reader_counts_and_logs_drops_beyond_its_bound():
         # whole read bursts are kept or dropped: at most 10 kB kept, every datagram either
         # delivered or counted
         assert 0 < len(got) <= 10 and len(got) + src.dropped == 50
-        assert any(f"datagrams dropped ({src.dropped} in all)" in line for line in sink.lines)
+        assert any(f"UDP reader queue full (10000 bytes): {src.dropped} datagrams dropped "
+                   f"({src.dropped} in all)." in line for line in sink.lines)
 
 
 def test_reader_process_counts_and_logs_drops_when_its_ring_is_full():
@@ -186,7 +187,10 @@ def test_reader_process_counts_and_logs_drops_when_its_ring_is_full():
         assert 0 < len(got) <= 8 and len(got) + src.dropped == 50
         # what was kept is the start of the stream, in order
         assert [d.payload for d in got] == payloads_of(50, 100)[:len(got)]
-        assert any(f"datagrams dropped ({src.dropped} in all)" in line for line in sink.lines)
+        ring = src._ring
+        assert any(f"UDP reader ring full ({ring.nslots} slots of {ring.slot_size} bytes): "
+                   f"{src.dropped} datagrams dropped ({src.dropped} in all)." in line
+                   for line in sink.lines)
 
 
 def _alive(pid):
