@@ -350,65 +350,51 @@ def read_map(path: str, daemon: str, log=None, max_entries: int = DEFAULT_MAPS_E
 
 # ---- evaluation -----------------------------------------------------------------
 class _Cols:
+    """The batch's columns as the rule matchers compare them, each view built once per
+    batch; a field the records do not carry reads as zeros."""
+
     def __init__(self, recs):
         self.r = recs
         self.n = len(recs)
         self.c = {}
 
-    def int(self, name):
-        c = self.c.get(name)
+    def _memo(self, key, name, build, absent):
+        c = self.c.get(key)
         if c is None:
-            if name == "@engine_id":
-                ver = self.int("export_proto_version")
-                c = np.where(ver >= 9, self.int("export_proto_sysid"), self.int("engine_id"))
-            elif name in self.r.dtype.names:
-                c = self.r[name].astype(np.uint64)
-            else:
-                c = np.zeros(self.n, np.uint64)
-            self.c[name] = c
+            c = self.c[key] = build(self.r[name]) if name in self.r.dtype.names else absent()
         return c
+
+    def _zeros(self):
+        return np.zeros(self.n, np.uint64)
+
+    def int(self, name):
+        if name == "@engine_id":
+            if name not in self.c:
+                ver = self.int("export_proto_version")
+                self.c[name] = np.where(ver >= 9, self.int("export_proto_sysid"),
+                                        self.int("engine_id"))
+            return self.c[name]
+        return self._memo(name, name, lambda col: col.astype(np.uint64), self._zeros)
 
     def addr(self, name):
         """(af, hi, lo): the address as two big-endian u64 halves."""
-        key = "A" + name
-        c = self.c.get(key)
-        if c is None:
-            if name in self.r.dtype.names:
-                a = self.r[name]
-                raw = np.ascontiguousarray(a["addr"]).view(">u8").reshape(self.n, 2)
-                c = (a["af"].astype(np.uint8), raw[:, 0].astype(np.uint64),
-                     raw[:, 1].astype(np.uint64))
-            else:
-                z = np.zeros(self.n, np.uint64)
-                c = (np.zeros(self.n, np.uint8), z, z)
-            self.c[key] = c
-        return c
+        def build(a):
+            raw = np.ascontiguousarray(a["addr"]).view(">u8").reshape(self.n, 2)
+            return (a["af"].astype(np.uint8), raw[:, 0].astype(np.uint64),
+                    raw[:, 1].astype(np.uint64))
+        return self._memo("A" + name, name, build,
+                          lambda: (np.zeros(self.n, np.uint8), self._zeros(), self._zeros()))
 
     def rd(self, name):
-        key = "R" + name
-        c = self.c.get(key)
-        if c is None:
-            if name in self.r.dtype.names:
-                c = np.ascontiguousarray(self.r[name]).view(">u8").reshape(self.n)
-                c = c.astype(np.uint64)
-            else:
-                c = np.zeros(self.n, np.uint64)
-            self.c[key] = c
-        return c
+        return self._memo("R" + name, name, lambda col: np.ascontiguousarray(col).view(">u8")
+                          .reshape(self.n).astype(np.uint64), self._zeros)
 
     def mac(self, name):
-        key = "M" + name
-        c = self.c.get(key)
-        if c is None:
-            if name in self.r.dtype.names:
-                raw = np.ascontiguousarray(self.r[name]).view(np.uint8).reshape(self.n, 6)
-                pad = np.zeros((self.n, 8), np.uint8)
-                pad[:, 2:] = raw
-                c = pad.view(">u8").reshape(self.n).astype(np.uint64)
-            else:
-                c = np.zeros(self.n, np.uint64)
-            self.c[key] = c
-        return c
+        def build(col):
+            pad = np.zeros((self.n, 8), np.uint8)
+            pad[:, 2:] = np.ascontiguousarray(col).view(np.uint8).reshape(self.n, 6)
+            return pad.view(">u8").reshape(self.n).astype(np.uint64)
+        return self._memo("M" + name, name, build, self._zeros)
 
 
 def _net_parts(net):
