@@ -26,6 +26,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass, field
 
+from ..jhash import jhash_3words
 from .tagfilter import TagFilter
 from . import logical_lines
 
@@ -209,19 +210,6 @@ def agent_key(family: int, addr16: bytes) -> int:
 _M32 = 0xFFFFFFFF
 
 
-def _jhash_mix(a, b, c):
-    a = (a - b - c) & _M32; a ^= c >> 13
-    b = (b - c - a) & _M32; b ^= (a << 8) & _M32
-    c = (c - a - b) & _M32; c ^= b >> 13
-    a = (a - b - c) & _M32; a ^= c >> 12
-    b = (b - c - a) & _M32; b ^= (a << 16) & _M32
-    c = (c - a - b) & _M32; c ^= b >> 5
-    a = (a - b - c) & _M32; a ^= c >> 3
-    b = (b - c - a) & _M32; b ^= (a << 10) & _M32
-    c = (c - a - b) & _M32; c ^= b >> 15
-    return a, b, c
-
-
 def crc32_agent_hash(family: int, addr16: bytes) -> int:
     """1.7.7's hash-crc32 value for an exporter (before the modulo): for IPv4 its
     ``cache_crc32`` (despite the name, the djb2 string hash: h = h * 33 + byte from 5381)
@@ -232,7 +220,4 @@ def crc32_agent_hash(family: int, addr16: bytes) -> int:
         for b in addr16[:4]:
             h = (h * 33 + b) & _M32
         return h
-    a, b, c = (int.from_bytes(addr16[i:i + 4], "little") for i in (4, 8, 12))
-    golden = 0x9E3779B9
-    _, _, c = _jhash_mix((a + golden) & _M32, (b + golden) & _M32, c)
-    return c
+    return jhash_3words(*(int.from_bytes(addr16[i:i + 4], "little") for i in (4, 8, 12)))

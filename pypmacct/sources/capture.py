@@ -23,6 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from ..decoders.frames import FrameChunk
+from ..jhash import jhash
 from .savefile import _PCAP_MAGICS, SavefileError, SavefileSource, _Reader, read_frames
 
 
@@ -188,34 +189,5 @@ __all__ = ["savefile_chunks", "filtered_savefile_chunks", "LiveCapture", "Savefi
 
 def jhash_name(name: str) -> int:
     """pcap_ifindex: hash — the ifIndex pmacct 1.7.7 derives from an interface name:
-    Bob Jenkins' lookup2 hash (the Linux 2.4 jhash) of the name's bytes, seed 0."""
-    k = name.encode()
-    m = 0xFFFFFFFF
-
-    def mix(a, b, c):
-        a = (a - b - c) & m; a ^= c >> 13
-        b = (b - c - a) & m; b ^= (a << 8) & m
-        c = (c - a - b) & m; c ^= b >> 13
-        a = (a - b - c) & m; a ^= c >> 12
-        b = (b - c - a) & m; b ^= (a << 16) & m
-        c = (c - a - b) & m; c ^= b >> 5
-        a = (a - b - c) & m; a ^= c >> 3
-        b = (b - c - a) & m; b ^= (a << 10) & m
-        c = (c - a - b) & m; c ^= b >> 15
-        return a, b, c
-
-    a = b = 0x9E3779B9
-    c = 0
-    i, n = 0, len(k)
-    while n - i >= 12:
-        a = (a + int.from_bytes(k[i:i + 4], "little")) & m
-        b = (b + int.from_bytes(k[i + 4:i + 8], "little")) & m
-        c = (c + int.from_bytes(k[i + 8:i + 12], "little")) & m
-        a, b, c = mix(a, b, c)
-        i += 12
-    c = (c + n) & m
-    rest = k[i:]
-    a = (a + int.from_bytes(rest[0:4], "little")) & m
-    b = (b + int.from_bytes(rest[4:8], "little")) & m
-    c = (c + (int.from_bytes(rest[8:11], "little") << 8)) & m
-    return mix(a, b, c)[2]
+    the jhash of the name's bytes, seed 0."""
+    return jhash(name.encode())
