@@ -594,7 +594,7 @@ class PreTagMap:
                     fields |= {"sf_in_vlan", "sf_out_vlan"}
         from ..record import RECORD_DTYPE
         self.fields = {f for f in fields if f in RECORD_DTYPE.names}
-        # steps: ('rule', idx) or ('index', _Index, [idx...])
+        # steps: ('rules', [idx...]) one by one, or ('index', _Index, [idx...])
         steps, run = [], []
         for idx, r in enumerate(rules):
             if r.plain and r.mark is None:
@@ -603,7 +603,7 @@ class PreTagMap:
             if run:
                 steps.append(self._run_step(run))
                 run = []
-            steps.append(("rule", idx))
+            steps.append(("rules", [idx]))
         if run:
             steps.append(self._run_step(run))
         self.steps = steps
@@ -742,19 +742,7 @@ class PreTagMap:
         for step in self.steps:
             if not active.any():
                 break
-            if step[0] == "rule":
-                idx = step[1]
-                cand = active & (start <= idx)
-                if not cand.any():
-                    continue
-                m = cand.copy()
-                for mt in self.rules[idx].matches:
-                    m &= _match(cols, mt)
-                    if not m.any():
-                        break
-                if m.any():
-                    apply_rule(idx, m)
-            elif step[0] == "rules":
+            if step[0] == "rules":
                 for idx in step[1]:
                     cand = active & (start <= idx)
                     if not cand.any():
