@@ -24,12 +24,12 @@ import time
 import numpy as np
 
 from pypmacct.aggregate import KeyBuilder
-from pypmacct.cache import LAST, OR, SUM, AggregationCache, hash_keys
+from pypmacct.cache import hash_keys
 from pypmacct.client import protocol as P
 from pypmacct.primitives import PRIMITIVES
 from pypmacct.record import ADDR_DTYPE, STRING_FIELDS
 
-from .base import AggregatingPlugin, setting as _get
+from .base import AggregatingPlugin, new_cache, setting as _get
 
 DEFAULT_PATH = "/tmp/collect.pipe"
 DEFAULT_BUCKETS = 32771            # pmacct's MAX_HOSTS
@@ -317,12 +317,7 @@ class MemoryPlugin(AggregatingPlugin):
         super().__init__(pcfg, ctx)
         self.time_bins = None          # the memory table has no time bins
         self.keys = KeyBuilder(self.primitives, ctx.record_dtype, None)
-        ops = {"packets": SUM, "bytes": SUM, "flows": SUM, "flow_type": LAST}
-        if self.keys.track_flow_af:
-            ops["flow_af"] = LAST
-        if self.keys.or_tcp_flags:
-            ops["tcp_flags"] = OR
-        self.cache = AggregationCache(self.keys.key_dtype, ops)
+        self.cache = new_cache(self.keys)
         self.path = str(_get(pcfg, "imt_path", DEFAULT_PATH))
         self.buckets = int(_get(pcfg, "imt_buckets", DEFAULT_BUCKETS) or DEFAULT_BUCKETS)
         self.pools = int(_get(pcfg, "imt_mem_pools_number", DEFAULT_POOLS))
