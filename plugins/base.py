@@ -38,18 +38,6 @@ def setting(pcfg, key, default=None):
     return default if v is None else v
 
 
-def new_cache(keys: KeyBuilder) -> AggregationCache:
-    """An empty cache for ``keys``: the counters summed, the flow type (and the flow's
-    address family, where ``keys`` tracks it) kept from the newest row, and the TCP
-    flags OR-ed together where ``tcpflags`` is aggregated."""
-    ops = {"packets": SUM, "bytes": SUM, "flows": SUM, "flow_type": LAST}
-    if keys.track_flow_af:
-        ops["flow_af"] = LAST
-    if keys.or_tcp_flags:
-        ops["tcp_flags"] = OR
-    return AggregationCache(keys.key_dtype, ops)
-
-
 class Plugin:
     type_name = ""     # as in 'plugins:' (print, memory, ...)
     title = ""         # process title: "<daemon>: <title> [<name>]"
@@ -93,9 +81,9 @@ class AggregatingPlugin(Plugin):
     """
 
     refresh_key = "sql_refresh_time"
-    history_key = "sql_history"
+    history_key = None       # None: no time bins in the key (the memory table)
     roundoff_key = "sql_history_roundoff"
-    offset_key = "sql_history_offset"
+    offset_key = None
     startup_delay_key = None
     cache_entries_key = None
 
@@ -104,7 +92,7 @@ class AggregatingPlugin(Plugin):
         self.primitives = tuple(pcfg.get("aggregate"))
         self.utc = bool(pcfg.get("timestamps_utc"))
         self.refresh_time = int(pcfg.get(self.refresh_key))
-        history = pcfg.get(self.history_key)
+        history = pcfg.get(self.history_key) if self.history_key else None
         self.time_bins = None
         if history:
             self.time_bins = TimeBins.from_config(
@@ -112,7 +100,12 @@ class AggregatingPlugin(Plugin):
                 self.utc)
         self.keys = KeyBuilder(self.primitives, ctx.record_dtype, self.time_bins,
                                self.extra_key_fields())
-        self.cache = new_cache(self.keys)
+        ops = {"packets": SUM, "bytes": SUM, "flows": SUM, "flow_type": LAST}
+        if self.keys.track_flow_af:
+            ops["flow_af"] = LAST
+        if self.keys.or_tcp_flags:
+            ops["tcp_flags"] = OR
+        self.cache = AggregationCache(self.keys.key_dtype, ops)
         self.strings = StringTable()
         self.cache_limit = int(pcfg.get(self.cache_entries_key)) if self.cache_entries_key else 0
         self._deadline = None

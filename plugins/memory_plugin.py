@@ -23,13 +23,12 @@ import time
 
 import numpy as np
 
-from pypmacct.aggregate import KeyBuilder
 from pypmacct.cache import hash_keys
 from pypmacct.client import protocol as P
 from pypmacct.primitives import PRIMITIVES
 from pypmacct.record import ADDR_DTYPE, STRING_FIELDS
 
-from .base import AggregatingPlugin, new_cache, setting as _get
+from .base import AggregatingPlugin, setting as _get
 
 DEFAULT_PATH = "/tmp/collect.pipe"
 DEFAULT_BUCKETS = 32771            # pmacct's MAX_HOSTS
@@ -309,15 +308,10 @@ class MemoryPlugin(AggregatingPlugin):
     type_name = "memory"
     title = "IMT Plugin"
     refresh_key = "print_refresh_time"
-    history_key = "print_history"
-    roundoff_key = "print_history_roundoff"
-    offset_key = "print_history_offset"
+    roundoff_key = "print_history_roundoff"   # rounds its refresh deadlines only
 
     def __init__(self, pcfg, ctx):
         super().__init__(pcfg, ctx)
-        self.time_bins = None          # the memory table has no time bins
-        self.keys = KeyBuilder(self.primitives, ctx.record_dtype, None)
-        self.cache = new_cache(self.keys)
         self.path = str(_get(pcfg, "imt_path", DEFAULT_PATH))
         self.buckets = int(_get(pcfg, "imt_buckets", DEFAULT_BUCKETS) or DEFAULT_BUCKETS)
         self.pools = int(_get(pcfg, "imt_mem_pools_number", DEFAULT_POOLS))

@@ -155,6 +155,22 @@ def test_flows_count_only_with_the_flows_primitive(tmp_path):
         p.finish()
 
 
+def test_print_history_puts_no_time_bins_in_the_table(tmp_path):
+    """The memory table has no time bins: flows 10 minutes apart under print_history: 5m
+    sum into one entry, and the key has no stamp columns."""
+    p = make(tmp_path, print_history="5m")
+    try:
+        assert p.time_bins is None
+        assert "stamp_inserted" not in p.keys.key_dtype.names
+        t0 = 1_700_000_000 * 1_000_000
+        p.ingest(batch([flow("10.0.0.1", "10.0.0.2", 1, 2, time_start=t0),
+                        flow("10.0.0.1", "10.0.0.2", 1, 2, time_start=t0 + 600_000_000)]))
+        assert client(p.path, "-c", "dst_port", "-N", "2", "-n", "all") == \
+            (0, "2 200 0 1\n")
+    finally:
+        p.finish()
+
+
 def test_zero_key_entries_are_listed(tmp_path):
     p = make(tmp_path, aggregate="none")
     try:
