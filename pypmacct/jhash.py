@@ -21,11 +21,11 @@ def mix(a: int, b: int, c: int) -> tuple[int, int, int]:
     return a, b, c
 
 
-def jhash(key: bytes, initval: int = 0) -> int:
-    """The hash of ``key``: 12 bytes (three little-endian words) mixed at a time, then the
-    length and the last 0-11 bytes."""
+def jhash(key: bytes) -> int:
+    """The hash of ``key`` with seed 0 (all pmacct uses): 12 bytes (three little-endian
+    words) mixed at a time, then the length and the last 0-11 bytes."""
     a = b = GOLDEN
-    c = initval & _M32
+    c = 0
     i, n = 0, len(key)
     while n - i >= 12:
         a = (a + int.from_bytes(key[i:i + 4], "little")) & _M32
@@ -42,6 +42,6 @@ def jhash(key: bytes, initval: int = 0) -> int:
     return mix(a, b, c)[2]
 
 
-def jhash_3words(a: int, b: int, c: int, initval: int = 0) -> int:
-    """The hash of three 32-bit words."""
-    return mix((a + GOLDEN) & _M32, (b + GOLDEN) & _M32, (c + initval) & _M32)[2]
+def jhash_3words(a: int, b: int, c: int) -> int:
+    """The hash of three 32-bit words, seed 0."""
+    return mix((a + GOLDEN) & _M32, (b + GOLDEN) & _M32, c)[2]
