@@ -40,6 +40,9 @@ OUT = Path(os.environ.get("PMACCT_BENCH_OUT", HERE / "out"))
 FIVE = ["src_host", "dst_host", "src_port", "dst_port", "proto"]
 LIVE_BUFFERS = {"plugin_buffer_size": 102400, "plugin_pipe_size": 10240000}
 THRESHOLD = 0.999
+# the measuring wrapper's RSS sampling: nothing here reports memory, and sampling every
+# 20 ms (as the replay runs do) took ~0.3 CPU-s a second on this 2-core machine
+SAMPLE_INTERVAL = float(os.environ.get("PMACCT_BENCH_LIVE_SAMPLE", "1.0"))
 
 
 def _free_port() -> int:
@@ -54,7 +57,8 @@ def start_daemon(who: str, workdir: Path) -> tuple[memplugin.MeasuredDaemon, int
     port = _free_port()
     s = {"nfacctd_ip": "127.0.0.1", "nfacctd_port": port, **LIVE_BUFFERS,
          **memplugin.table_settings(who, FIVE, 70000)}
-    d = memplugin.MeasuredDaemon(who, "nfacctd", s, workdir).start()
+    d = memplugin.MeasuredDaemon(who, "nfacctd", s, workdir,
+                                 sample_interval=SAMPLE_INTERVAL).start()
     d.wait_ready()
     return d, port
 

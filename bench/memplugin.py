@@ -49,8 +49,14 @@ def table_settings(who: str, aggregate, keys: int) -> dict:
 
 
 class MeasuredDaemon:
-    def __init__(self, who: str, daemon: str, settings: dict, workdir: Path):
+    """One daemon under tests.support.measure. ``sample_interval``: how often the
+    wrapper sums the tree's RSS and PSS (smaps_rollup walks every page table of a
+    process, so sampling often costs CPU the daemon may be short of)."""
+
+    def __init__(self, who: str, daemon: str, settings: dict, workdir: Path,
+                 sample_interval: float = 0.02):
         self.who = who
+        self.sample_interval = sample_interval
         self.binary = oracle.pmacct_binary(daemon) if who == "pmacct" else oracle.our_binary(daemon)
         self.client = C_CLIENT if who == "pmacct" else our_client()
         self.workdir = Path(workdir)
@@ -72,7 +78,8 @@ class MeasuredDaemon:
                 p.unlink()
         env = dict(os.environ, TZ="UTC",
                    PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        cmd = [sys.executable, "-m", "tests.support.measure", "--out", str(self.mfile), "--",
+        cmd = [sys.executable, "-m", "tests.support.measure", "--out", str(self.mfile),
+               "--interval", str(self.sample_interval), "--",
                str(self.binary), "-f", str(conf)]
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
