@@ -57,6 +57,8 @@ BURST_DATAGRAMS = 4096
 BURST_NAP_BELOW = 16             # a burst smaller than this: nap before waiting again
 BURST_NAP = 0.0005
 READER_SLICE_NS = 100_000        # the reader's scheduler slice request (0: the default)
+LINGER = 0.002                   # s: a take from the reader ring smaller than ...
+LINGER_BELOW = 64                # ... this many datagrams waits this long once for more
 
 
 def _part(b: "DatagramBatch", i: int, j: int) -> "DatagramBatch":
@@ -89,8 +91,9 @@ class UdpSource:
                  log=None, ipv6_only: bool = False, mcast_groups=(), reuseport: bool = True,
                  threaded: bool = False, max_queued_bytes: int = MAX_QUEUED_BYTES,
                  reader: str | None = None, title: str | None = None,
-                 slot_datagrams: int | None = None):
+                 slot_datagrams: int | None = None, linger: float = LINGER):
         self.log = log
+        self.linger = linger             # s: how long a small take waits once for more
         self.rcvbuf = None
         family = socket.AF_INET6
         if ip:
@@ -191,37 +194,48 @@ class UdpSource:
     # ---- the reader process --------------------------------------------------------
     def _read_ring(self, max_datagrams: int, timeout: float | None):
         """Up to ``max_datagrams`` of what the reader process put in the ring, as one
-        ``DatagramBatch`` (several slots are joined; a slot is split if need be)."""
+        ``DatagramBatch`` (several slots are joined; a slot is split if need be). A small
+        take waits ``LINGER`` once for more: a decode has a fixed cost of about a
+        millisecond whatever its size, so a trickle decoded a few datagrams at a time
+        kept the core busy at any rate (docs/netflow.md)."""
         if self._ring is None:
             self._start_process()
         max_datagrams = max(1, max_datagrams)
-        got, n = [], 0
-        for attempt in (0, 1):
-            while n < max_datagrams:
-                b = self._pending
-                self._pending = None
-                if b is None:
-                    slot = self._ring.read_burst()
-                    if slot is None:
-                        break
-                    buf, lengths, exps, ports, tss, names = slot
-                    starts = np.cumsum(lengths) - lengths
-                    b = DatagramBatch(buf, starts, lengths, exps, names, ports, tss)
-                room = max_datagrams - n
-                if len(b) > room:
-                    self._pending = _part(b, room, len(b))
-                    b = _part(b, 0, room)
-                got.append(b)
-                n += len(b)
-            if got or attempt:
-                break
+        got: list = []
+        n = self._take_slots(got, 0, max_datagrams)
+        if not got:
             if not self._ring.wait(timeout):
                 self._reader_gone()
                 return self._read_queued(max_datagrams, 0)
+            n = self._take_slots(got, 0, max_datagrams)
+        if got and n < LINGER_BELOW and self.linger > 0:
+            time.sleep(self.linger)
+            n = self._take_slots(got, n, max_datagrams)
         self.dropped = self._ring.dropped_records
         return self._hand_over(got, n, self.dropped,
                                f"UDP reader ring full ({self._ring.nslots} slots "
                                f"of {self._ring.slot_size} bytes)")
+
+    def _take_slots(self, got: list, n: int, max_datagrams: int) -> int:
+        """Append the ring's published slots to ``got`` while fewer than
+        ``max_datagrams`` are taken (the rest of a slot waits in ``_pending``)."""
+        while n < max_datagrams:
+            b = self._pending
+            self._pending = None
+            if b is None:
+                slot = self._ring.read_burst()
+                if slot is None:
+                    break
+                buf, lengths, exps, ports, tss, names = slot
+                starts = np.cumsum(lengths) - lengths
+                b = DatagramBatch(buf, starts, lengths, exps, names, ports, tss)
+            room = max_datagrams - n
+            if len(b) > room:
+                self._pending = _part(b, room, len(b))
+                b = _part(b, 0, room)
+            got.append(b)
+            n += len(b)
+        return n
 
     def _start_process(self) -> None:
         from ..ring import BURST_MAX, BurstRing

@@ -270,3 +270,88 @@ def test_reader_process_asks_for_a_short_slice_and_keeps_policy_and_nice():
         assert int(its["se.slice"]) == READER_SLICE_NS
         assert its["policy"] == mine["policy"] == "0"              # SCHED_OTHER
         assert os.getpriority(os.PRIO_PROCESS, src._pid) == os.getpriority(os.PRIO_PROCESS, 0)
+
+
+# ---- the core's linger on a small take ---------------------------------------------
+def _publish(ring, payloads, src="192.0.2.1"):
+    """Write one slot into ``ring`` as the reader process would."""
+    view, off, lengths = ring.free_slot(), 0, []
+    for p in payloads:
+        view[off:off + len(p)] = p
+        lengths.append(len(p))
+        off += len(p)
+    del view
+    n = len(payloads)
+    ring.publish(lengths, [0] * n, [2055] * n, [1_000_000] * n, [src], off)
+    ring.wake()
+
+
+def _ring_fed_source(linger, arrive_while_lingering, monkeypatch):
+    """A UdpSource reading a ring this test writes (no reader process), whose linger
+    sleep is recorded and publishes ``arrive_while_lingering`` (a slot) instead."""
+    import types
+
+    from pypmacct.ring import BurstRing
+    from pypmacct.sources import udp
+    src = UdpSource("127.0.0.1", 0, reader="process", linger=linger)
+    src._ring = BurstRing(1 << 20, "test-linger")
+    naps = []
+
+    def nap(seconds):
+        naps.append(seconds)
+        if arrive_while_lingering:
+            _publish(src._ring, arrive_while_lingering.pop(0))
+    monkeypatch.setattr(udp, "time", types.SimpleNamespace(
+        sleep=nap, monotonic=time.monotonic, time_ns=time.time_ns))
+    return src, naps
+
+
+def test_a_small_take_lingers_once_and_joins_what_came_meanwhile(monkeypatch):
+    from pypmacct.sources.udp import LINGER
+    late = [[b"d3", b"d4"], [b"never taken by this read"]]
+    src, naps = _ring_fed_source(LINGER, late, monkeypatch)
+    try:
+        _publish(src._ring, [b"d0", b"d1", b"d2"])
+        got = src.read(1024, timeout=1)
+        assert [d.payload for d in got] == [b"d0", b"d1", b"d2", b"d3", b"d4"]
+        assert naps == [LINGER] and src.received == 5
+        assert [d.src for d in got] == ["192.0.2.1"] * 5
+    finally:
+        src.close()
+
+
+def test_a_take_of_linger_below_datagrams_or_more_does_not_linger(monkeypatch):
+    from pypmacct.sources.udp import LINGER, LINGER_BELOW
+    src, naps = _ring_fed_source(LINGER, [[b"late"]], monkeypatch)
+    try:
+        _publish(src._ring, [b"x%d" % i for i in range(LINGER_BELOW)])
+        got = src.read(1024, timeout=1)
+        assert len(got) == LINGER_BELOW and naps == []
+        assert [d.payload for d in src.read(1024, timeout=1)] == []   # nothing came
+    finally:
+        src.close()
+
+
+def test_no_linger_when_it_is_off(monkeypatch):
+    src, naps = _ring_fed_source(0, [[b"late"]], monkeypatch)
+    try:
+        _publish(src._ring, [b"only"])
+        assert [d.payload for d in src.read(1024, timeout=1)] == [b"only"] and naps == []
+    finally:
+        src.close()
+
+
+def test_reader_process_trickle_is_read_in_one_take_with_a_linger():
+    """Through the real reader process: a datagram, another 50 ms later; a read that
+    lingers 0.5 s returns both, one that does not linger returns the first alone."""
+    import threading
+    for linger, want in ((0.5, [b"first", b"second"]), (0, [b"first"])):
+        with UdpSource("127.0.0.1", 0, reader="process", linger=linger) as src:
+            src.read(1, timeout=0.01)                   # the reader is up
+            send([b"first"], src.port)
+            later = threading.Timer(0.05, send, ([b"second"], src.port))
+            later.start()
+            try:
+                assert [d.payload for d in src.read(1024, timeout=2)] == want
+            finally:
+                later.join()
