@@ -403,6 +403,16 @@ NOTES = """## Reading it, and what issue 7 changed
   most of it), decoding v9/IPFIX (gathering each template's records out of the
   datagrams, ~35 ns per record, and walking the sets), and reading the savefile (the
   pcap record walk is a Python loop, ~0.3 us per datagram, plus the read copies).
+- **Live UDP: a decode's fixed cost** (measured 2026-12-08, not part of this breakdown).
+  Decoding one batch costs the core about a millisecond whatever its size (some 900
+  interpreter-level steps of the vectorised path: headers, domains, template groups,
+  assembly), where a replay batch of 2048 datagrams spreads it thin. Live, the reader
+  hands over what came since the last take, a few datagrams at moderate rates, so the
+  core spent 1.4-1.9 CPU-s per 2 s trial from 4k to 32k datagrams/s. A take of fewer
+  than 64 datagrams now waits 2 ms once for more (`pypmacct/sources/udp.py`): 0.5-0.9
+  CPU-s per trial. Waits of 5 and 10 ms cut the CPU further but failed more of the
+  six-trial rounds at 32k/s run in turn with it (2 ms: 2 and 4 of 6; 5 ms: 2 and 5;
+  10 ms: 4 and 6), so 2 ms was kept.
 - **Why the small runs cost more per record** (the scaling series). This machine is a
   Firecracker microVM with nested virtualisation (`nested_pvm=1` on its kernel command
   line), where the first touch of a page costs about 3 us: 3.0-3.3 us per 4 kB page
