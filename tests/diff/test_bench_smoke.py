@@ -56,6 +56,24 @@ def test_bench_smoke(pmacct_nfacctd, our_nfacctd, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.timeout(120)
+def test_live_takes_smoke():
+    """bench/live_takes.py decodes every record the sender sent and says what the takes
+    cost (a low rate over loopback: nothing may be lost)."""
+    import re
+    p = subprocess.run([sys.executable, str(oracle.REPO / "bench" / "live_takes.py"),
+                        "--rate", "500", "--seconds", "0.5", "--linger", "0.002"],
+                       cwd=oracle.REPO, capture_output=True, text=True, timeout=100)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    m = re.search(r"rate 500/s linger 2 ms: ([\d,]+) takes, [\d.]+ datagrams each, "
+                  r"([\d,]+) records; CPU read [\d.]+ s, decode [\d.]+ s \([\d,]+ us a take\)$",
+                  p.stdout.strip())
+    assert m, out
+    assert int(m[1].replace(",", "")) > 0 and int(m[2].replace(",", "")) > 0
+    assert "MISMATCH" not in out
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
 def test_bench_full(pmacct_nfacctd, our_nfacctd, tmp_path):
