@@ -403,7 +403,8 @@ NOTES = """## Reading it, and what issue 7 changed
   most of it), decoding v9/IPFIX (gathering each template's records out of the
   datagrams, ~35 ns per record, and walking the sets), and reading the savefile (the
   pcap record walk is a Python loop, ~0.3 us per datagram, plus the read copies).
-- **Live UDP: a decode's fixed cost** (measured 2026-12-08, not part of this breakdown).
+- **Live UDP: a decode's fixed cost** (measured 2026-12-08 with `bench/live_takes.py`, not
+  part of this breakdown).
   Decoding one batch costs the core about a millisecond whatever its size (some 900
   interpreter-level steps of the vectorised path: headers, domains, template groups,
   assembly), where a replay batch of 2048 datagrams spreads it thin. Live, the reader
