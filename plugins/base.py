@@ -80,9 +80,12 @@ class AggregatingPlugin(Plugin):
     ``self.keys.key_dtype`` whose string fields index ``self.strings``.
     """
 
-    refresh_key = "sql_refresh_time"
-    history_key = None       # None: no time bins in the key (the memory table)
-    roundoff_key = "sql_history_roundoff"
+    # the config keys each plugin reads these settings from (print_*, sql_*, ...);
+    # refresh_key is required, the others may stay None (history_key None: no time
+    # bins in the key, as in the memory table)
+    refresh_key: str = ""
+    history_key = None
+    roundoff_key = None
     offset_key = None
     startup_delay_key = None
     cache_entries_key = None
@@ -122,8 +125,8 @@ class AggregatingPlugin(Plugin):
         if self.time_bins is not None:
             self.time_bins.init(now)
         delay = int(self.cfg.get(self.startup_delay_key) or 0) if self.startup_delay_key else 0
-        self._deadline = refresh_deadline(now, self.refresh_time, delay,
-                                          self.cfg.get(self.roundoff_key), self.utc)
+        roundoff = self.cfg.get(self.roundoff_key) if self.roundoff_key else None
+        self._deadline = refresh_deadline(now, self.refresh_time, delay, roundoff, self.utc)
 
     def _string_lut(self, strings: list[str]) -> np.ndarray | None:
         if not self.keys.string_key_fields:
